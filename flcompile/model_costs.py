@@ -1,0 +1,150 @@
+"""Costs of the untiled model: per-node FLOPs, the single cuts, and the non-FL baselines.
+
+A single cut k runs the first k nodes (topological order) on the device and sends what they
+produce that the rest reads. k = 0 is full offload (the raw input is sent), k = N is
+local-only (nothing is sent), and NFL is the best cut at which exactly one tensor crosses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from flcompile.costs import ComputeModel, LinkModel
+from flcompile.flops import node_flops, tensor_bytes
+
+
+@dataclass(frozen=True)
+class SingleCut:
+    """One cut of the untiled model and its times.
+
+    Attributes:
+        index: how many nodes run on the device.
+        tensors: the tensors that cross (graph inputs for k = 0, graph outputs for k = N).
+        nbytes: their total size.
+        device_s, link_s, edge_s, return_s: the times of each stage.
+    """
+
+    index: int
+    tensors: tuple[str, ...]
+    nbytes: float
+    device_s: float
+    link_s: float
+    edge_s: float
+    return_s: float
+    local: bool = False
+
+    @property
+    def label(self) -> str:
+        """"full-offload", "local-only" or the name of the tensor sent."""
+        if self.index == 0:
+            return "full-offload"
+        return "local-only" if self.local else self.tensors[0]
+
+    @property
+    def total_s(self) -> float:
+        """Latency of the cut: the stages run one after another."""
+        return self.device_s + self.link_s + self.edge_s + self.return_s
+
+
+@dataclass(frozen=True, eq=False)
+class ModelCosts:
+    """Per-node FLOPs of the whole model in topological order, and its output bytes."""
+
+    nodes: tuple[str, ...]
+    flops: np.ndarray
+    output_bytes: float
+    cuts: tuple[tuple[int, tuple[str, ...], float], ...]
+
+    def edge_s(self, names: set[str], compute: ComputeModel) -> float:
+        """Edge seconds of the named nodes."""
+        mask = np.array([n in names for n in self.nodes], bool)
+        return float(
+            mask.sum() * compute.overhead_edge_s + self.flops[mask].sum() / compute.edge_flops
+        )
+
+
+def model_costs(graph: gs.Graph) -> ModelCosts:
+    """Count FLOPs per node and find every cut position with what crosses it.
+
+    Args:
+        graph: the normalized, toposorted graph with inferred shapes.
+
+    Returns:
+        The whole model's costs.
+    """
+    nodes = list(graph.nodes)
+    flops = np.array([node_flops(n) for n in nodes], float)
+    last_use: dict[str, int] = {t.name: len(nodes) for t in graph.outputs}
+    for i, node in enumerate(nodes):
+        for t in node.inputs:
+            if t.name and not isinstance(t, gs.Constant):
+                last_use[t.name] = max(last_use.get(t.name, -1), i)
+    produced = {t.name: -1 for t in graph.inputs if not isinstance(t, gs.Constant)}
+    sizes = {t.name: tensor_bytes(t) or 0 for t in graph.inputs}
+    for i, node in enumerate(nodes):
+        for o in node.outputs:
+            if o.name:
+                produced[o.name] = i
+                sizes[o.name] = tensor_bytes(o) or 0
+    cuts = []
+    for k in range(len(nodes) + 1):
+        crossing = tuple(t for t, p in produced.items() if p < k <= last_use.get(t, -1))
+        cuts.append((k, crossing, float(sum(sizes[t] for t in crossing))))
+    output_bytes = float(sum(sizes.get(t.name, 0) for t in graph.outputs))
+    return ModelCosts(tuple(n.name for n in nodes), flops, output_bytes, tuple(cuts))
+
+
+def single_cuts(costs: ModelCosts, compute: ComputeModel, link: LinkModel) -> list[SingleCut]:
+    """Times of every cut at which one tensor crosses, plus full offload and local-only."""
+    step_dev = compute.overhead_dev_s + costs.flops / compute.device_flops
+    step_edge = compute.overhead_edge_s + costs.flops / compute.edge_flops
+    device = np.concatenate([[0.0], np.cumsum(step_dev)])
+    edge = np.concatenate([np.cumsum(step_edge[::-1])[::-1], [0.0]])
+    last = len(costs.nodes)
+    result = []
+    for k, tensors, nbytes in costs.cuts:
+        if len(tensors) != 1 and k not in (0, last):
+            continue
+        local = k == last
+        result.append(
+            SingleCut(
+                index=k,
+                tensors=tensors,
+                nbytes=nbytes,
+                device_s=float(device[k]),
+                link_s=0.0 if local else link.send_s(nbytes),
+                edge_s=float(edge[k]),
+                return_s=0.0 if local else link.return_s(costs.output_bytes),
+                local=local,
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """The plans without fused layers, as DESIGN §6's baselines{}."""
+
+    local: SingleCut
+    full_offload: SingleCut
+    nfl: SingleCut
+
+    def to_json(self) -> dict:
+        """The plan.json form."""
+        return {
+            "local_s": self.local.total_s,
+            "full_offload_s": self.full_offload.total_s,
+            "nfl_s": self.nfl.total_s,
+            "nfl_cut": self.nfl.label,
+        }
+
+
+def baselines(costs: ModelCosts, compute: ComputeModel, link: LinkModel) -> Baselines:
+    """Local-only, full offload and the best single cut (NFL, which includes both)."""
+    cuts = single_cuts(costs, compute, link)
+    by_index = {c.index: c for c in cuts}
+    nfl = min(cuts, key=lambda c: (c.total_s, -c.index))
+    return Baselines(by_index[len(costs.nodes)], by_index[0], nfl)

@@ -1,0 +1,1 @@
+"""Solvers that choose the order and the cut of every path."""

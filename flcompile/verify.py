@@ -1,0 +1,665 @@
+"""Check that `edge(device(x))` computes what the original model computes, in onnxruntime.
+
+The original model, the device/edge pair and (optionally) `tiled.onnx` run on the same
+input at the same graph optimization level; every original output and the fused tensor F
+are compared elementwise with Polygraphy-style tolerances scaled to the reference's
+magnitude (see `compare`). A mismatch is reported, not raised: `VerifyResult.raise_if_failed`
+turns it into a `VerificationError` (exit code 3) for the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from flcompile.errors import BadInputError, InternalError, VerificationError
+
+logger = logging.getLogger(__name__)
+
+#: A model given in memory or as a file path (a path is needed for models over 2 GB).
+ModelLike = onnx.ModelProto | str | os.PathLike
+
+#: Protobuf cannot serialize a message of 2 GiB or more; stay clear of the limit.
+_PROTO_LIMIT_BYTES = 2**31 - 2**24
+
+#: Initializers larger than this are dropped from the copy used only for shape inference.
+_STRIP_BYTES = 1 << 20
+
+_FLOAT_TYPES = {
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.DOUBLE,
+    onnx.TensorProto.FLOAT16,
+}
+_INT_TYPES = {
+    onnx.TensorProto.INT8,
+    onnx.TensorProto.INT16,
+    onnx.TensorProto.INT32,
+    onnx.TensorProto.INT64,
+    onnx.TensorProto.UINT8,
+    onnx.TensorProto.UINT16,
+    onnx.TensorProto.UINT32,
+    onnx.TensorProto.UINT64,
+}
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _is_path(model: ModelLike) -> bool:
+    return isinstance(model, (str, os.PathLike))
+
+
+def _load_structure(model: ModelLike) -> onnx.ModelProto:
+    """The model's graph without external weights (enough for names, types and shapes)."""
+    if not _is_path(model):
+        return model
+    try:
+        return onnx.load(os.fspath(model), load_external_data=False)
+    except Exception as e:  # protobuf, OS and onnx errors all mean the same to the user
+        raise BadInputError(
+            f"{os.fspath(model)}: cannot read the ONNX model ({e})",
+            hint="check that the file exists and is a valid .onnx model",
+        ) from e
+
+
+def _byte_size(model: onnx.ModelProto) -> int:
+    try:
+        return model.ByteSize()
+    except Exception:  # some protobuf backends refuse to size huge messages
+        return _PROTO_LIMIT_BYTES + 1
+
+
+def _session_options(
+    level: ort.GraphOptimizationLevel, threads: int | None = None
+) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = level
+    so.log_severity_level = 3
+    if threads is not None:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    return so
+
+
+@contextlib.contextmanager
+def open_session(
+    model: ModelLike,
+    *,
+    extra_outputs: Sequence[str] = (),
+    graph_optimization_level: ort.GraphOptimizationLevel = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    ),
+    threads: int | None = None,
+) -> Iterator[ort.InferenceSession]:
+    """Open a CPU onnxruntime session on `model`, optionally exposing extra tensors as outputs.
+
+    Models over 2 GB are handed to onnxruntime as files: a path is used as is, and an
+    in-memory (or modified) model over the limit is saved with external data to a temporary
+    directory that lives as long as the session.
+
+    Args:
+        model: a ModelProto or the path of an .onnx file.
+        extra_outputs: intermediate tensors to add as graph outputs (on a copy; the names
+            are kept).
+        graph_optimization_level: onnxruntime's graph optimization level.
+        threads: intra-op threads (inter-op is then 1); None keeps onnxruntime's default.
+
+    Yields:
+        The session; the temporary directory, if any, is removed on exit.
+
+    Raises:
+        BadInputError: the model cannot be read or onnxruntime refuses it.
+    """
+    so = _session_options(graph_optimization_level, threads)
+    providers = ["CPUExecutionProvider"]
+    label = os.fspath(model) if _is_path(model) else (model.graph.name or "<model>")
+    with contextlib.ExitStack() as stack:
+        extra = [n for n in extra_outputs if n]
+        if _is_path(model) and not extra:
+            source: Any = os.fspath(model)
+        else:
+            proto = _with_outputs(model, extra) if extra else model
+            if _byte_size(proto) <= _PROTO_LIMIT_BYTES:
+                source = proto.SerializeToString()
+            else:
+                tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flc-verify-")))
+                source = os.fspath(tmp / "model.onnx")
+                onnx.save_model(
+                    proto,
+                    source,
+                    save_as_external_data=True,
+                    all_tensors_to_one_file=True,
+                    location="model.onnx.data",
+                )
+        try:
+            session = ort.InferenceSession(source, so, providers=providers)
+        except Exception as e:
+            raise BadInputError(
+                f"{label}: onnxruntime cannot load the model ({_first_line(e)})",
+                hint="check the model with onnx.checker; rerun with --debug for details",
+            ) from e
+        yield session
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _with_outputs(model: ModelLike, names: Sequence[str]) -> onnx.ModelProto:
+    """A copy of `model` (weights included) with `names` added as graph outputs."""
+    if _is_path(model):
+        proto = onnx.load(os.fspath(model), load_external_data=True)
+    else:
+        proto = onnx.ModelProto()
+        proto.CopyFrom(model)
+    present = {o.name for o in proto.graph.output}
+    missing = [n for n in names if n not in present]
+    if not missing:
+        return proto
+    known = _tensor_names(proto.graph)
+    for name in missing:
+        if name not in known:
+            raise BadInputError(
+                f"tensor '{name}' is not in the model '{proto.graph.name}'",
+                hint="pass the name of an existing tensor of the model",
+            )
+    elem_types = _elem_types(proto, missing)
+    for name in missing:
+        vi = onnx.ValueInfoProto(name=name)
+        if elem_types.get(name):
+            # Shape left unknown on purpose: onnxruntime infers it; a wrong one would break.
+            vi.type.tensor_type.elem_type = elem_types[name]
+        proto.graph.output.append(vi)
+    return proto
+
+
+def _tensor_names(graph: onnx.GraphProto) -> set[str]:
+    names = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    for node in graph.node:
+        names.update(o for o in node.output if o)
+    return names
+
+
+def _elem_types(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, int]:
+    """Element types of `names`: from the model's value_info, else from shape inference."""
+    found: dict[str, int] = {}
+    graph = model.graph
+    for vi in [*graph.value_info, *graph.input, *graph.output]:
+        if vi.name in names and vi.type.tensor_type.elem_type:
+            found[vi.name] = vi.type.tensor_type.elem_type
+    for init in graph.initializer:
+        if init.name in names:
+            found[init.name] = init.data_type
+    todo = [n for n in names if n not in found]
+    if not todo:
+        return found
+    try:
+        inferred = onnx.shape_inference.infer_shapes(_without_big_weights(model))
+    except Exception as e:  # inference is a convenience here; ORT can type the output itself
+        logger.debug("shape inference failed while typing %s: %s", todo, e)
+        return found
+    for vi in inferred.graph.value_info:
+        if vi.name in todo and vi.type.tensor_type.elem_type:
+            found[vi.name] = vi.type.tensor_type.elem_type
+    return found
+
+
+def _without_big_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose large initializers carry no data, so shape inference stays under 2 GB."""
+    if _byte_size(model) <= _PROTO_LIMIT_BYTES:
+        return model
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    for init in light.graph.initializer:
+        if init.ByteSize() > _STRIP_BYTES:
+            dims, dtype, name = list(init.dims), init.data_type, init.name
+            init.Clear()
+            init.name, init.data_type = name, dtype
+            init.dims.extend(dims)
+            init.data_location = onnx.TensorProto.EXTERNAL
+            init.external_data.add(key="location", value="stripped")
+    return light
+
+
+# --------------------------------------------------------------------------- feeds
+
+
+def make_feeds(
+    model: ModelLike,
+    *,
+    seed: int = 0,
+    input_path: str | os.PathLike | None = None,
+) -> dict[str, np.ndarray]:
+    """Inputs for every graph input of `model`: seeded random data, or a user's .npy file.
+
+    Float inputs get standard-normal values, integer inputs small integers in [0, 4) and
+    bool inputs random booleans, all from `numpy.random.default_rng(seed)` in input order.
+    Graph inputs that are also initializers are skipped.
+
+    Args:
+        model: the model (or its path) whose inputs to feed.
+        seed: the random seed.
+        input_path: a .npy file holding the input of a single-input model; its dtype must
+            match the input's exactly and its shape every static dim.
+
+    Returns:
+        One array per graph input, by name.
+
+    Raises:
+        BadInputError: a dim has no static value (and no file gives it), the file is
+            missing, not a .npy array, or of the wrong shape or dtype, or an input type
+            is not supported.
+    """
+    proto = _load_structure(model)
+    init_names = {t.name for t in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in init_names]
+    if input_path is not None:
+        if len(inputs) != 1:
+            raise BadInputError(
+                f"--input {os.fspath(input_path)}: the model has {len(inputs)} inputs "
+                f"({', '.join(i.name for i in inputs)}), a .npy file can feed only one",
+                hint="drop --input to verify on seeded random data",
+            )
+        return {inputs[0].name: _load_npy(inputs[0], input_path)}
+
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, np.ndarray] = {}
+    for vi in inputs:
+        elem_type = _input_elem_type(vi)
+        shape = _static_shape(vi)
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type)
+        if elem_type in _FLOAT_TYPES:
+            feeds[vi.name] = rng.standard_normal(shape).astype(dtype)
+        elif elem_type in _INT_TYPES:
+            feeds[vi.name] = rng.integers(0, 4, size=shape).astype(dtype)
+        elif elem_type == onnx.TensorProto.BOOL:
+            feeds[vi.name] = rng.random(shape) < 0.5
+        else:
+            raise BadInputError(
+                f"input '{vi.name}' has element type "
+                f"{onnx.TensorProto.DataType.Name(elem_type)}, which flcompile cannot "
+                "generate data for",
+                hint="pass --input FILE.npy with the input, or --no-verify",
+            )
+    return feeds
+
+
+def _input_elem_type(vi: onnx.ValueInfoProto) -> int:
+    if vi.type.WhichOneof("value") != "tensor_type" or not vi.type.tensor_type.elem_type:
+        raise BadInputError(
+            f"input '{vi.name}' is not a typed tensor",
+            hint="flcompile feeds tensor inputs only; pass --no-verify",
+        )
+    return vi.type.tensor_type.elem_type
+
+
+def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
+    tensor_type = vi.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        raise BadInputError(
+            f"input '{vi.name}' has no shape (unknown rank)",
+            hint="pass --input-shape NAME:N,C,H,W or --input FILE.npy",
+        )
+    shape = []
+    for axis, dim in enumerate(tensor_type.shape.dim):
+        if not dim.HasField("dim_value"):
+            what = f"'{dim.dim_param}'" if dim.dim_param else "without a value"
+            raise BadInputError(
+                f"input '{vi.name}' dim {axis} is dynamic ({what})",
+                hint="pass --input-shape NAME:N,C,H,W to fix it",
+            )
+        shape.append(int(dim.dim_value))
+    return tuple(shape)
+
+
+def _load_npy(vi: onnx.ValueInfoProto, input_path: str | os.PathLike) -> np.ndarray:
+    path = os.fspath(input_path)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError as e:
+        raise BadInputError(
+            f"--input {path}: no such file", hint="pass the path of an existing .npy file"
+        ) from e
+    except (OSError, ValueError, EOFError) as e:
+        raise BadInputError(
+            f"--input {path}: not a readable .npy array ({_first_line(e)})",
+            hint="save the input with numpy.save",
+        ) from e
+    if not isinstance(data, np.ndarray):
+        if hasattr(data, "close"):
+            data.close()
+        raise BadInputError(
+            f"--input {path}: holds a {type(data).__name__}, not a single array",
+            hint="save one array with numpy.save (not numpy.savez)",
+        )
+    elem_type = _input_elem_type(vi)
+    want_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type))
+    dims = vi.type.tensor_type.shape.dim if vi.type.tensor_type.HasField("shape") else None
+    want = (
+        None
+        if dims is None
+        else tuple(int(d.dim_value) if d.HasField("dim_value") else None for d in dims)
+    )
+    shape_ok = want is None or (
+        len(want) == data.ndim
+        and all(w is None or w == s for w, s in zip(want, data.shape, strict=True))
+    )
+    if data.dtype != want_dtype or not shape_ok:
+        want_text = "?" if want is None else "x".join("?" if w is None else str(w) for w in want)
+        raise BadInputError(
+            f"--input {path}: holds {data.dtype} {'x'.join(map(str, data.shape)) or 'scalar'}, "
+            f"but input '{vi.name}' expects {want_dtype} {want_text}",
+            hint="save an array of the expected shape and dtype with numpy.save",
+        )
+    return data
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class TensorComparison:
+    """How one tensor compared against its reference.
+
+    Attributes:
+        name: the tensor's name.
+        shape: the reference's shape.
+        max_abs_err: max |a - r| over the elements (inf when NaNs or shapes disagree).
+        max_rel_err: max_abs_err divided by the reference's scale, max |r|.
+        passed: whether every element is within tolerance.
+        needed_atol: the smallest atol that would pass with the same rtol (inf if none).
+        needed_rtol: the smallest rtol that would pass with the same atol (inf if none).
+        reason: why it failed beyond plain numbers (shape, dtype, NaN), else None.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    max_abs_err: float
+    max_rel_err: float
+    passed: bool
+    needed_atol: float
+    needed_rtol: float
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The `verify.compared[]` entry of plan.json (non-finite numbers become null)."""
+        return {
+            "name": self.name,
+            "max_abs_err": _json_float(self.max_abs_err),
+            "max_rel_err": _json_float(self.max_rel_err),
+            "passed": self.passed,
+        }
+
+
+def _json_float(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _failed(name: str, shape: tuple[int, ...], reason: str) -> TensorComparison:
+    inf = math.inf
+    return TensorComparison(name, shape, inf, inf, False, inf, inf, reason)
+
+
+def compare(
+    name: str,
+    actual: np.ndarray,
+    reference: np.ndarray,
+    *,
+    rtol: float,
+    atol: float,
+) -> TensorComparison:
+    """Compare `actual` against `reference` elementwise, with tolerances scaled to the reference.
+
+    The rule, as Polygraphy's simple comparison but with atol relative to the reference's
+    magnitude: with scale = max |r| over the finite reference values (1.0 if that is 0),
+    the tensors match iff, for every element,
+
+        |a - r| <= atol * scale + rtol * |r|
+
+    Equal values (same infinities, NaN against NaN) always match; NaN against a number
+    fails. max_rel_err is max |a - r| / scale. Random-weight nets can have near-zero
+    outputs, so scaling atol keeps a 1e-9-sized tensor from passing vacuously.
+
+    Args:
+        name: the tensor's name, for the report.
+        actual: the computed values (device/edge or tiled).
+        reference: the original model's values.
+        rtol: relative tolerance, per element.
+        atol: absolute tolerance, in units of the reference's scale.
+
+    Returns:
+        The comparison; a shape or dtype mismatch gives passed=False with a reason.
+    """
+    a = np.asarray(actual)
+    r = np.asarray(reference)
+    shape = tuple(int(s) for s in r.shape)
+    if a.shape != r.shape:
+        return _failed(name, shape, f"shape {a.shape} differs from the reference's {r.shape}")
+    if a.dtype != r.dtype:
+        return _failed(name, shape, f"dtype {a.dtype} differs from the reference's {r.dtype}")
+    if r.size == 0:
+        return TensorComparison(name, shape, 0.0, 0.0, True, 0.0, 0.0)
+
+    a64 = a.astype(np.float64)
+    r64 = r.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        same = (a64 == r64) | (np.isnan(a64) & np.isnan(r64))
+        diff = np.where(same, 0.0, np.abs(a64 - r64))
+    diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN against a number is infinitely wrong
+    abs_r = np.abs(r64)
+    finite_r = abs_r[np.isfinite(abs_r)]
+    scale = float(finite_r.max()) if finite_r.size else 0.0
+    scale = scale if scale > 0.0 else 1.0
+    abs_r = np.where(np.isfinite(abs_r), abs_r, 0.0)
+
+    passed = bool(np.all(diff <= atol * scale + rtol * abs_r))
+    max_abs = float(diff.max())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        needed_atol = float(np.max(np.maximum(diff - rtol * abs_r, 0.0))) / scale
+        over = np.maximum(diff - atol * scale, 0.0)
+        rel_need = np.where(over == 0.0, 0.0, over / abs_r)
+    needed_rtol = float(np.max(rel_need))
+    reason = None
+    if not passed and math.isinf(max_abs):
+        n_bad = int(np.count_nonzero(np.isinf(diff)))
+        reason = f"{n_bad} element(s) are NaN or infinite where the reference is not"
+    return TensorComparison(
+        name=name,
+        shape=shape,
+        max_abs_err=max_abs,
+        max_rel_err=max_abs / scale,
+        passed=passed,
+        needed_atol=needed_atol,
+        needed_rtol=needed_rtol,
+        reason=reason,
+    )
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of `verify_split`: one comparison per original output and the fused tensor.
+
+    Attributes:
+        passed: whether every comparison passed.
+        max_abs_err: the largest max_abs_err over the comparisons.
+        max_rel_err: the largest max_rel_err over the comparisons.
+        atol: the absolute tolerance used (scaled to each reference's magnitude).
+        rtol: the relative tolerance used.
+        seed: the seed of the random input (recorded; the feeds are made by the caller).
+        compared: the comparisons, original outputs first, then the fused tensor.
+    """
+
+    passed: bool
+    max_abs_err: float
+    max_rel_err: float
+    atol: float
+    rtol: float
+    seed: int
+    compared: tuple[TensorComparison, ...]
+
+    @property
+    def first_failure(self) -> TensorComparison | None:
+        """The first comparison that failed, or None."""
+        return next((c for c in self.compared if not c.passed), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `verify{...}` object of plan.json (DESIGN §6); non-finite numbers become null."""
+        return {
+            "passed": self.passed,
+            "max_abs_err": _json_float(self.max_abs_err),
+            "max_rel_err": _json_float(self.max_rel_err),
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "seed": self.seed,
+            "compared": [c.to_json() for c in self.compared],
+        }
+
+    def raise_if_failed(self, model_label: str) -> None:
+        """Raise if any comparison failed.
+
+        Args:
+            model_label: the model's file or zoo name, to start the message with.
+
+        Raises:
+            VerificationError: names the first failing tensor, its errors and the tolerance.
+        """
+        bad = self.first_failure
+        if bad is None:
+            return
+        detail = f": {bad.reason}" if bad.reason else ""
+        needs = [
+            f"{label}={value:.3g}"
+            for label, value in (("atol", bad.needed_atol), ("rtol", bad.needed_rtol))
+            if math.isfinite(value)
+        ]
+        need_text = f" (would need {' or '.join(needs)})" if needs else ""
+        raise VerificationError(
+            f"{model_label}: verification failed on tensor '{bad.name}'{detail}: "
+            f"max abs err {bad.max_abs_err:.3g}, max rel err {bad.max_rel_err:.3g} "
+            f"exceed atol={self.atol:g} (x scale), rtol={self.rtol:g}{need_text}",
+            hint="rerun with --debug to keep the models and inspect them",
+        )
+
+
+def _run(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    names = [i.name for i in session.get_inputs()]
+    missing = [n for n in names if n not in feeds]
+    if missing:
+        raise InternalError(f"no value for model input(s) {', '.join(missing)}")
+    outputs = [o.name for o in session.get_outputs()]
+    values = session.run(outputs, {n: feeds[n] for n in names})
+    return dict(zip(outputs, values, strict=True))
+
+
+def verify_split(
+    original: ModelLike,
+    device: ModelLike,
+    edge: ModelLike,
+    feeds: Mapping[str, np.ndarray],
+    *,
+    tiled: ModelLike | None = None,
+    fused_tensor: str | None = None,
+    tiled_fused_tensor: str | None = None,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    seed: int = 0,
+    graph_optimization_level: ort.GraphOptimizationLevel = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    ),
+) -> VerifyResult:
+    """Run the original and `edge(device(x))` on `feeds` and compare them.
+
+    Every output of the original is compared, by name, with the edge's output. When
+    `tiled` and `fused_tensor` are given, the fused tensor F of the original is compared
+    with the fuse output of `tiled.onnx` too. All sessions use the same graph
+    optimization level. A mismatch does not raise; see `VerifyResult.raise_if_failed`.
+
+    Args:
+        original: the source model (ModelProto or path).
+        device: device.onnx; its inputs are the original's inputs.
+        edge: edge.onnx; its inputs are device.onnx's outputs, by name.
+        feeds: the original's inputs, e.g. from `make_feeds`.
+        tiled: tiled.onnx, to check the fused tensor against.
+        fused_tensor: the name of F in the original (exposed as an extra output).
+        tiled_fused_tensor: F's name in `tiled` if it differs (default: `fused_tensor`).
+        rtol: relative tolerance (see `compare`).
+        atol: absolute tolerance, scaled to each reference's magnitude (see `compare`).
+        seed: the seed the feeds were made with, recorded in the result.
+        graph_optimization_level: onnxruntime's level for every session.
+
+    Returns:
+        The comparisons and their summary.
+
+    Raises:
+        BadInputError: a model cannot be loaded or F is not one of its tensors.
+        InternalError: edge.onnx needs an input that device.onnx does not produce.
+    """
+    level = graph_optimization_level
+    # Named before F is added, so an F that is also an output is compared once, as an output.
+    original_outputs = _graph_output_names(original)
+    extra = [fused_tensor] if fused_tensor else []
+    with open_session(original, extra_outputs=extra, graph_optimization_level=level) as sess:
+        ref = _run(sess, feeds)
+
+    with open_session(device, graph_optimization_level=level) as sess:
+        sent = _run(sess, feeds)
+    with open_session(edge, graph_optimization_level=level) as sess:
+        edge_inputs = [i.name for i in sess.get_inputs()]
+        missing = [n for n in edge_inputs if n not in sent]
+        if missing:
+            raise InternalError(
+                f"edge.onnx input(s) {', '.join(missing)} are not outputs of device.onnx"
+            )
+        got = _run(sess, sent)
+    logger.debug("verify: ran original, device (%d tensors sent) and edge", len(sent))
+
+    comparisons = []
+    for name in original_outputs:
+        if name not in got:
+            comparisons.append(_failed(name, tuple(ref[name].shape), "edge.onnx lacks it"))
+            continue
+        comparisons.append(compare(name, got[name], ref[name], rtol=rtol, atol=atol))
+
+    if tiled is not None and fused_tensor:
+        tiled_name = tiled_fused_tensor or fused_tensor
+        with open_session(tiled, extra_outputs=[tiled_name], graph_optimization_level=level) as s:
+            fused = _run(s, feeds)[tiled_name]
+        comparisons.append(compare(fused_tensor, fused, ref[fused_tensor], rtol=rtol, atol=atol))
+
+    result = VerifyResult(
+        passed=all(c.passed for c in comparisons),
+        max_abs_err=max((c.max_abs_err for c in comparisons), default=0.0),
+        max_rel_err=max((c.max_rel_err for c in comparisons), default=0.0),
+        atol=float(atol),
+        rtol=float(rtol),
+        seed=int(seed),
+        compared=tuple(comparisons),
+    )
+    for c in comparisons:
+        logger.info(
+            "verify %s: max abs %.3g, max rel %.3g: %s",
+            c.name,
+            c.max_abs_err,
+            c.max_rel_err,
+            "ok" if c.passed else "MISMATCH",
+        )
+    return result
+
+
+def _graph_output_names(model: ModelLike) -> list[str]:
+    return [o.name for o in _load_structure(model).graph.output]

@@ -1,0 +1,1 @@
+"""Graph passes over onnx-graphsurgeon graphs: normalize, receptive field, tile, split, stages."""

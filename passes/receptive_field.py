@@ -1,0 +1,336 @@
+"""Receptive-field analysis (DESIGN §2): which region of every block tensor a tile of F needs.
+
+Regions are half-open intervals per axis in the unpadded coordinates of each tensor. The
+backward step of a window op maps output [o0, o1) to the wanted input
+[o0·s − p_begin, (o1 − 1)·s − p_begin + d·(k − 1) + 1); the real input is that ∩ [0, n) and
+the difference becomes the tile's own pads, so interior borders get pad 0. H and W are
+independent, so every analysis runs per axis and a tile combines its row's and column's.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from flcompile.flops import conv_macs_per_output_pixel
+from flcompile.passes.fusable import Candidate, FusablePrefix
+from flcompile.passes.local_ops import AxisWindow, LocalOp, hw
+
+
+@dataclass(frozen=True, order=True)
+class Interval:
+    """A half-open interval [start, stop) of pixels along one axis."""
+
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        """Number of pixels."""
+        return self.stop - self.start
+
+    def union(self, other: Interval | None) -> Interval:
+        """The bounding interval of both."""
+        if other is None:
+            return self
+        return Interval(min(self.start, other.start), max(self.stop, other.stop))
+
+
+@dataclass(frozen=True)
+class BlockNode:
+    """One node of a block, reduced to what the region and cost analysis needs.
+
+    Attributes:
+        name: the node's name.
+        op: the ONNX op type.
+        local: how it maps regions.
+        inputs: per input slot, the tensor name when the slot is tiled, else None.
+        outputs: its output tensor names ("" for an omitted optional output).
+        in_sizes: per input slot, the (H, W) of the tiled input, else None.
+        out_size: the (H, W) of its outputs.
+        flops_per_pixel: FLOPs per output pixel (H·W) of the whole node.
+    """
+
+    name: str
+    op: str
+    local: LocalOp
+    inputs: tuple[str | None, ...]
+    outputs: tuple[str, ...]
+    in_sizes: tuple[tuple[int, int] | None, ...]
+    out_size: tuple[int, int]
+    flops_per_pixel: float
+
+
+@dataclass(frozen=True)
+class Block:
+    """The subgraph from the model input to F, ready for per-axis analysis.
+
+    Attributes:
+        input: the model input's name.
+        input_shape: its NCHW shape.
+        fused: F's name.
+        fused_shape: F's NCHW shape.
+        nodes: the block's nodes in topological order.
+        bytes_per_pixel: for every block tensor (input included), bytes per H·W pixel.
+        dtypes: numpy dtype of every block tensor.
+        channel_shapes: every block tensor's (N, C).
+    """
+
+    input: str
+    input_shape: tuple[int, ...]
+    fused: str
+    fused_shape: tuple[int, ...]
+    nodes: tuple[BlockNode, ...]
+    bytes_per_pixel: dict[str, float]
+    dtypes: dict[str, np.dtype]
+    channel_shapes: dict[str, tuple[int, int]]
+
+    def producer_index(self) -> dict[str, int]:
+        """Index of each tensor's producing node; the model input gets -1."""
+        index = {self.input: -1}
+        for i, node in enumerate(self.nodes):
+            index.update({o: i for o in node.outputs if o})
+        return index
+
+    def last_use_index(self) -> dict[str, int]:
+        """Index of each tensor's last consumer in the block; F's is len(nodes) (the fuse)."""
+        last: dict[str, int] = {self.fused: len(self.nodes)}
+        for i, node in enumerate(self.nodes):
+            for t in node.inputs:
+                if t is not None:
+                    last[t] = max(last.get(t, -1), i)
+        return last
+
+
+@dataclass(frozen=True)
+class AxisRegions:
+    """The result of one backward pass along one axis, for one interval of F.
+
+    Attributes:
+        out: per node, the interval of its outputs that its tile copy computes.
+        reads: per node and input slot, the interval that slot reads (None if not tiled).
+        pads: per node, the (begin, end) pads its tile copy gets along this axis.
+        tensors: the computed interval of every block tensor; the input's is its slice.
+        fused: the interval of F this pass was asked for.
+    """
+
+    out: tuple[Interval, ...]
+    reads: tuple[tuple[Interval | None, ...], ...]
+    pads: tuple[tuple[int, int], ...]
+    tensors: dict[str, Interval]
+    fused: Interval
+
+
+class EmptyRegionError(ValueError):
+    """A tile reads no real pixel of some input (its window lies wholly in padding)."""
+
+
+def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> Block:
+    """Reduce the nodes between the input and `candidate` to a `Block`.
+
+    Args:
+        graph: the normalized graph.
+        prefix: its fusable prefix.
+        candidate: the chosen F.
+
+    Returns:
+        The block, with per-pixel FLOPs and bytes.
+    """
+    tensors = graph.tensors()
+    by_name = {n.name: n for n in graph.nodes}
+    x = tensors[prefix.input]
+    nodes = []
+    bytes_per_pixel: dict[str, float] = {}
+    dtypes: dict[str, np.dtype] = {}
+    channel_shapes: dict[str, tuple[int, int]] = {}
+
+    def note(t: gs.Tensor) -> None:
+        n, c = int(t.shape[0]), int(t.shape[1])
+        dtypes[t.name] = np.dtype(t.dtype)
+        channel_shapes[t.name] = (n, c)
+        bytes_per_pixel[t.name] = float(n * c * dtypes[t.name].itemsize)
+
+    note(x)
+    for name in candidate.block:
+        node = by_name[name]
+        local = prefix.ops[name]
+        slots = set(local.spatial_inputs)
+        inputs = tuple(t.name if i in slots else None for i, t in enumerate(node.inputs))
+        in_sizes = tuple(hw(t) if i in slots else None for i, t in enumerate(node.inputs))
+        outs = [o for o in node.outputs if o.name]
+        for o in outs:
+            note(o)
+        if node.op == "Conv":
+            fpp = 2.0 * conv_macs_per_output_pixel(node)
+        else:
+            fpp = float(sum(channel_shapes[o.name][0] * channel_shapes[o.name][1] for o in outs))
+        nodes.append(
+            BlockNode(
+                name,
+                node.op,
+                local,
+                inputs,
+                tuple(o.name for o in node.outputs),
+                in_sizes,
+                hw(outs[0]),
+                fpp,
+            )
+        )
+    return Block(
+        prefix.input,
+        tuple(int(d) for d in x.shape),
+        candidate.tensor,
+        candidate.shape,
+        tuple(nodes),
+        bytes_per_pixel,
+        dtypes,
+        channel_shapes,
+    )
+
+
+def window_step(window: AxisWindow, out: Interval, size: int) -> tuple[Interval, tuple[int, int]]:
+    """The backward step of DESIGN §2 for one axis of a window op.
+
+    Args:
+        window: the op's window along this axis.
+        out: the output interval to compute.
+        size: the input's size along this axis.
+
+    Returns:
+        The real input interval and the (begin, end) pads the tile copy needs.
+
+    Raises:
+        EmptyRegionError: the wanted input lies wholly in the padding.
+    """
+    wanted_start = out.start * window.stride - window.pad_begin
+    wanted_stop = (out.stop - 1) * window.stride - window.pad_begin + window.span
+    real = Interval(max(wanted_start, 0), min(wanted_stop, size))
+    if real.size <= 0:
+        raise EmptyRegionError(f"output {out} reads no input pixel")
+    return real, (real.start - wanted_start, wanted_stop - real.stop)
+
+
+def backward(block: Block, axis: int, fused: Interval) -> AxisRegions:
+    """Propagate an interval of F back through the block along one axis.
+
+    Args:
+        block: the block.
+        axis: 0 for H, 1 for W.
+        fused: the interval of F to compute.
+
+    Returns:
+        Every node's computed and read intervals and its tile pads.
+
+    Raises:
+        EmptyRegionError: some tile copy would read no real pixel.
+    """
+    need: dict[str, Interval] = {block.fused: fused}
+    count = len(block.nodes)
+    out: list[Interval | None] = [None] * count
+    reads: list[tuple[Interval | None, ...]] = [()] * count
+    pads: list[tuple[int, int]] = [(0, 0)] * count
+    for i in range(count - 1, -1, -1):
+        node = block.nodes[i]
+        requested = None
+        for o in node.outputs:
+            if o in need:
+                requested = need[o].union(requested)
+        if requested is None:
+            raise ValueError(f"block node {node.name} computes nothing F needs")
+        local = node.local
+        window = local.h if axis == 0 else local.w
+        slot_reads: list[Interval | None] = []
+        for slot, tensor in enumerate(node.inputs):
+            if tensor is None:
+                slot_reads.append(None)
+                continue
+            size = node.in_sizes[slot][axis]
+            if local.kind == "window":
+                read, pads[i] = window_step(window, requested, size)
+            elif local.kind == "depth_to_space":
+                b = local.block
+                read = Interval(requested.start // b, -(-requested.stop // b))
+                requested = Interval(read.start * b, read.stop * b)
+            else:
+                read = requested
+            slot_reads.append(read)
+            need[tensor] = read.union(need.get(tensor))
+        out[i] = requested
+        reads[i] = tuple(slot_reads)
+    tensors = {block.input: need[block.input]}
+    for i, node in enumerate(block.nodes):
+        tensors.update({o: out[i] for o in node.outputs if o})
+    return AxisRegions(tuple(out), tuple(reads), tuple(pads), tensors, fused)
+
+
+def split_axis(size: int, parts: int) -> tuple[Interval, ...]:
+    """Split [0, size) into `parts` intervals whose sizes differ by at most one (larger first)."""
+    base, extra = divmod(size, parts)
+    bounds = [0]
+    for i in range(parts):
+        bounds.append(bounds[-1] + base + (1 if i < extra else 0))
+    return tuple(Interval(a, b) for a, b in itertools.pairwise(bounds))
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """A block cut into an r×c grid of tiles of F, with each row's and column's regions.
+
+    Attributes:
+        block: the block.
+        grid: (rows, columns).
+        rows: the H-axis regions of each tile row.
+        cols: the W-axis regions of each tile column.
+    """
+
+    block: Block
+    grid: tuple[int, int]
+    rows: tuple[AxisRegions, ...]
+    cols: tuple[AxisRegions, ...]
+
+    @property
+    def num_paths(self) -> int:
+        """P = rows · columns."""
+        return self.grid[0] * self.grid[1]
+
+    def axes(self, path: int) -> tuple[AxisRegions, AxisRegions]:
+        """The (H, W) regions of `path`, counted row-major."""
+        return self.rows[path // self.grid[1]], self.cols[path % self.grid[1]]
+
+
+AxisCache = dict[tuple[int, Interval], AxisRegions]
+
+
+def make_tiling(block: Block, grid: tuple[int, int], cache: AxisCache | None = None) -> Tiling:
+    """Analyse every tile of an r×c grid of F.
+
+    Args:
+        block: the block.
+        grid: (rows, columns), each at most F's size on that axis.
+        cache: optional memo of per-axis passes for this block, shared across grids.
+
+    Returns:
+        The tiling.
+
+    Raises:
+        EmptyRegionError: some tile would read only padding.
+        ValueError: the grid is larger than F.
+    """
+    h, w = block.fused_shape[2], block.fused_shape[3]
+    if not (1 <= grid[0] <= h and 1 <= grid[1] <= w):
+        raise ValueError(f"grid {grid[0]}x{grid[1]} does not fit F of {h}x{w}")
+    cache = {} if cache is None else cache
+
+    def regions(axis: int, size: int, parts: int) -> tuple[AxisRegions, ...]:
+        result = []
+        for interval in split_axis(size, parts):
+            key = (axis, interval)
+            if key not in cache:
+                cache[key] = backward(block, axis, interval)
+            result.append(cache[key])
+        return tuple(result)
+
+    return Tiling(block, grid, regions(0, h, grid[0]), regions(1, w, grid[1]))

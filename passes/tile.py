@@ -1,0 +1,277 @@
+"""Tile rewrite: replace the block that computes F by P path copies and a Concat fuse.
+
+    x ─ block ─ F ─ rest        becomes
+    x ─ Slice ─ block/p0 ─┐
+    x ─ Slice ─ block/p1 ─┼─ Concat(W) per row ─ Concat(H) ─ F ─ rest
+    ...                   ┘
+
+Each copy of a node computes its path's region only and gets that tile's pads (zero at
+interior borders), so the fused F is bit-identical to the original. Weights are the same
+Constant objects in every copy and are exported once. Derived names are traceable: node
+`{node}/p{p}`, tensor `fl_p{p}_{tensor}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from flcompile.errors import InternalError
+from flcompile.passes.receptive_field import AxisRegions, BlockNode, Interval, Tiling
+
+
+@dataclass(frozen=True)
+class TiledGraph:
+    """The rewritten graph and where each path's pieces sit in it.
+
+    Attributes:
+        graph: the graph with the block replaced by paths and the fuse.
+        input_slices: per path, the name of the Slice node that cuts its input tile.
+        copies: per path, the names of the copies of the block's nodes, in block order.
+        crops: per path, {crop node name: index of the block node it feeds, or len(block) for
+            the fuse}.
+        fuse_nodes: names of the Concat (or Identity) nodes that rebuild F.
+    """
+
+    graph: gs.Graph
+    input_slices: tuple[str, ...]
+    copies: tuple[tuple[str, ...], ...]
+    crops: tuple[dict[str, int], ...]
+    fuse_nodes: tuple[str, ...]
+
+
+def tile_tensor_name(path: int, tensor: str) -> str:
+    """The name of path `path`'s copy of `tensor`."""
+    return f"fl_p{path}_{tensor}"
+
+
+def _ints(values: list[int], name: str) -> gs.Constant:
+    return gs.Constant(name, np.asarray(values, dtype=np.int64))
+
+
+def _slice(
+    source: gs.Tensor, region: tuple[Interval, Interval], name: str, output: gs.Variable
+) -> gs.Node:
+    (h, w) = region
+    inputs = [
+        source,
+        _ints([h.start, w.start], f"{name}/starts"),
+        _ints([h.stop, w.stop], f"{name}/ends"),
+        _ints([2, 3], f"{name}/axes"),
+    ]
+    return gs.Node("Slice", name=name, inputs=inputs, outputs=[output])
+
+
+def _variable(name: str, like: gs.Tensor, region: tuple[Interval, Interval]) -> gs.Variable:
+    shape = (like.shape[0], like.shape[1], region[0].size, region[1].size)
+    return gs.Variable(name, dtype=like.dtype, shape=shape)
+
+
+def _tile_attrs_and_inputs(
+    node: gs.Node, pads_h: tuple[int, int], pads_w: tuple[int, int], path: int
+) -> tuple[dict, list[gs.Tensor], tuple[int, int, int, int] | None]:
+    """The copy's attributes and non-data inputs, and any zero padding to insert before it.
+
+    AveragePool with count_include_pad=1 and ceil_mode counts the original pads but not the
+    overhang of the last window. A tile's end pad can hold both; the genuine pad part then
+    becomes an explicit zero Pad and the overhang stays a pad that is not counted.
+    """
+    attrs = dict(node.attrs)
+    inputs = list(node.inputs)
+    pre_pad = None
+    pads = [pads_h[0], pads_w[0], pads_h[1], pads_w[1]]
+    if node.op in ("Conv", "MaxPool", "AveragePool"):
+        attrs.pop("auto_pad", None)
+        if node.op != "Conv":
+            attrs["ceil_mode"] = 0
+        original = list(node.attrs.get("pads", [0, 0, 0, 0]))
+        overhang = [max(pads[i] - original[i], 0) for i in range(4)]
+        if node.op == "AveragePool" and attrs.get("count_include_pad", 0) and any(overhang):
+            genuine = [pads[i] - overhang[i] for i in range(4)]
+            pre_pad = (genuine[0], genuine[1], genuine[2], genuine[3])
+            attrs["count_include_pad"] = 0
+            pads = overhang
+        attrs["pads"] = pads
+    elif node.op == "Pad":
+        full = _full_pads(node)
+        full[2], full[3], full[6], full[7] = pads_h[0], pads_w[0], pads_h[1], pads_w[1]
+        if "pads" in node.attrs:
+            attrs["pads"] = full
+        else:
+            value = inputs[2] if len(inputs) > 2 else gs.Variable.empty()
+            inputs = [inputs[0], _ints(full, f"{node.name}/p{path}/pads"), value]
+            if not value.name:
+                inputs = inputs[:2]
+    return attrs, inputs, pre_pad
+
+
+def _full_pads(node: gs.Node) -> list[int]:
+    if "pads" in node.attrs:
+        return list(node.attrs["pads"])
+    pads = [int(v) for v in np.asarray(node.inputs[1].values).ravel()]
+    if len(node.inputs) > 3 and node.inputs[3].name:
+        axes = [int(a) % 4 for a in np.asarray(node.inputs[3].values).ravel()]
+        full = [0] * 8
+        for i, axis in enumerate(axes):
+            full[axis], full[axis + 4] = pads[i], pads[i + len(axes)]
+        return full
+    return pads
+
+
+def _region(row: AxisRegions, col: AxisRegions, tensor: str) -> tuple[Interval, Interval]:
+    return row.tensors[tensor], col.tensors[tensor]
+
+
+def _crop_offsets(
+    have: tuple[Interval, Interval], want: tuple[Interval, Interval]
+) -> tuple[Interval, Interval]:
+    return tuple(
+        Interval(w.start - h.start, w.stop - h.start) for h, w in zip(have, want, strict=True)
+    )  # type: ignore[return-value]
+
+
+def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
+    """Rewrite `graph` in place: the block becomes `tiling`'s paths plus the fuse.
+
+    Args:
+        graph: the normalized graph the tiling was made for.
+        tiling: the block, grid and per-tile regions.
+
+    Returns:
+        The rewritten graph and the names of each path's nodes.
+
+    Raises:
+        InternalError: the graph does not hold the block the tiling describes.
+    """
+    block = tiling.block
+    tensors = graph.tensors()
+    by_name = {n.name: n for n in graph.nodes}
+    try:
+        originals = [by_name[bn.name] for bn in block.nodes]
+        x, fused = tensors[block.input], tensors[block.fused]
+    except KeyError as e:
+        raise InternalError(f"the graph lacks block node or tensor {e}") from e
+
+    new_nodes: list[gs.Node] = []
+    slices, copies, crops = [], [], []
+    f_tiles: list[gs.Tensor] = []
+    for p in range(tiling.num_paths):
+        row, col = tiling.axes(p)
+        current: dict[str, gs.Tensor] = {}
+        path_crops: dict[str, int] = {}
+
+        def source(tensor: str, want: tuple[Interval, Interval], consumer: str, index: int):
+            have = _region(row, col, tensor)  # noqa: B023 - the loop variables are meant
+            if have == want:
+                return current[tensor]  # noqa: B023
+            name = f"{consumer}/p{p}/crop_{tensor}"  # noqa: B023
+            like = tensors[tensor]
+            out = _variable(f"{tile_tensor_name(p, tensor)}_crop_for_{consumer}", like, want)  # noqa: B023
+            new_nodes.append(_slice(current[tensor], _crop_offsets(have, want), name, out))  # noqa: B023
+            path_crops[name] = index  # noqa: B023
+            return out
+
+        x_tile = _variable(tile_tensor_name(p, x.name), x, _region(row, col, x.name))
+        slice_name = f"{x.name}/p{p}/slice"
+        new_nodes.append(_slice(x, _region(row, col, x.name), slice_name, x_tile))
+        current[x.name] = x_tile
+        names = []
+        for i, (bn, node) in enumerate(zip(block.nodes, originals, strict=True)):
+            copy = _copy_node(node, bn, i, p, row, col, tensors, current, source, new_nodes)
+            names.append(copy)
+        want_f = (row.fused, col.fused)
+        f_tiles.append(source(block.fused, want_f, "fl_fuse", len(block.nodes)))
+        slices.append(slice_name)
+        copies.append(tuple(names))
+        crops.append(path_crops)
+
+    for node in originals:
+        node.outputs.clear()
+        node.inputs.clear()
+    fuse_nodes = _fuse(f_tiles, tiling.grid, fused, new_nodes)
+    graph.nodes = [n for n in graph.nodes if n.inputs or n.outputs] + new_nodes
+    graph.cleanup(remove_unused_graph_inputs=False).toposort()
+    return TiledGraph(graph, tuple(slices), tuple(copies), tuple(crops), fuse_nodes)
+
+
+def _copy_node(node, bn: BlockNode, index, p, row, col, tensors, current, source, new_nodes) -> str:
+    """Append path p's copy of `node` (and any Pad before it) to `new_nodes`; return its name."""
+    attrs, inputs, pre_pad = _tile_attrs_and_inputs(node, row.pads[index], col.pads[index], p)
+    for slot, tensor in enumerate(bn.inputs):
+        if tensor is None:
+            continue
+        want = (row.reads[index][slot], col.reads[index][slot])
+        inputs[slot] = source(tensor, want, node.name, index)
+    name = f"{node.name}/p{p}"
+    if pre_pad is not None:
+        data = inputs[0]
+        padded_shape = (
+            data.shape[0],
+            data.shape[1],
+            data.shape[2] + pre_pad[0] + pre_pad[2],
+            data.shape[3] + pre_pad[1] + pre_pad[3],
+        )
+        padded = gs.Variable(f"{name}_zero_padded", dtype=data.dtype, shape=padded_shape)
+        pad_values = [0, 0, pre_pad[0], pre_pad[1], 0, 0, pre_pad[2], pre_pad[3]]
+        new_nodes.append(
+            gs.Node(
+                "Pad",
+                name=f"{name}/zero_pad",
+                inputs=[data, _ints(pad_values, f"{name}/zero_pad/pads")],
+                outputs=[padded],
+            )
+        )
+        inputs[0] = padded
+    outputs = []
+    for out in node.outputs:
+        if not out.name:
+            outputs.append(gs.Variable.empty())
+            continue
+        tile = _variable(
+            tile_tensor_name(p, out.name), tensors[out.name], _region(row, col, out.name)
+        )
+        outputs.append(tile)
+        current[out.name] = tile
+    new_nodes.append(
+        gs.Node(node.op, name=name, attrs=attrs, inputs=inputs, outputs=outputs, domain=node.domain)
+    )
+    return name
+
+
+def _fuse(
+    tiles: list[gs.Tensor], grid: tuple[int, int], fused: gs.Variable, new_nodes
+) -> tuple[str, ...]:
+    """Concat the tiles along W within each row, then the rows along H, into `fused`."""
+    rows, cols = grid
+    names = []
+    if rows * cols == 1:
+        new_nodes.append(gs.Node("Identity", name="fl_fuse", inputs=[tiles[0]], outputs=[fused]))
+        return ("fl_fuse",)
+    row_tensors = []
+    for r in range(rows):
+        members = tiles[r * cols : (r + 1) * cols]
+        if cols == 1:
+            row_tensors.append(members[0])
+            continue
+        if rows == 1:
+            out = fused
+        else:
+            width = sum(t.shape[3] for t in members)
+            shape = (fused.shape[0], fused.shape[1], members[0].shape[2], width)
+            out = gs.Variable(f"fl_fuse_row{r}", dtype=fused.dtype, shape=shape)
+        name = f"fl_fuse/row{r}" if rows > 1 else "fl_fuse"
+        new_nodes.append(
+            gs.Node("Concat", name=name, attrs={"axis": 3}, inputs=members, outputs=[out])
+        )
+        names.append(name)
+        row_tensors.append(out)
+    if rows > 1:
+        new_nodes.append(
+            gs.Node(
+                "Concat", name="fl_fuse", attrs={"axis": 2}, inputs=row_tensors, outputs=[fused]
+            )
+        )
+        names.append("fl_fuse")
+    return tuple(names)

@@ -1,0 +1,77 @@
+"""Tests for flcompile.timing: medians of onnxruntime runs of the split and the original."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from flcompile.errors import UsageError
+from flcompile.timing import time_model, time_split
+from flcompile.verify import make_feeds
+
+
+def _model(nodes, x: str, y: str, conv: bool) -> onnx.ModelProto:
+    w = np.random.default_rng(1).standard_normal((4, 3, 1, 1)).astype(np.float32)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 4 if not conv else 3, 8, 8])],
+        [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 4, 8, 8])],
+        [onnx.numpy_helper.from_array(w, "W")] if conv else [],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def original_model() -> onnx.ModelProto:
+    # Graph: X -> Conv -> c -> Relu -> Y
+    conv = helper.make_node("Conv", ["X", "W"], ["c"])
+    return _model([conv, helper.make_node("Relu", ["c"], ["Y"])], "X", "Y", conv=True)
+
+
+def device_model() -> onnx.ModelProto:
+    # Graph: X -> Conv -> fl_cut_c
+    return _model([helper.make_node("Conv", ["X", "W"], ["fl_cut_c"])], "X", "fl_cut_c", True)
+
+
+def edge_model() -> onnx.ModelProto:
+    # Graph: fl_cut_c -> Relu -> Y
+    return _model([helper.make_node("Relu", ["fl_cut_c"], ["Y"])], "fl_cut_c", "Y", conv=False)
+
+
+def test_time_model_reports_requested_runs():
+    feeds = make_feeds(original_model())
+    result = time_model(original_model(), feeds, threads=1, runs=4, warmup=1)
+    assert result.runs == 4 and len(result.all_s) == 4
+    assert result.threads == 1
+    assert result.median_s > 0
+    assert min(result.all_s) <= result.median_s <= max(result.all_s)
+
+
+def test_time_model_from_path(tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save_model(original_model(), path)
+    result = time_model(path, make_feeds(original_model()), threads=None, runs=2, warmup=0)
+    assert result.threads is None and result.median_s > 0
+
+
+def test_time_split_measures_all_three():
+    feeds = make_feeds(original_model())
+    measured = time_split(
+        original_model(), device_model(), edge_model(), feeds, runs=3, warmup=1, edge_threads=2
+    )
+    assert measured.device_s > 0 and measured.edge_s > 0 and measured.original_s > 0
+    assert measured.to_json() == {
+        "device_s": measured.device_s,
+        "edge_s": measured.edge_s,
+        "original_s": measured.original_s,
+        "runs": 3,
+        "device_threads": 1,
+        "edge_threads": 2,
+    }
+
+
+def test_time_model_rejects_zero_runs():
+    with pytest.raises(UsageError, match="--runs"):
+        time_model(original_model(), make_feeds(original_model()), runs=0)
