@@ -55,7 +55,7 @@ class Shannon:
     channel_gain: float = PAPER_CHANNEL_GAIN
     noise_w: float = PAPER_NOISE_W
 
-    def rate_MBps(self) -> float:  # noqa: N802 - MB/s is the unit users see
+    def rate_MBps(self) -> float:
         """R = B·log2(1 + Q·G/σ²) bits/s, as MB/s (1 MB = 1e6 bytes)."""
         bits = self.bandwidth_hz * math.log2(1 + self.tx_power_w * self.channel_gain / self.noise_w)
         return bits / 8 / BYTES_PER_MB
@@ -72,10 +72,10 @@ class LinkModel:
         return_rate_MBps: rate for sending the results back, or None to ignore the return.
     """
 
-    rate_MBps: float  # noqa: N815
+    rate_MBps: float
     latency_s: float = 0.0
     shannon: Shannon | None = None
-    return_rate_MBps: float | None = None  # noqa: N815
+    return_rate_MBps: float | None = None
 
     def send_s(self, nbytes: float) -> float:
         """Seconds to send one message of `nbytes` bytes to the edge (0 bytes costs nothing)."""

@@ -1,4 +1,4 @@
-"""What a solver sees for one fused tensor F and grid: per path and cut, device, link and edge seconds."""
+"""What a solver sees for one F and grid: per path and cut, device, link and edge seconds."""
 
 from __future__ import annotations
 

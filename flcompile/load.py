@@ -13,10 +13,12 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from flcompile.errors import BadInputError, UsageError
+from flcompile.model_io import fits_in_protobuf
 
 log = logging.getLogger(__name__)
 
-TWO_GB = 2**31
+LIGHT_INFERENCE_BYTES = 4096
+
 
 
 @dataclass(frozen=True)
@@ -139,29 +141,43 @@ def _fix_input_dims(model: onnx.ModelProto, shapes: dict[str | None, tuple[int, 
 
 
 def infer_shapes(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
-    """Strict shape inference, with failures turned into a one-line BadInputError."""
+    """Strict shape inference, with failures turned into a one-line BadInputError.
+
+    Inference needs the initializers' shapes, not their bytes, so large weights are set
+    aside while it runs: serializing them twice would dominate the load of a big model.
+    """
+    if not fits_in_protobuf(model):
+        log.warning("%s: over 2 GB; shape inference runs on what the file declares", label)
+        return model
+    weights = {}
+    for tensor in model.graph.initializer:
+        if len(tensor.raw_data) > LIGHT_INFERENCE_BYTES:
+            weights[tensor.name] = tensor.raw_data
+            tensor.ClearField("raw_data")
     try:
-        if model.ByteSize() < TWO_GB:
-            return onnx.shape_inference.infer_shapes(
-                model, check_type=True, strict_mode=True, data_prop=True
-            )
-    except ValueError:
-        pass  # too large to serialize: fall through to the model without inference
+        inferred = onnx.shape_inference.infer_shapes(
+            model, check_type=True, strict_mode=True, data_prop=True
+        )
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BadInputError(
             f"{label}: shape inference fails: {first[:300]}",
             hint="the model is inconsistent; re-export it or run onnx.checker on it",
         ) from e
-    return model
+    finally:
+        for tensor in model.graph.initializer:
+            if tensor.name in weights:
+                tensor.raw_data = weights[tensor.name]
+    for tensor in inferred.graph.initializer:
+        if tensor.name in weights:
+            tensor.raw_data = weights[tensor.name]
+    return inferred
 
 
-def check(model: onnx.ModelProto, label: str) -> None:
-    """onnx.checker, with failures turned into a one-line BadInputError."""
+def check(model: onnx.ModelProto | Path, label: str) -> None:
+    """onnx.checker on a model or file, with failures turned into a one-line BadInputError."""
     try:
-        onnx.checker.check_model(model if model.ByteSize() < TWO_GB else model.SerializeToString())
-    except ValueError:
-        log.warning("%s: too large to check in memory; skipping onnx.checker", label)
+        onnx.checker.check_model(str(model) if isinstance(model, Path) else model)
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0]
         raise BadInputError(
@@ -199,7 +215,7 @@ def load_model(
     else:
         model = _read(path)
         label, sha, name = str(path), _sha256(path), path.stem
-    check(model, label)
+    check(model if label.startswith("zoo:") else path, label)
     if input_shapes:
         _fix_input_dims(model, input_shapes)
     model = infer_shapes(model, label)

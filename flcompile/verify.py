@@ -24,6 +24,7 @@ import onnx
 import onnxruntime as ort
 
 from flcompile.errors import BadInputError, InternalError, VerificationError
+from flcompile.model_io import weight_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _load_structure(model: ModelLike) -> onnx.ModelProto:
 
 def _byte_size(model: onnx.ModelProto) -> int:
     try:
-        return model.ByteSize()
+        return weight_bytes(model)
     except Exception:  # some protobuf backends refuse to size huge messages
         return _PROTO_LIMIT_BYTES + 1
 

@@ -1,0 +1,298 @@
+"""The whole pass: load → normalize → analyse → search → emit → verify → time → write.
+
+`compile_model` is what `flcompile MODEL --rate R -o OUT` runs. Output is all or nothing: the
+files are written to a temporary directory beside OUT, verified there, and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import onnx_graphsurgeon as gs
+
+from flcompile.atomic_output import atomic_directory, check_writable
+from flcompile.costs import ComputeModel, LinkModel
+from flcompile.emit import check_emitted, emit_fused, emit_single_cut
+from flcompile.errors import VerificationError
+from flcompile.instance import PathTimes, Timeline
+from flcompile.load import LoadedModel, load_model
+from flcompile.model_costs import ModelCosts, SingleCut, model_costs
+from flcompile.model_io import save_model
+from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
+from flcompile.passes.normalize import normalize
+from flcompile.plan_json import build_plan_json
+from flcompile.search import SearchOptions, SearchResult, search
+from flcompile.simulate import simulate
+from flcompile.timeline_plot import plot_timelines
+from flcompile.timing import MeasuredTimes, time_split
+from flcompile.verify import VerifyResult, make_feeds, verify_split
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """Everything `compile_model` needs besides the model and the output directory."""
+
+    compute: ComputeModel = field(default_factory=ComputeModel)
+    link: LinkModel = field(default_factory=lambda: LinkModel(rate_MBps=1.8))
+    search: SearchOptions = field(default_factory=SearchOptions)
+    input_shapes: dict | None = None
+    verify: bool = True
+    seed: int = 0
+    input_path: str | None = None
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    runs: int = 10
+    device_threads: int = 1
+    edge_threads: int | None = None
+    emit_stages: bool = False
+    debug: bool = False
+    progress: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """A loaded model in the tiler's canonical form, with its prefix and candidates."""
+
+    loaded: LoadedModel
+    normalized: onnx.ModelProto
+    graph: gs.Graph
+    prefix: FusablePrefix
+    candidates: list[Candidate]
+    costs: ModelCosts
+
+
+@dataclass(frozen=True, eq=False)
+class CompileResult:
+    """What a compile produced, for the CLI summary, tools and tests."""
+
+    analysis: Analysis
+    result: SearchResult
+    plan: dict
+    timeline: Timeline
+    verify: VerifyResult | None
+    measured: MeasuredTimes | None
+    phase_s: dict[str, float]
+    out_dir: Path | None
+
+
+def analyse(loaded: LoadedModel) -> Analysis:
+    """Normalize the model and find its fusable prefix, candidate F tensors and node costs.
+
+    Normalizing keeps every inferred shape: it folds constants and bypasses nodes but makes
+    no new activation tensors, so no second inference is needed.
+    """
+    graph = gs.import_onnx(loaded.model)
+    normalize(graph)
+    normalized = gs.export_onnx(graph)
+    normalized.ir_version = loaded.model.ir_version
+    del normalized.opset_import[:]
+    normalized.opset_import.extend(loaded.model.opset_import)
+    prefix = find_prefix(graph, loaded.path)
+    candidates = find_candidates(graph, prefix)
+    return Analysis(loaded, normalized, graph, prefix, candidates, model_costs(graph))
+
+
+def single_cut_timeline(cut: SingleCut) -> Timeline:
+    """A plan without fused layers as a one-path timeline: device, then link, then edge."""
+    d = cut.device_s
+    link_end = d + cut.link_s
+    end = link_end + cut.edge_s
+    return Timeline((PathTimes(0, 0.0, d, d, link_end, link_end, end),), end, end + cut.return_s)
+
+
+def _summary_metadata(result: SearchResult) -> dict:
+    if result.use_fused:
+        plan = result.fused
+        return {
+            "plan": "fused",
+            "fused_tensor": plan.candidate.tensor,
+            "grid": "x".join(map(str, plan.tiling.grid)),
+            "solver": plan.solver,
+            "predicted_s": f"{plan.predicted_s:.6g}",
+            "nfl_s": f"{result.baselines.nfl.total_s:.6g}",
+        }
+    return {
+        "plan": "single-cut",
+        "cut": result.baselines.nfl.label,
+        "predicted_s": f"{result.predicted_s:.6g}",
+    }
+
+
+@contextmanager
+def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+
+
+def _nfl_segments(cut: SingleCut) -> list[tuple[str, float, float, str]]:
+    t = single_cut_timeline(cut).paths[0]
+    return [
+        ("device", t.device_start, t.device_end, "local"),
+        ("link", t.link_start, t.link_end, "send"),
+        ("edge", t.edge_start, t.edge_end, "rest"),
+    ]
+
+
+def compile_model(
+    source: str, out_dir: str | Path | None, options: CompileOptions
+) -> CompileResult:
+    """Compile `source` (a file or zoo name) into OUT: device/edge/tiled models, plan, plot.
+
+    Args:
+        source: an .onnx path or a zoo model name.
+        out_dir: where the results go; None plans and verifies in a scratch dir, writing nothing.
+        options: the cost models, search space and checks.
+
+    Returns:
+        The plan and what verification and timing measured.
+
+    Raises:
+        FlCompileError: a user error (exit 2), failed verification (exit 3) or a bug (exit 4).
+    """
+    phases: dict[str, float] = {}
+    if out_dir is not None:
+        check_writable(out_dir)
+    with _phase(phases, "load"):
+        loaded = load_model(source, input_shapes=options.input_shapes)
+        analysis = analyse(loaded)
+        feeds = make_feeds(loaded.model, seed=options.seed, input_path=options.input_path)
+    with _phase(phases, "plan"):
+        result = search(
+            analysis.graph,
+            analysis.prefix,
+            analysis.candidates,
+            analysis.costs,
+            options.compute,
+            options.link,
+            options.search,
+        )
+    with _phase(phases, "rewrite"):
+        summary = _summary_metadata(result)
+        if result.use_fused:
+            plan = result.fused
+            emitted = emit_fused(analysis.normalized, plan, summary, stages=options.emit_stages)
+            timeline = simulate(plan.table, plan.schedule)
+        else:
+            emitted = emit_single_cut(
+                analysis.normalized, result.baselines.nfl, analysis.costs.nodes, summary
+            )
+            timeline = single_cut_timeline(result.baselines.nfl)
+    fused_tensor = result.fused.candidate.tensor if result.use_fused else None
+
+    scratch = None
+    if out_dir is None:
+        scratch = tempfile.TemporaryDirectory(prefix="flcompile-")
+        target = Path(scratch.name) / "out"
+    else:
+        target = Path(out_dir)
+    try:
+        with atomic_directory(target) as tmp:
+            with _phase(phases, "write"):
+                for name, model in [
+                    ("device.onnx", emitted.device),
+                    ("edge.onnx", emitted.edge),
+                    ("tiled.onnx", emitted.tiled),
+                    *emitted.stages.items(),
+                ]:
+                    save_model(model, tmp / name)
+                    check_emitted(tmp / name, name)
+                if emitted.stage_index:
+                    (tmp / "stages" / "stages.json").write_text(
+                        json.dumps({"paths": list(emitted.stage_index)}, indent=2) + "\n"
+                    )
+            original = loaded.path if not loaded.path.startswith("zoo:") else loaded.model
+            verified = None
+            if options.verify:
+                with _phase(phases, "verify"):
+                    verified = verify_split(
+                        original,
+                        tmp / "device.onnx",
+                        tmp / "edge.onnx",
+                        feeds,
+                        tiled=tmp / "tiled.onnx",
+                        fused_tensor=fused_tensor,
+                        rtol=options.rtol,
+                        atol=options.atol,
+                        seed=options.seed,
+                    )
+                if not verified.passed:
+                    _keep_failed(tmp, target, options.debug)
+                    verified.raise_if_failed(loaded.path)
+            measured = None
+            if options.runs > 0:
+                with _phase(phases, "time"):
+                    measured = time_split(
+                        original,
+                        tmp / "device.onnx",
+                        tmp / "edge.onnx",
+                        feeds,
+                        device_threads=options.device_threads,
+                        edge_threads=options.edge_threads,
+                        runs=options.runs,
+                    )
+            with _phase(phases, "write"):
+                plan_json = build_plan_json(
+                    loaded,
+                    result,
+                    options.compute,
+                    options.link,
+                    options.search.solver,
+                    timeline if result.use_fused else None,
+                    verified.to_json() if verified else None,
+                    measured.to_json() if measured else None,
+                )
+                (tmp / "plan.json").write_text(json.dumps(plan_json, indent=2) + "\n")
+                plot_timelines(
+                    tmp / "timeline.png",
+                    timeline,
+                    nfl_segments=_nfl_segments(result.baselines.nfl),
+                    title=f"{loaded.name}: {_title(result)}",
+                    post_fuse_s=result.fused.table.post_fuse_s if result.use_fused else 0.0,
+                )
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
+    return CompileResult(
+        analysis,
+        result,
+        plan_json,
+        timeline,
+        verified,
+        measured,
+        phases,
+        Path(out_dir) if out_dir is not None else None,
+    )
+
+
+def _title(result: SearchResult) -> str:
+    if result.use_fused:
+        plan = result.fused
+        r, c = plan.tiling.grid
+        return f"{plan.solver} {r}x{c} at {plan.candidate.tensor}"
+    return f"no fused layers ({result.baselines.nfl.label})"
+
+
+def _keep_failed(tmp: Path, target: Path, debug: bool) -> None:
+    """With --debug, copy the models that failed verification to OUT.failed for inspection."""
+    if not debug:
+        return
+    failed = target.with_name(target.name + ".failed")
+    shutil.rmtree(failed, ignore_errors=True)
+    shutil.copytree(tmp, failed)
+    log.error("the models that failed verification are in %s", failed)
+
+
+__all__ = ["CompileOptions", "CompileResult", "VerificationError", "analyse", "compile_model"]

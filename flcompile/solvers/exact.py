@@ -1,0 +1,289 @@
+"""Exact search over every order and every cut: vectorised depth-first branch and bound.
+
+Shared by `bf` (the reference optimum) and `opt` (on instances small enough to solve exactly).
+Nodes are partial schedules (a prefix of the run order with the cuts of its paths); their
+children append one more path with one of its non-dominated cuts. Whole batches of nodes
+are expanded at once with the simulator's vectorised step, so every leaf is scored exactly
+as `flcompile.simulate` would score it. A child is discarded when a valid lower bound on
+every completion of it is no better than the incumbent. The search is exact because:
+
+- only Pareto-dominated cuts are skipped (see `flcompile.solvers.pareto`);
+- paths whose cost rows are identical are interchangeable, so they are only placed in
+  increasing index order (any schedule maps onto such a one with the same finish time);
+- the bounds below hold for every completion of a node.
+
+Lower bound of a node (times t_dev, t_link, t_edge and fuse so far, remaining paths R,
+each p in R still to pick a cut with costs D_p, L_p, E_p). Let X, Y, Z be the finish-time
+lower bounds the device, link and edge give for one completion:
+
+    X = t_dev + Σ_R D_p + min_R (L + E)                  (the last device part's tail)
+    Y = max(t_link, t_dev + min_R D) + Σ_R L_p + min_R E  (if every p in R must send; else
+        t_link + Σ_R L_p)
+    Z = max(t_edge, t_dev + min_R (D + L)) + Σ_R E_p      (serial edge, if every p in R
+        needs the edge; else t_edge + Σ_R E_p); mean(server free) + Σ_R E_p / k for k servers;
+        absent for an unlimited edge.
+
+For any weights λ in the simplex, max(X, Y, Z) >= λ·(X, Y, Z), and the cut-dependent part
+Σ_R (λ_D D_p + λ_L L_p + λ_E E_p) is at least Σ_R min over p's cuts: a Lagrangian form of
+the fluid bound, valid for every choice of cuts. The node bound is the max over a fixed
+set of λ of that, the fuse so far, and t_dev + max_R min (D + L + E), plus what follows
+the fuse.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from flcompile.errors import InternalError
+from flcompile.instance import CostTable, Schedule
+from flcompile.simulate import BatchState, advance, finish_of, initial_state, makespan
+
+log = logging.getLogger(__name__)
+
+MAX_EXACT_PATHS = 16
+CHUNK_CHILDREN = 1 << 15
+
+
+@dataclass(frozen=True)
+class ExactResult:
+    """What the exact search found.
+
+    Attributes:
+        schedule: the best schedule found (the incumbent if nothing better exists).
+        finish: its simulated finish time.
+        optimal: True when the search completed, so `schedule` is optimal.
+        nodes: how many partial schedules were generated.
+    """
+
+    schedule: Schedule
+    finish: float
+    optimal: bool
+    nodes: int
+
+
+def search_size(options: list[np.ndarray]) -> float:
+    """Schedules an unpruned search would score: P! × Π_p len(options[p]).
+
+    Args:
+        options: per path, the cuts considered.
+
+    Returns:
+        The count as a float (inf if it overflows).
+    """
+    log_size = math.lgamma(len(options) + 1) + sum(math.log(len(ks)) for ks in options)
+    return math.exp(log_size) if log_size < 700 else math.inf
+
+
+def _subset_reduce(values: np.ndarray, empty: float, op: np.ufunc) -> np.ndarray:
+    """out[..., mask] = op over the paths p in mask of values[..., p] (empty -> `empty`)."""
+    num_paths = values.shape[-1]
+    out = np.full((*values.shape[:-1], 1 << num_paths), empty, dtype=float)
+    for p in range(num_paths):
+        lo = out[..., : 1 << p]
+        out[..., 1 << p : 2 << p] = op(lo, values[..., p : p + 1])
+    return out
+
+
+def _weights(three: bool) -> np.ndarray:
+    """The λ used in the Lagrangian bound: a lattice on the simplex, vertices included."""
+    steps = 6 if three else 12
+    rows = [
+        (i / steps, j / steps, (steps - i - j) / steps)
+        for i, j in itertools.product(range(steps + 1), repeat=2)
+        if i + j <= steps and (three or i + j == steps)
+    ]
+    return np.array(rows)
+
+
+class _Bounds:
+    """Per-remaining-set constants of the node lower bound, indexed by bit mask."""
+
+    def __init__(self, table: CostTable, options: list[np.ndarray]) -> None:
+        conc = table.edge_concurrency
+        dev = [table.device_s[p, ks] for p, ks in enumerate(options)]
+        link = [table.link_s[p, ks] for p, ks in enumerate(options)]
+        edge = [table.edge_s[p, ks] for p, ks in enumerate(options)]
+        scale = 1.0 if conc == 0 else 1.0 / conc
+
+        def per_path(fn) -> np.ndarray:
+            return np.array([fn(d, lk, e) for d, lk, e in zip(dev, link, edge, strict=True)])
+
+        self.conc = conc
+        self.lam = _weights(conc != 0)
+        lam = self.lam
+        w = np.stack(
+            [
+                per_path(lambda d, lk, e, a=a, b=b, c=c: np.min(a * d + b * lk + c * scale * e))
+                for a, b, c in lam
+            ]
+        )
+        inf = np.inf
+        self.weighted = _subset_reduce(w, 0.0, np.add)
+        self.weighted[:, 0] = -inf
+        self.tail_dev = _subset_reduce(per_path(lambda d, lk, e: np.min(lk + e)), inf, np.minimum)
+        self.first_dev = _subset_reduce(per_path(lambda d, lk, e: np.min(d)), inf, np.minimum)
+        self.last_edge = _subset_reduce(per_path(lambda d, lk, e: np.min(e)), inf, np.minimum)
+        self.first_arrival = _subset_reduce(
+            per_path(lambda d, lk, e: np.min(d + lk)), inf, np.minimum
+        )
+        must_send = per_path(lambda d, lk, e: float(np.min(lk) > 0))
+        must_edge = per_path(lambda d, lk, e: float(np.min(e) > 0))
+        self.all_send = _subset_reduce(must_send, 1.0, np.minimum) > 0
+        self.all_edge = _subset_reduce(must_edge, 1.0, np.minimum) > 0
+        self.all_send[0] = self.all_edge[0] = False
+        self.single = _subset_reduce(
+            per_path(lambda d, lk, e: np.min(d + lk + e)), -inf, np.maximum
+        )
+        for arr in (self.tail_dev, self.first_dev, self.last_edge, self.first_arrival):
+            arr[0] = 0.0
+        self.after_fuse = (table.post_fuse_s, table.return_s)
+
+    def __call__(self, state: BatchState, rem: np.ndarray) -> np.ndarray:
+        """Lower bounds on the finish time of every completion of each node."""
+        t_dev, t_link = state.t_dev, state.t_link
+        dev_term = t_dev + self.tail_dev[rem]
+        link_term = np.where(
+            self.all_send[rem],
+            np.maximum(t_link, t_dev + self.first_dev[rem]) + self.last_edge[rem],
+            t_link,
+        )
+        lam = self.lam
+        bound = lam[:, :1] * dev_term + lam[:, 1:2] * link_term + self.weighted[:, rem]
+        if self.conc == 1:
+            edge_term = np.where(
+                self.all_edge[rem],
+                np.maximum(state.t_edge, t_dev + self.first_arrival[rem]),
+                state.t_edge,
+            )
+            bound += lam[:, 2:] * edge_term
+        elif self.conc > 1:
+            bound += lam[:, 2:] * state.t_edge.mean(axis=1)
+        lb = np.maximum(np.maximum(bound.max(axis=0), state.fuse), t_dev + self.single[rem])
+        post, ret = self.after_fuse
+        return lb + post + ret
+
+
+def _symmetry_masks(table: CostTable) -> np.ndarray:
+    """prev[p] = bit mask of the lower-index paths whose cost rows equal path p's."""
+    rows = np.concatenate([table.device_s, table.link_s, table.edge_s], axis=1)
+    prev = np.zeros(table.num_paths, dtype=np.int64)
+    for p in range(table.num_paths):
+        for q in range(p):
+            if np.array_equal(rows[p], rows[q]):
+                prev[p] |= 1 << q
+    return prev
+
+
+@dataclass
+class _Chunk:
+    """A batch of nodes at one depth: their states, bounds and the options taken so far."""
+
+    state: BatchState
+    mask: np.ndarray
+    bound: np.ndarray
+    taken: np.ndarray  # (n, depth) option ids
+
+
+def branch_and_bound(
+    table: CostTable,
+    options: list[np.ndarray],
+    incumbent: Schedule,
+    *,
+    node_limit: float = np.inf,
+) -> ExactResult:
+    """Find a schedule with the least simulated finish time.
+
+    Args:
+        table: the cost table.
+        options: per path, the cut indices to consider (its non-dominated cuts).
+        incumbent: a known schedule (e.g. from a heuristic); returned if nothing beats it.
+        node_limit: stop after generating about this many nodes (result then not proven).
+
+    Returns:
+        The best schedule found, its finish time, and whether the search completed.
+
+    Raises:
+        InternalError: more than MAX_EXACT_PATHS paths, or an empty option list.
+    """
+    num_paths = table.num_paths
+    if num_paths > MAX_EXACT_PATHS:
+        raise InternalError(f"exact search asked for {num_paths} > {MAX_EXACT_PATHS} paths")
+    if any(len(ks) == 0 for ks in options):
+        raise InternalError("exact search got a path without cut options")
+    best = incumbent
+    best_finish = makespan(table, incumbent.order, incumbent.cuts)
+
+    opt_path = np.concatenate([np.full(len(ks), p) for p, ks in enumerate(options)])
+    opt_cut = np.concatenate(options)
+    opt_dev = table.device_s[opt_path, opt_cut]
+    opt_link = table.link_s[opt_path, opt_cut]
+    opt_edge = table.edge_s[opt_path, opt_cut]
+    starts = np.cumsum([0] + [len(ks) for ks in options])
+    prev_same = _symmetry_masks(table)
+    bounds = _Bounds(table, options)
+    full = (1 << num_paths) - 1
+    widest = max(len(ks) for ks in options)
+
+    root = _Chunk(
+        initial_state(table, 1),
+        np.zeros(1, dtype=np.int64),
+        np.full(1, -np.inf),
+        np.zeros((1, 0), dtype=np.int64),
+    )
+    stack = [root]
+    nodes = 0
+    while stack:
+        chunk = stack.pop()
+        live = np.flatnonzero(chunk.bound < best_finish)
+        if live.size == 0:
+            continue
+        if nodes >= node_limit:
+            log.debug("exact search stopped at its node limit (%d nodes)", nodes)
+            return ExactResult(best, best_finish, False, nodes)
+        mask = chunk.mask[live]
+        parents, chosen = [], []
+        for p in range(num_paths):
+            ok = ((mask >> p) & 1 == 0) & ((mask & prev_same[p]) == prev_same[p])
+            sel = live[ok]
+            if sel.size:
+                count = starts[p + 1] - starts[p]
+                parents.append(np.repeat(sel, count))
+                chosen.append(np.tile(np.arange(starts[p], starts[p + 1]), sel.size))
+        parent = np.concatenate(parents)
+        option = np.concatenate(chosen)
+        nodes += parent.size
+        state = advance(
+            table, chunk.state.take(parent), opt_dev[option], opt_link[option], opt_edge[option]
+        )
+        child_mask = chunk.mask[parent] | (np.int64(1) << opt_path[option])
+        leaves = chunk.taken.shape[1] + 1 == num_paths
+        lb = finish_of(table, state.fuse) if leaves else bounds(state, full ^ child_mask)
+        keep = np.flatnonzero(lb < best_finish)
+        if keep.size == 0:
+            continue
+        taken = np.concatenate([chunk.taken[parent[keep]], option[keep, None]], axis=1)
+        if leaves:
+            i = int(np.argmin(lb[keep]))
+            best_finish = float(lb[keep[i]])
+            run = taken[i]
+            cuts = [0] * num_paths
+            for o in run:
+                cuts[opt_path[o]] = int(opt_cut[o])
+            best = Schedule(tuple(int(opt_path[o]) for o in run), tuple(cuts))
+            continue
+        rank = np.argsort(lb[keep], kind="stable")  # most promising nodes first
+        order, taken = keep[rank], taken[rank]
+        # Cap the children one chunk expands into, which bounds the stack's memory.
+        size = max(64, CHUNK_CHILDREN // ((num_paths - taken.shape[1]) * widest))
+        for lo in range(((order.size - 1) // size) * size, -1, -size):
+            idx = order[lo : lo + size]
+            stack.append(_Chunk(state.take(idx), child_mask[idx], lb[idx], taken[lo : lo + size]))
+    finish = makespan(table, best.order, best.cuts)
+    if finish != best_finish:
+        raise InternalError(f"exact search scored {best_finish} but the simulator gives {finish}")
+    return ExactResult(best, best_finish, True, nodes)

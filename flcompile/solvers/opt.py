@@ -1,0 +1,45 @@
+"""opt: our solver; exact where BF runs, a fast heuristic beyond, never worse than MW.
+
+1. Start from MW's schedule (so opt is never worse than MW).
+2. Heuristic (`flcompile.solvers.heuristic`): candidates from uniform cuts and the fluid
+   bound's cut mix, ordered by Johnson's rule / CDS, improved by local search over cut
+   changes, swaps and moves.
+3. If BF would accept the table (`bf_search_size` <= `BF_MAX_STATES`), the exact branch and
+   bound (`flcompile.solvers.exact`) runs from that incumbent, so opt equals BF there.
+   Otherwise, when the table has at most `MAX_EXACT_PATHS` paths, the same search runs
+   with a node budget and may still improve the heuristic's schedule.
+"""
+
+from __future__ import annotations
+
+from flcompile.instance import CostTable, Schedule
+from flcompile.simulate import makespan
+from flcompile.solvers.bf import BF_MAX_STATES
+from flcompile.solvers.exact import MAX_EXACT_PATHS, branch_and_bound, search_size
+from flcompile.solvers.heuristic import heuristic_schedule
+from flcompile.solvers.mw import solve_mw
+from flcompile.solvers.pareto import pareto_cuts
+
+OPT_EXACT_NODES = 2e5
+
+
+def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Schedule:
+    """Choose the order and cuts of every path: optimal where BF runs, else heuristic.
+
+    Args:
+        table: per-path, per-cut seconds for one fused tensor and grid.
+        exact_nodes: node budget of the exact search on tables BF would refuse (0 = skip).
+
+    Returns:
+        A schedule that finishes no later than MW's.
+    """
+    mw = solve_mw(table)
+    options = pareto_cuts(table)
+    best = heuristic_schedule(table, options, [mw])
+    if search_size(options) <= BF_MAX_STATES:
+        best = branch_and_bound(table, options, best).schedule
+    elif table.num_paths <= MAX_EXACT_PATHS and exact_nodes > 0:
+        best = branch_and_bound(table, options, best, node_limit=exact_nodes).schedule
+    if makespan(table, mw.order, mw.cuts) < makespan(table, best.order, best.cuts):
+        return mw  # cannot happen (the searches start from MW); kept as the contract's guard
+    return best
