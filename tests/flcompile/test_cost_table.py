@@ -1,0 +1,57 @@
+"""Per-path FLOPs, sends and seconds from a tiling, checked against hand-computed numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_graphsurgeon as gs
+import pytest
+from tiny_models import conv_relu_model
+
+from flcompile.cost_table import cost_table, crossing_by_cut, tile_costs, untiled_flops
+from flcompile.costs import ComputeModel, LinkModel
+from flcompile.passes.fusable import find_candidates, find_prefix
+from flcompile.passes.receptive_field import make_block, make_tiling
+
+
+@pytest.fixture
+def block():
+    graph = gs.import_onnx(conv_relu_model())
+    prefix = find_prefix(graph)
+    candidate = next(c for c in find_candidates(graph, prefix) if c.tensor == "r")
+    return make_block(graph, prefix, candidate)
+
+
+def test_crossing_by_cut(block) -> None:
+    # Cut 0 sends the input, cut 1 the conv output, cut 2 (whole path) F itself.
+    assert crossing_by_cut(block) == (("x",), ("c",), ("r",))
+
+
+def test_flops_and_bytes_of_a_2x1_grid(block) -> None:
+    costs = tile_costs(make_tiling(block, (2, 1)))
+    # Each path computes 4 of 8 rows × 8 columns = 32 pixels of conv and relu.
+    np.testing.assert_allclose(costs.flops, [[144 * 32, 4 * 32]] * 2)
+    # Input tile: rows [0,5) and [3,8) (one halo row each) × 8 cols × 2 ch × 4 bytes = 320.
+    # Conv/relu tiles: 4 rows × 8 × 4 ch × 4 bytes = 512.
+    np.testing.assert_allclose(costs.send_bytes, [[320, 512, 512]] * 2)
+    assert costs.redundancy == pytest.approx(1.0)
+    assert untiled_flops(block) == 144 * 64 + 4 * 64
+
+
+def test_halo_redundancy_counts_recomputed_pixels(block) -> None:
+    # The block is one conv: a finer grid recomputes nothing, the input is what overlaps.
+    costs = tile_costs(make_tiling(block, (8, 8)))
+    assert costs.redundancy == pytest.approx(1.0)
+    assert costs.send_bytes[:, 0].sum() > 8 * 8 * 2 * 4  # overlapping raw tiles
+
+
+def test_seconds_follow_the_cost_model(block) -> None:
+    costs = tile_costs(make_tiling(block, (1, 2)))
+    compute = ComputeModel(device_flops=1e3, edge_flops=1e4, overhead_dev_s=0.5)
+    link = LinkModel(rate_MBps=1e-3, latency_s=0.25)
+    table = cost_table(costs, compute, link, post_fuse_s=7.0, return_s=0.0, grid=(1, 2))
+    per_path_flops = np.array([144 * 32, 4 * 32])
+    expected_device = [0.0, 0.5 + per_path_flops[0] / 1e3, 1.0 + per_path_flops.sum() / 1e3]
+    np.testing.assert_allclose(table.device_s[0], expected_device)
+    np.testing.assert_allclose(table.edge_s[0], [per_path_flops.sum() / 1e4, 128 / 1e4, 0.0])
+    np.testing.assert_allclose(table.link_s[0], 0.25 + costs.send_bytes[0] / 1e3)
+    assert table.post_fuse_s == 7.0 and table.grid == (1, 2)

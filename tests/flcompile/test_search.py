@@ -1,0 +1,104 @@
+"""The plan search: the space it covers, its choice against NFL, and its refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from flcompile import models
+from flcompile.compile import analyse
+from flcompile.costs import ComputeModel, LinkModel
+from flcompile.errors import UsageError
+from flcompile.load import LoadedModel
+from flcompile.passes.fusable import Candidate
+from flcompile.search import SearchOptions, grids_for, search, shortlist
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    model = models.build("squeezenet", width=0.25, size=64)
+    from flcompile.load import infer_shapes
+
+    return analyse(LoadedModel(infer_shapes(model, "t"), "zoo:t", "0", "t"))
+
+
+def run(analysis, rate: float = 1.8, **options):
+    return search(
+        analysis.graph,
+        analysis.prefix,
+        analysis.candidates,
+        analysis.costs,
+        ComputeModel(),
+        LinkModel(rate_MBps=rate),
+        SearchOptions(**options),
+    )
+
+
+def test_grids_cover_every_fit_up_to_the_maximum() -> None:
+    f = Candidate("f", (1, 8, 3, 10), ("n",))
+    assert grids_for(f, SearchOptions(max_grid=(8, 8))) == [
+        (r, c) for r in range(1, 4) for c in range(1, 9)
+    ]
+    assert grids_for(f, SearchOptions(grid=(2, 2))) == [(2, 2)]
+    assert grids_for(f, SearchOptions(grid=(4, 2))) == []
+
+
+@pytest.mark.parametrize("rate", [0.5, 1.8, 20.0])
+def test_default_plan_beats_or_equals_nfl_and_bound_is_below(analysis, rate: float) -> None:
+    result = run(analysis, rate)
+    assert result.predicted_s <= result.baselines.nfl.total_s + 1e-12
+    assert result.lower_bound_s <= result.predicted_s + 1e-12
+    assert result.stats.plans_evaluated > 0
+    assert result.stats.grids_tried > len(analysis.candidates)
+    if result.use_fused:
+        assert result.best_by_solver["opt"] <= result.best_by_solver["mw"] + 1e-12
+
+
+def test_default_is_at_or_below_every_single_solver(analysis) -> None:
+    best = run(analysis).predicted_s
+    assert best <= run(analysis, solver="mw").predicted_s + 1e-12
+    assert best <= run(analysis, solver="opt", grid=(2, 2)).predicted_s + 1e-12
+    assert best <= run(analysis, solver="nfl").predicted_s + 1e-12
+
+
+@pytest.mark.parametrize("fuse_at", [None, "fire9/concat"])
+def test_forced_grid_keeps_fused_layers_and_says_when_slower(analysis, fuse_at) -> None:
+    # With a very fast link sending the raw input is about best; a forced grid still tiles.
+    result = run(analysis, rate=1e6, grid=(2, 2), fuse_at=fuse_at)
+    assert result.use_fused and result.fused.tiling.grid == (2, 2)
+    slower = result.fused.predicted_s >= result.baselines.nfl.total_s
+    assert slower == any("slower than NFL" in n for n in result.notes)
+
+
+def test_shortlist_keeps_every_2x2_and_the_best_by_mw(analysis) -> None:
+    result = run(analysis, solver="mw")
+    assert result.use_fused or result.fused is not None
+    tables = []
+    for i, (score, grid) in enumerate([(3.0, (2, 2)), (1.0, (1, 3)), (2.0, (3, 1))]):
+        plan = result.fused.__class__(
+            result.fused.candidate,
+            result.fused.tiling.__class__(result.fused.tiling.block, grid, (), ()),
+            result.fused.costs,
+            result.fused.table,
+            result.fused.schedule,
+            "mw",
+            score,
+        )
+        tables.append((score, i, plan))
+    chosen = shortlist(tables)
+    assert [p.tiling.grid for p in chosen] == [(2, 2), (1, 3), (3, 1)]
+
+
+def test_refusals(analysis) -> None:
+    with pytest.raises(UsageError, match="not a tensor the model can be fused at"):
+        run(analysis, fuse_at="nope")
+    with pytest.raises(UsageError, match="larger than"):
+        run(analysis, grid=(99, 99))
+    f = analysis.candidates[0].tensor
+    with pytest.raises(UsageError, match="larger than F"):
+        run(analysis, grid=(999, 1), fuse_at=f)
+
+
+def test_nfl_solver_plans_without_fused_layers(analysis) -> None:
+    result = run(analysis, solver="nfl")
+    assert not result.use_fused and result.fused is None
+    assert result.predicted_s == result.baselines.nfl.total_s
