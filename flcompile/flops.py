@@ -21,11 +21,18 @@ DATA_MOVEMENT_OPS = frozenset(
 )  # fmt: skip
 
 
+def batch_size(dim: object) -> int:
+    """A batch dim as a count: a symbolic batch counts as 1, so costs are per batch item."""
+    return int(dim) if isinstance(dim, (int, np.integer)) else 1
+
+
 def static_numel(shape: object) -> int | None:
-    """Number of elements of a fully static shape, or None when any dim is unknown."""
+    """Number of elements of a static shape (a symbolic batch counts 1), or None if unknown."""
     if shape is None:
         return None
     dims = list(shape)
+    if dims:
+        dims[0] = batch_size(dims[0])
     if not all(isinstance(d, (int, np.integer)) and d >= 0 for d in dims):
         return None
     return math.prod(int(d) for d in dims)
@@ -45,7 +52,7 @@ def conv_macs_per_output_pixel(node: gs.Node) -> int:
     out = node.outputs[0]
     c_out, c_in_per_group = int(weight.shape[0]), int(weight.shape[1])
     kernel = math.prod(int(k) for k in weight.shape[2:])
-    return int(out.shape[0]) * c_out * c_in_per_group * kernel
+    return batch_size(out.shape[0]) * c_out * c_in_per_group * kernel
 
 
 def node_flops(node: gs.Node) -> float:

@@ -40,11 +40,14 @@ def check_schedule(table: CostTable, order: Sequence[int], cuts: Sequence[int]) 
         cuts: cuts[p] is the cut of path p.
 
     Raises:
-        InternalError: the schedule does not fit the table.
+        InternalError: the schedule does not fit the table, or the table has no paths or a
+            negative edge_concurrency.
     """
     num_paths, num_cuts = table.num_paths, table.num_cuts
     if num_paths == 0:
         raise InternalError("cost table has no paths")
+    if table.edge_concurrency < 0:
+        raise InternalError(f"edge_concurrency must be >= 0, got {table.edge_concurrency}")
     if len(order) != num_paths or sorted(int(p) for p in order) != list(range(num_paths)):
         raise InternalError(
             f"schedule order {tuple(order)} is not a permutation of the {num_paths} paths"

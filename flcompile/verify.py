@@ -311,15 +311,19 @@ def _static_shape(vi: onnx.ValueInfoProto) -> tuple[int, ...]:
     if not tensor_type.HasField("shape"):
         raise BadInputError(
             f"input '{vi.name}' has no shape (unknown rank)",
-            hint="pass --input-shape NAME:N,C,H,W or --input FILE.npy",
+            hint="pass --input-shape NAME:1x3x224x224 or --input FILE.npy",
         )
     shape = []
     for axis, dim in enumerate(tensor_type.shape.dim):
+        if axis == 0 and not dim.HasField("dim_value") and len(tensor_type.shape.dim) == 4:
+            logger.info("input %r has a symbolic batch; verifying with batch 1", vi.name)
+            shape.append(1)
+            continue
         if not dim.HasField("dim_value"):
             what = f"'{dim.dim_param}'" if dim.dim_param else "without a value"
             raise BadInputError(
                 f"input '{vi.name}' dim {axis} is dynamic ({what})",
-                hint="pass --input-shape NAME:N,C,H,W to fix it",
+                hint=f"pass --input-shape {vi.name}:1x3x224x224 (your sizes) to fix it",
             )
         shape.append(int(dim.dim_value))
     return tuple(shape)

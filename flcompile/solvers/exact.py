@@ -27,7 +27,8 @@ For any weights λ in the simplex, max(X, Y, Z) >= λ·(X, Y, Z), and the cut-de
 Σ_R (λ_D D_p + λ_L L_p + λ_E E_p) is at least Σ_R min over p's cuts: a Lagrangian form of
 the fluid bound, valid for every choice of cuts. The node bound is the max over a fixed
 set of λ of that, the fuse so far, and t_dev + max_R min (D + L + E), plus what follows
-the fuse.
+the fuse. Its per-remaining-set constants are tabulated for all 2^P subsets, hence
+`MAX_EXACT_PATHS`. Children are explored best bound first, in chunks that cap memory.
 """
 
 from __future__ import annotations
@@ -168,13 +169,13 @@ class _Bounds:
         return lb + post + ret
 
 
-def _symmetry_masks(table: CostTable) -> np.ndarray:
-    """prev[p] = bit mask of the lower-index paths whose cost rows equal path p's."""
+def _symmetry_masks(table: CostTable, options: list[np.ndarray]) -> np.ndarray:
+    """prev[p] = bit mask of the lower-index paths with path p's cost rows and options."""
     rows = np.concatenate([table.device_s, table.link_s, table.edge_s], axis=1)
     prev = np.zeros(table.num_paths, dtype=np.int64)
     for p in range(table.num_paths):
         for q in range(p):
-            if np.array_equal(rows[p], rows[q]):
+            if np.array_equal(rows[p], rows[q]) and np.array_equal(options[p], options[q]):
                 prev[p] |= 1 << q
     return prev
 
@@ -224,7 +225,7 @@ def branch_and_bound(
     opt_link = table.link_s[opt_path, opt_cut]
     opt_edge = table.edge_s[opt_path, opt_cut]
     starts = np.cumsum([0] + [len(ks) for ks in options])
-    prev_same = _symmetry_masks(table)
+    prev_same = _symmetry_masks(table, options)
     bounds = _Bounds(table, options)
     full = (1 << num_paths) - 1
     widest = max(len(ks) for ks in options)
@@ -237,6 +238,7 @@ def branch_and_bound(
     )
     stack = [root]
     nodes = 0
+    complete = True
     while stack:
         chunk = stack.pop()
         live = np.flatnonzero(chunk.bound < best_finish)
@@ -244,7 +246,8 @@ def branch_and_bound(
             continue
         if nodes >= node_limit:
             log.debug("exact search stopped at its node limit (%d nodes)", nodes)
-            return ExactResult(best, best_finish, False, nodes)
+            complete = False
+            break
         mask = chunk.mask[live]
         parents, chosen = [], []
         for p in range(num_paths):
@@ -266,16 +269,16 @@ def branch_and_bound(
         keep = np.flatnonzero(lb < best_finish)
         if keep.size == 0:
             continue
-        taken = np.concatenate([chunk.taken[parent[keep]], option[keep, None]], axis=1)
-        if leaves:
-            i = int(np.argmin(lb[keep]))
-            best_finish = float(lb[keep[i]])
-            run = taken[i]
+        if leaves:  # a complete schedule's bound is its finish time
+            i = int(keep[np.argmin(lb[keep])])
+            best_finish = float(lb[i])
+            run = [*chunk.taken[parent[i]], option[i]]
             cuts = [0] * num_paths
             for o in run:
                 cuts[opt_path[o]] = int(opt_cut[o])
             best = Schedule(tuple(int(opt_path[o]) for o in run), tuple(cuts))
             continue
+        taken = np.concatenate([chunk.taken[parent[keep]], option[keep, None]], axis=1)
         rank = np.argsort(lb[keep], kind="stable")  # most promising nodes first
         order, taken = keep[rank], taken[rank]
         # Cap the children one chunk expands into, which bounds the stack's memory.
@@ -286,4 +289,4 @@ def branch_and_bound(
     finish = makespan(table, best.order, best.cuts)
     if finish != best_finish:
         raise InternalError(f"exact search scored {best_finish} but the simulator gives {finish}")
-    return ExactResult(best, best_finish, True, nodes)
+    return ExactResult(best, best_finish, complete, nodes)

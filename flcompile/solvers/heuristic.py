@@ -3,17 +3,19 @@
 Candidates: the seeds (MW's schedule), every uniform cut (all paths cut at k) and the fluid
 bound's optimal mix of cuts (`flcompile.lower_bound`) spread over the paths; each cut
 choice is ordered by Johnson's rule / CDS (`flcompile.solvers.johnson`), with dominated
-cuts swapped for their non-dominated replacements. The best `STARTS` candidates are improved
-by local search over three move types: give one path another cut, swap two paths, move one
-path to another position (the last two at most `WINDOW` positions apart). Each round takes
-the best cut change if one improves the finish time, else the best swap or move.
+cuts swapped for their non-dominated replacements. The best `STARTS` candidates (one with
+k > 1 edge servers) are improved by local search over three move types: give one path
+another cut, swap two paths, move one path to another position (the last two at most
+`WINDOW` positions apart). Each round takes the best cut change if one improves the finish
+time, else the best swap or move.
 
 A move rewrites a window of positions and leaves the prefix and the rest unchanged, so each
 neighbour is scored by running only its window from the current run's state at the window
 start (the simulator's vectorised step, all neighbours at once) and then applying the
-max-plus map of the unchanged rest (`flcompile.simulate.tail_map`); with k > 1 edge servers,
-which are not max-plus, the rest is re-run instead. A chosen move is re-scored with the
-simulator before it is accepted. Everything is deterministic.
+max-plus map of the unchanged rest (`flcompile.simulate.tail_map`). k > 1 edge servers are
+not max-plus: neighbours are ranked by the unlimited edge's map and the servers' remaining
+load, and the best `EXACT_RESCORE` are re-run to the end. A chosen move is re-scored with
+the simulator before it is accepted. Everything is deterministic.
 """
 
 from __future__ import annotations
@@ -268,7 +270,9 @@ def heuristic_schedule(
     finish = makespan_batch(table, orders, cuts)
     hood = _Neighbourhood(options, WINDOW)
     best: _Run | None = None
-    for b in np.unique(finish, return_index=True)[1][:STARTS]:
+    # Several servers make every round re-run the schedule's rest: one start only.
+    starts = STARTS if table.edge_concurrency <= 1 else 1
+    for b in np.unique(finish, return_index=True)[1][:starts]:
         start = Schedule(tuple(int(p) for p in orders[b]), tuple(int(k) for k in cuts[b]))
         found = _descend(table, hood, start, MAX_ROUNDS)
         if best is None or found.finish < best.finish:

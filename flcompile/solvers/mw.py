@@ -24,6 +24,8 @@ What the OCR'd text leaves open, and how it is resolved here:
 
 - Line 5's "for each FL path do" computes every path's Eq. 7 cut, but only s_1 keeps it:
   the other paths get their cuts from Eq. 8, as in the Fig. 3 walk-through.
+- Fig. 3's text confirms the device-finish reading: after path 1 (offloaded at layer 1, no
+  local layer) the device is free at 0, and path 2's layers 4 and 5 finish at 1 + 1 = 2.
 - t for Eq. 8 comes from the timeline built so far with the simulator's rules (device back
   to back, one FCFS link), so a send that queues behind the previous one counts its wait.
   A path whose send takes 0 s completes its "transmission" when its device part ends.
@@ -78,21 +80,29 @@ def solve_mw(table: CostTable) -> Schedule:
     order = [first]
     cuts = [0] * num_paths
     cuts[first] = first_cut
-    # Placed paths get +inf distance; the penalty column broadcasts over the cuts.
-    penalty = np.zeros((num_paths, 1))
-    penalty[first] = np.inf
+    # Placed paths' rows become +inf, so their distance is +inf.
+    remaining = dev.astype(float, copy=True)
+    remaining[first] = np.inf
+    dist = np.empty_like(remaining)
     dev_scale = float(np.abs(dev).max())
     t_dev = float(dev[first, first_cut])
     _, t_sent, t_link = send(t_dev, 0.0, float(link[first, first_cut]))
     for _ in range(num_paths - 1):
-        dist = np.abs((t_dev - t_sent) + dev) + penalty
-        tol = TIE_RTOL * (abs(t_sent) + abs(t_dev) + dev_scale)
-        tied = dist <= dist.min() + tol
-        k = int(num_cuts - 1 - np.argmax(tied[:, ::-1].any(axis=0)))  # most device layers
-        p = int(np.argmax(tied[:, k]))  # then the lowest path index
+        np.add(remaining, t_dev - t_sent, out=dist)
+        np.abs(dist, out=dist)
+        best = int(dist.argmin())
+        limit = dist.flat[best] + TIE_RTOL * (abs(t_sent) + abs(t_dev) + dev_scale)
+        tied_mask = dist <= limit
+        if np.count_nonzero(tied_mask) == 1:
+            p, k = divmod(best, num_cuts)
+        else:  # row-major flat indices: (p, k) = divmod(index, K)
+            tied = np.flatnonzero(tied_mask)
+            ks = tied % num_cuts
+            first = int(ks.argmax())  # most layers on the device, then the lowest path
+            p, k = int(tied[first]) // num_cuts, int(ks[first])
         order.append(p)
         cuts[p] = k
-        penalty[p] = np.inf
+        remaining[p] = np.inf
         t_dev += float(dev[p, k])
         _, t_sent, t_link = send(t_dev, t_link, float(link[p, k]))
     schedule = Schedule(order=tuple(order), cuts=tuple(cuts))

@@ -6,8 +6,10 @@
    changes, swaps and moves.
 3. If BF would accept the table (`bf_search_size` <= `BF_MAX_STATES`), the exact branch and
    bound (`flcompile.solvers.exact`) runs from that incumbent, so opt equals BF there.
-   Otherwise, when the table has at most `MAX_EXACT_PATHS` paths, the same search runs
-   with a node budget and may still improve the heuristic's schedule.
+   Otherwise, on tables of at most `OPT_BUDGET_PATHS` paths (grids up to 3x3), the same
+   search runs with a budget of `exact_nodes` nodes (adds about 25-80 ms): on realistic 2x3
+   to 3x3 tables it found schedules up to 2 % better than the local search, while on larger
+   grids it rarely improved anything in that budget.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 from flcompile.instance import CostTable, Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import BF_MAX_STATES
-from flcompile.solvers.exact import MAX_EXACT_PATHS, branch_and_bound, search_size
+from flcompile.solvers.exact import branch_and_bound, search_size
 from flcompile.solvers.heuristic import heuristic_schedule
 from flcompile.solvers.mw import solve_mw
 from flcompile.solvers.pareto import pareto_cuts
 
-OPT_EXACT_NODES = 2e5
+OPT_EXACT_NODES = 1e5
+OPT_BUDGET_PATHS = 9
 
 
 def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Schedule:
@@ -38,7 +41,7 @@ def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Sche
     best = heuristic_schedule(table, options, [mw])
     if search_size(options) <= BF_MAX_STATES:
         best = branch_and_bound(table, options, best).schedule
-    elif table.num_paths <= MAX_EXACT_PATHS and exact_nodes > 0:
+    elif table.num_paths <= OPT_BUDGET_PATHS and exact_nodes > 0:
         best = branch_and_bound(table, options, best, node_limit=exact_nodes).schedule
     if makespan(table, mw.order, mw.cuts) < makespan(table, best.order, best.cuts):
         return mw  # cannot happen (the searches start from MW); kept as the contract's guard

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flcompile.errors import InternalError
-from flcompile.lower_bound import fluid_bound, fluid_lower_bound
+from flcompile.lower_bound import _min_max, _terms, fluid_bound, fluid_lower_bound
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.random_tables import split_table
@@ -96,6 +96,21 @@ def test_exact_against_an_alpha_lattice(num_cuts, concurrency):
             terms.append(alphas @ edge / concurrency)
         lattice_best = float(np.max(terms, axis=0).min()) + post
         assert lattice_best >= bound.value - 1e-12 * max(1.0, bound.value)
+
+
+def test_column_generation_equals_enumerating_every_cut():
+    rng = np.random.default_rng(8)
+    for trial in range(300):
+        num_cuts, concurrency = int(rng.integers(1, 40)), trial % 3
+        if trial % 2:
+            device, link, edge = rng.random((3, num_cuts))
+        else:  # cumulative costs, rounded so that ties and degenerate vertices occur
+            device = np.round(np.concatenate([[0.0], np.cumsum(rng.random(num_cuts - 1))]), 1)
+            edge = np.round(device[-1] - device, 1)
+            link = np.round(rng.random(num_cuts), 1)
+        everything, _, _ = _min_max(_terms(device, link, edge, concurrency))
+        bound = fluid_bound(device, link, edge, 0.0, concurrency)
+        assert bound.value == pytest.approx(everything, rel=1e-12, abs=1e-300)
 
 
 def test_bound_never_exceeds_the_optimum_of_an_exact_split():

@@ -1,0 +1,92 @@
+"""Seeded random cost tables for solver tests and benchmarks (never used by the compiler).
+
+`random_table` turns random per-node costs into cumulative per-cut tables, as a real block
+would give them: device seconds grow with the cut, edge seconds shrink, and the link
+seconds are the size of whatever crosses the cut. `split_table` tiles an untiled block's
+per-cut costs exactly in proportion to given shares (no halo, no latency), the setting in
+which the fluid bound must lie below every schedule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flcompile.instance import CostTable
+
+
+def random_table(
+    rng: np.random.Generator,
+    num_paths: int,
+    num_cuts: int,
+    edge_concurrency: int,
+    *,
+    zero_fraction: float = 0.0,
+    similar: bool = False,
+) -> CostTable:
+    """A random table with cumulative per-cut costs.
+
+    Args:
+        rng: the random generator (seed it for reproducible tables).
+        num_paths: P.
+        num_cuts: K (the block has K - 1 nodes).
+        edge_concurrency: the table's edge model.
+        zero_fraction: this fraction of link and edge entries is set to 0 (sends of nothing,
+            edge parts of nothing), to exercise the simulator's special cases.
+        similar: paths share one block's costs up to ±5 % (like tiles of one grid) instead
+            of being independent.
+
+    Returns:
+        The table; device_s[:, 0] == 0 and edge_s[:, K - 1] == 0.
+    """
+    nodes = num_cuts - 1
+    shape = (1 if similar else num_paths, nodes)
+    scale = rng.choice([0.3, 1.0, 3.0])
+    dev_nodes = rng.random(shape) * rng.uniform(0.5, 3.0)
+    edge_nodes = dev_nodes * rng.uniform(0.05, 1.0) * rng.uniform(0.5, 1.5, shape)
+    sizes = rng.random((shape[0], num_cuts)) * rng.uniform(0.2, 3.0) * scale
+    if similar:
+        jitter = rng.uniform(0.95, 1.05, (3, num_paths, 1))
+        dev_nodes, edge_nodes, sizes = (
+            dev_nodes * jitter[0],
+            edge_nodes * jitter[1],
+            sizes * jitter[2],
+        )
+    zero = np.zeros((num_paths, 1))
+    device = np.concatenate([zero, np.cumsum(dev_nodes, axis=1)], axis=1)
+    edge = np.concatenate([np.cumsum(edge_nodes[:, ::-1], axis=1)[:, ::-1], zero], axis=1)
+    link = sizes + np.zeros((num_paths, 1))
+    if zero_fraction > 0:
+        link = np.where(rng.random(link.shape) < zero_fraction, 0.0, link)
+        edge = np.where(rng.random(edge.shape) < zero_fraction, 0.0, edge)
+    return CostTable(device, link, edge, float(rng.random()), edge_concurrency)
+
+
+def split_table(
+    device_s: np.ndarray,
+    link_s: np.ndarray,
+    edge_s: np.ndarray,
+    shares: np.ndarray,
+    post_fuse_s: float,
+    edge_concurrency: int,
+) -> CostTable:
+    """Tile an untiled block exactly in proportion to `shares`: path p costs share_p × block.
+
+    Args:
+        device_s: (K,) device seconds of the whole block per cut.
+        link_s: (K,) link seconds of the whole block per cut.
+        edge_s: (K,) edge seconds of the whole block per cut.
+        shares: (P,) positive fractions of F's area, summing to 1.
+        post_fuse_s: edge seconds after the fuse.
+        edge_concurrency: the table's edge model.
+
+    Returns:
+        The (P, K) table.
+    """
+    shares = np.asarray(shares, float)[:, None]
+    return CostTable(
+        shares * np.asarray(device_s, float),
+        shares * np.asarray(link_s, float),
+        shares * np.asarray(edge_s, float),
+        float(post_fuse_s),
+        edge_concurrency,
+    )
