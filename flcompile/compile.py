@@ -15,13 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import onnx
 import onnx_graphsurgeon as gs
+from tqdm import tqdm
 
 from flcompile.atomic_output import atomic_directory, check_writable
 from flcompile.costs import ComputeModel, LinkModel
-from flcompile.emit import check_emitted, emit_fused, emit_single_cut
+from flcompile.emit import Emitted, check_emitted, emit_fused, emit_single_cut
 from flcompile.errors import VerificationError
 from flcompile.instance import PathTimes, Timeline
 from flcompile.load import LoadedModel, load_model
@@ -37,6 +39,7 @@ from flcompile.timing import MeasuredTimes, time_split
 from flcompile.verify import VerifyResult, make_feeds, verify_split
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class CompileOptions:
@@ -128,13 +131,36 @@ def _summary_metadata(result: SearchResult) -> dict:
     }
 
 
-@contextmanager
-def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+class _Phases:
+    """Wall time per phase, and a status line (stderr) naming the phase that is running."""
+
+    LABELS: ClassVar[dict[str, str]] = {
+        "load": "loading and normalizing",
+        "plan": "planning",
+        "rewrite": "rewriting",
+        "write": "writing",
+        "verify": "verifying in onnxruntime",
+        "time": "timing in onnxruntime",
+    }
+
+    def __init__(self, progress: bool) -> None:
+        self.seconds: dict[str, float] = {}
+        self.status = tqdm(
+            total=0, bar_format="flcompile: {desc}…", disable=not progress, leave=False
+        )
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.status.set_description_str(self.LABELS[name])
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def close(self) -> None:
+        """Clear the status line."""
+        self.status.close()
 
 
 def _nfl_segments(cut: SingleCut) -> list[tuple[str, float, float, str]]:
@@ -162,119 +188,135 @@ def compile_model(
     Raises:
         FlCompileError: a user error (exit 2), failed verification (exit 3) or a bug (exit 4).
     """
-    phases: dict[str, float] = {}
     if out_dir is not None:
         check_writable(out_dir)
-    with _phase(phases, "load"):
-        loaded = load_model(source, input_shapes=options.input_shapes)
-        analysis = analyse(loaded)
-        feeds = make_feeds(loaded.model, seed=options.seed, input_path=options.input_path)
-    with _phase(phases, "plan"):
-        result = search(
-            analysis.graph,
-            analysis.prefix,
-            analysis.candidates,
-            analysis.costs,
+    phases = _Phases(options.progress)
+    try:
+        with phases("load"):
+            loaded = load_model(source, input_shapes=options.input_shapes)
+            analysis = analyse(loaded)
+            feeds = make_feeds(loaded.model, seed=options.seed, input_path=options.input_path)
+        with phases("plan"):
+            result = search(
+                analysis.graph,
+                analysis.prefix,
+                analysis.candidates,
+                analysis.costs,
+                options.compute,
+                options.link,
+                options.search,
+            )
+        with phases("rewrite"):
+            emitted, timeline = _emit(analysis, result, options)
+        with _target_dir(out_dir) as target, atomic_directory(target) as tmp:
+            verified, measured, plan = _write_and_check(
+                tmp, target, loaded, result, emitted, timeline, feeds, options, phases
+            )
+    finally:
+        phases.close()
+    out = Path(out_dir) if out_dir is not None else None
+    return CompileResult(analysis, result, plan, timeline, verified, measured, phases.seconds, out)
+
+
+def _emit(
+    analysis: Analysis, result: SearchResult, options: CompileOptions
+) -> tuple[Emitted, Timeline]:
+    """The chosen plan's models and simulated timeline."""
+    summary = _summary_metadata(result)
+    if result.use_fused:
+        plan = result.fused
+        emitted = emit_fused(analysis.normalized, plan, summary, stages=options.emit_stages)
+        return emitted, simulate(plan.table, plan.schedule)
+    cut = result.baselines.nfl
+    emitted = emit_single_cut(analysis.normalized, cut, analysis.costs.nodes, summary)
+    return emitted, single_cut_timeline(cut)
+
+
+@contextmanager
+def _target_dir(out_dir: str | Path | None) -> Iterator[Path]:
+    """OUT itself, or a scratch directory removed afterwards when there is no OUT."""
+    if out_dir is not None:
+        yield Path(out_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="flcompile-") as scratch:
+        yield Path(scratch) / "out"
+
+
+def _write_and_check(
+    tmp: Path,
+    target: Path,
+    loaded: LoadedModel,
+    result: SearchResult,
+    emitted: Emitted,
+    timeline: Timeline,
+    feeds: dict,
+    options: CompileOptions,
+    phases: _Phases,
+) -> tuple[VerifyResult | None, MeasuredTimes | None, dict]:
+    """Write the models into `tmp`, check and verify them there, time them, write the plan."""
+    with phases("write"):
+        for name, model in [
+            ("device.onnx", emitted.device),
+            ("edge.onnx", emitted.edge),
+            ("tiled.onnx", emitted.tiled),
+            *emitted.stages.items(),
+        ]:
+            save_model(model, tmp / name)
+            check_emitted(tmp / name, name)
+        if emitted.stage_index:
+            (tmp / "stages" / "stages.json").write_text(
+                json.dumps({"paths": list(emitted.stage_index)}, indent=2) + "\n"
+            )
+    original = loaded.path if not loaded.path.startswith("zoo:") else loaded.model
+    verified = None
+    if options.verify:
+        with phases("verify"):
+            verified = verify_split(
+                original,
+                tmp / "device.onnx",
+                tmp / "edge.onnx",
+                feeds,
+                tiled=tmp / "tiled.onnx",
+                fused_tensor=result.fused.candidate.tensor if result.use_fused else None,
+                rtol=options.rtol,
+                atol=options.atol,
+                seed=options.seed,
+            )
+        if not verified.passed:
+            _keep_failed(tmp, target, options.debug)
+            verified.raise_if_failed(loaded.path)
+    measured = None
+    if options.runs > 0:
+        with phases("time"):
+            measured = time_split(
+                original,
+                tmp / "device.onnx",
+                tmp / "edge.onnx",
+                feeds,
+                device_threads=options.device_threads,
+                edge_threads=options.edge_threads,
+                runs=options.runs,
+            )
+    with phases("write"):
+        plan = build_plan_json(
+            loaded,
+            result,
             options.compute,
             options.link,
-            options.search,
+            options.search.solver,
+            timeline if result.use_fused else None,
+            verified.to_json() if verified else None,
+            measured.to_json() if measured else None,
         )
-    with _phase(phases, "rewrite"):
-        summary = _summary_metadata(result)
-        if result.use_fused:
-            plan = result.fused
-            emitted = emit_fused(analysis.normalized, plan, summary, stages=options.emit_stages)
-            timeline = simulate(plan.table, plan.schedule)
-        else:
-            emitted = emit_single_cut(
-                analysis.normalized, result.baselines.nfl, analysis.costs.nodes, summary
-            )
-            timeline = single_cut_timeline(result.baselines.nfl)
-    fused_tensor = result.fused.candidate.tensor if result.use_fused else None
-
-    scratch = None
-    if out_dir is None:
-        scratch = tempfile.TemporaryDirectory(prefix="flcompile-")
-        target = Path(scratch.name) / "out"
-    else:
-        target = Path(out_dir)
-    try:
-        with atomic_directory(target) as tmp:
-            with _phase(phases, "write"):
-                for name, model in [
-                    ("device.onnx", emitted.device),
-                    ("edge.onnx", emitted.edge),
-                    ("tiled.onnx", emitted.tiled),
-                    *emitted.stages.items(),
-                ]:
-                    save_model(model, tmp / name)
-                    check_emitted(tmp / name, name)
-                if emitted.stage_index:
-                    (tmp / "stages" / "stages.json").write_text(
-                        json.dumps({"paths": list(emitted.stage_index)}, indent=2) + "\n"
-                    )
-            original = loaded.path if not loaded.path.startswith("zoo:") else loaded.model
-            verified = None
-            if options.verify:
-                with _phase(phases, "verify"):
-                    verified = verify_split(
-                        original,
-                        tmp / "device.onnx",
-                        tmp / "edge.onnx",
-                        feeds,
-                        tiled=tmp / "tiled.onnx",
-                        fused_tensor=fused_tensor,
-                        rtol=options.rtol,
-                        atol=options.atol,
-                        seed=options.seed,
-                    )
-                if not verified.passed:
-                    _keep_failed(tmp, target, options.debug)
-                    verified.raise_if_failed(loaded.path)
-            measured = None
-            if options.runs > 0:
-                with _phase(phases, "time"):
-                    measured = time_split(
-                        original,
-                        tmp / "device.onnx",
-                        tmp / "edge.onnx",
-                        feeds,
-                        device_threads=options.device_threads,
-                        edge_threads=options.edge_threads,
-                        runs=options.runs,
-                    )
-            with _phase(phases, "write"):
-                plan_json = build_plan_json(
-                    loaded,
-                    result,
-                    options.compute,
-                    options.link,
-                    options.search.solver,
-                    timeline if result.use_fused else None,
-                    verified.to_json() if verified else None,
-                    measured.to_json() if measured else None,
-                )
-                (tmp / "plan.json").write_text(json.dumps(plan_json, indent=2) + "\n")
-                plot_timelines(
-                    tmp / "timeline.png",
-                    timeline,
-                    nfl_segments=_nfl_segments(result.baselines.nfl),
-                    title=f"{loaded.name}: {_title(result)}",
-                    post_fuse_s=result.fused.table.post_fuse_s if result.use_fused else 0.0,
-                )
-    finally:
-        if scratch is not None:
-            scratch.cleanup()
-    return CompileResult(
-        analysis,
-        result,
-        plan_json,
-        timeline,
-        verified,
-        measured,
-        phases,
-        Path(out_dir) if out_dir is not None else None,
-    )
+        (tmp / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
+        plot_timelines(
+            tmp / "timeline.png",
+            timeline,
+            nfl_segments=_nfl_segments(result.baselines.nfl),
+            title=f"{loaded.name}: {_title(result)}",
+            post_fuse_s=result.fused.table.post_fuse_s if result.use_fused else 0.0,
+        )
+    return verified, measured, plan
 
 
 def _title(result: SearchResult) -> str:

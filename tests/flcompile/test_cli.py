@@ -17,6 +17,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from flcompile import models
+from flcompile.cli import main
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -27,6 +28,16 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
+
+
+def run_here(
+    *args: str, cwd: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> subprocess.CompletedProcess:
+    """`flcompile ARGS` in this process (fast; the exit code and output are the command's)."""
+    monkeypatch.chdir(cwd)
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess, code: int, *needles: str) -> None:
@@ -107,13 +118,16 @@ def test_zoo_name_is_accepted(tmp_path: Path) -> None:
         (["--rate", "1", "--grid", "64x64", "--fuse-at", "pool1"], "larger than F"),
     ],
 )
-def test_bad_options_exit_2(tiny_model: Path, tmp_path: Path, args: list[str], needle: str) -> None:
-    proc = run(str(tiny_model), *args, "-o", "out", cwd=tmp_path)
+def test_bad_options_exit_2(
+    tiny_model: Path, tmp_path: Path, args: list[str], needle: str, capsys, monkeypatch
+) -> None:
+    proc = run_here(str(tiny_model), *args, "-o", "out", cwd=tmp_path, capsys=capsys,
+                    monkeypatch=monkeypatch)  # fmt: skip
     assert_clean_failure(proc, 2, needle)
     assert leftovers(tmp_path) == []
 
 
-def test_bad_files_exit_2(tmp_path: Path) -> None:
+def test_bad_files_exit_2(tmp_path: Path, capsys, monkeypatch) -> None:
     (tmp_path / "garbage.onnx").write_bytes(b"\x00\x01not a protobuf at all" * 50)
     (tmp_path / "empty.onnx").write_bytes(b"")
     good = models.build("squeezenet", width=0.25, size=64).SerializeToString()
@@ -126,7 +140,8 @@ def test_bad_files_exit_2(tmp_path: Path) -> None:
         "no_such_zoo_model": "no_such_zoo_model",
     }
     for name, needle in cases.items():
-        proc = run(name, "--rate", "1.8", "-o", "out", cwd=tmp_path)
+        proc = run_here(name, "--rate", "1.8", "-o", "out", cwd=tmp_path, capsys=capsys,
+                        monkeypatch=monkeypatch)  # fmt: skip
         assert_clean_failure(proc, 2, needle)
         assert not (tmp_path / "out").exists()
 
@@ -149,11 +164,14 @@ def test_dynamic_hw_needs_input_shape(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_failure_keeps_an_earlier_good_output(tiny_model: Path, tmp_path: Path) -> None:
+def test_failure_keeps_an_earlier_good_output(
+    tiny_model: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     good = run(str(tiny_model), "--rate", "1.8", "-o", "out", "--runs", "0", cwd=tmp_path)
     assert good.returncode == 0, good.stderr
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()}
-    bad = run(str(tiny_model), "--rate", "1.8", "-o", "out", "--fuse-at", "nope", cwd=tmp_path)
+    bad = run_here(str(tiny_model), "--rate", "1.8", "-o", "out", "--fuse-at", "nope",
+                   cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)  # fmt: skip
     assert_clean_failure(bad, 2, "nope")
     after = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()}
     assert after == before
