@@ -94,7 +94,7 @@ def _read(path: Path) -> onnx.ModelProto:
         )
     try:
         onnx.load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, onnx.checker.ValidationError) as e:
         raise BadInputError(
             f"{label}: its external data cannot be read ({e})",
             hint="keep the .data files next to the model, as the exporter wrote them",

@@ -173,6 +173,7 @@ def build_plan_json(
         if plan is not None
         else {
             "cut": nfl.label,
+            "reason": _why_no_fused_layers(result, solver),
             "device_nodes": nfl.index,
             "sends": [single_cut_name(t) for t in nfl.tensors],
             "device_s": nfl.device_s,
@@ -188,6 +189,14 @@ def build_plan_json(
         "verify": verify,
         "measured": measured,
     }
+
+
+def _why_no_fused_layers(result: SearchResult, solver: str) -> str:
+    if solver == "nfl":
+        return "--solver nfl"
+    if result.fused is None:
+        return "no fused-layer plan is possible for this model"
+    return "a single cut is faster than every fused-layer plan"
 
 
 def resimulate(plan: dict) -> float:

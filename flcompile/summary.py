@@ -69,7 +69,7 @@ def format_summary(result: CompileResult) -> str:
     else:
         nfl = plan["nfl_plan"]
         lines.append(
-            f"plan       no fused layers: single cut {nfl['cut']} (NFL beats every FL plan)"
+            f"plan       no fused layers: single cut {nfl['cut']} ({nfl['reason']})"
         )
     for note in plan["notes"]:
         lines.append(f"note       {note}")

@@ -42,7 +42,7 @@ class Candidate:
 
     Attributes:
         tensor: F's name.
-        shape: F's static NCHW shape.
+        shape: F's NCHW shape (H and W static; a symbolic batch stays a name).
         block: the names of the nodes between the input and F, in topological order.
     """
 
@@ -165,5 +165,5 @@ def find_candidates(graph: gs.Graph, prefix: FusablePrefix) -> list[Candidate]:
             continue
         f = leaving[0]
         ordered = tuple(sorted(block, key=order.__getitem__))
-        candidates.append(Candidate(f.name, tuple(int(d) for d in f.shape), ordered))
+        candidates.append(Candidate(f.name, tuple(f.shape), ordered))
     return candidates

@@ -144,6 +144,11 @@ def classify(node: gs.Node, is_spatial: callable) -> LocalOp | str:  # type: ign
     if node.domain not in (None, "", "ai.onnx"):
         return f"custom-domain op {node.domain}.{op}"
     outputs = [o for o in node.outputs if o.name]
+    # Checked before the outputs: these extra outputs are not 4-D float tensors.
+    if op == "MaxPool" and len(outputs) > 1:
+        return "MaxPool with an Indices output depends on absolute positions"
+    if op in ("BatchNormalization", "Dropout") and len(outputs) > 1:
+        return f"{op} in training mode"
     if not outputs or any(hw(o) is None for o in outputs):
         return "its output is not a 4-D tensor with static H and W"
     if not all(is_float(o) for o in outputs):
@@ -158,8 +163,6 @@ def classify(node: gs.Node, is_spatial: callable) -> LocalOp | str:  # type: ign
             return "its weights are not constants"
         if node.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
             return "auto_pad could not be resolved to explicit pads"
-        if op == "MaxPool" and len(outputs) > 1:
-            return "MaxPool with an Indices output depends on absolute positions"
         kernel = node.attrs.get("kernel_shape") or list(node.inputs[1].shape[2:])
         if len(kernel) != 2:
             return f"it is {len(kernel)}-D, not 2-D"
@@ -181,8 +184,6 @@ def classify(node: gs.Node, is_spatial: callable) -> LocalOp | str:  # type: ign
     if op == "DepthToSpace":
         return LocalOp("depth_to_space", block=int(node.attrs["blocksize"]))
     if op in POINTWISE_UNARY:
-        if op in ("BatchNormalization", "Dropout") and len(outputs) > 1:
-            return f"{op} in training mode"
         if spatial != (0,) or any(not _constant(t) for t in node.inputs[1:] if t.name):
             return "its parameters are not constants"
         return LocalOp("pointwise")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from flcompile.flops import conv_macs_per_output_pixel
+from flcompile.flops import batch_size, conv_macs_per_output_pixel
 from flcompile.passes.fusable import Candidate, FusablePrefix
 from flcompile.passes.local_ops import AxisWindow, LocalOp, hw
 
@@ -148,7 +148,7 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
     channel_shapes: dict[str, tuple[int, int]] = {}
 
     def note(t: gs.Tensor) -> None:
-        n, c = int(t.shape[0]), int(t.shape[1])
+        n, c = batch_size(t.shape[0]), int(t.shape[1])
         dtypes[t.name] = np.dtype(t.dtype)
         channel_shapes[t.name] = (n, c)
         bytes_per_pixel[t.name] = float(n * c * dtypes[t.name].itemsize)
@@ -181,7 +181,7 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
         )
     return Block(
         prefix.input,
-        tuple(int(d) for d in x.shape),
+        tuple(x.shape),
         candidate.tensor,
         candidate.shape,
         tuple(nodes),

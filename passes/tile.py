@@ -71,28 +71,26 @@ def _variable(name: str, like: gs.Tensor, region: tuple[Interval, Interval]) -> 
 
 def _tile_attrs_and_inputs(
     node: gs.Node, pads_h: tuple[int, int], pads_w: tuple[int, int], path: int
-) -> tuple[dict, list[gs.Tensor], tuple[int, int, int, int] | None]:
-    """The copy's attributes and non-data inputs, and any zero padding to insert before it.
+) -> tuple[dict, list[gs.Tensor]]:
+    """The copy's attributes and non-data inputs.
 
-    AveragePool with count_include_pad=1 and ceil_mode counts the original pads but not the
-    overhang of the last window. A tile's end pad can hold both; the genuine pad part then
-    becomes an explicit zero Pad and the overhang stays a pad that is not counted.
+    A pool's ceil_mode window can run past the end pad (the overhang). A tile end pad that
+    held the overhang could reach the kernel size (with dilations), which onnxruntime
+    refuses, and AveragePool with count_include_pad=1 would count it. So a tile that ends in
+    an overhang keeps ceil_mode and the original end pad there: relative to the end of the
+    input, its windows are then the original ones. Every other tile side fits its windows
+    exactly (its size is (n − 1)·s + span), where ceil_mode changes nothing.
     """
     attrs = dict(node.attrs)
     inputs = list(node.inputs)
-    pre_pad = None
     pads = [pads_h[0], pads_w[0], pads_h[1], pads_w[1]]
     if node.op in ("Conv", "MaxPool", "AveragePool"):
         attrs.pop("auto_pad", None)
-        if node.op != "Conv":
-            attrs["ceil_mode"] = 0
         original = list(node.attrs.get("pads", [0, 0, 0, 0]))
-        overhang = [max(pads[i] - original[i], 0) for i in range(4)]
-        if node.op == "AveragePool" and attrs.get("count_include_pad", 0) and any(overhang):
-            genuine = [pads[i] - overhang[i] for i in range(4)]
-            pre_pad = (genuine[0], genuine[1], genuine[2], genuine[3])
-            attrs["count_include_pad"] = 0
-            pads = overhang
+        overhang = [pads[i] > original[i] for i in range(4)]
+        if node.op != "Conv":
+            attrs["ceil_mode"] = int(any(overhang))
+            pads = [original[i] if overhang[i] else pads[i] for i in range(4)]
         attrs["pads"] = pads
     elif node.op == "Pad":
         full = _full_pads(node)
@@ -104,7 +102,7 @@ def _tile_attrs_and_inputs(
             inputs = [inputs[0], _ints(full, f"{node.name}/p{path}/pads"), value]
             if not value.name:
                 inputs = inputs[:2]
-    return attrs, inputs, pre_pad
+    return attrs, inputs
 
 
 def _full_pads(node: gs.Node) -> list[int]:
@@ -161,16 +159,20 @@ def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
         row, col = tiling.axes(p)
         current: dict[str, gs.Tensor] = {}
         path_crops: dict[str, int] = {}
+        crop_outputs: dict[str, gs.Variable] = {}
 
         def source(tensor: str, want: tuple[Interval, Interval], consumer: str, index: int):
             have = _region(row, col, tensor)  # noqa: B023 - the loop variables are meant
             if have == want:
                 return current[tensor]  # noqa: B023
             name = f"{consumer}/p{p}/crop_{tensor}"  # noqa: B023
+            if name in crop_outputs:  # noqa: B023 - a node reading one tensor twice, e.g. Add(t, t)
+                return crop_outputs[name]  # noqa: B023
             like = tensors[tensor]
             out = _variable(f"{tile_tensor_name(p, tensor)}_crop_for_{consumer}", like, want)  # noqa: B023
             new_nodes.append(_slice(current[tensor], _crop_offsets(have, want), name, out))  # noqa: B023
             path_crops[name] = index  # noqa: B023
+            crop_outputs[name] = out  # noqa: B023
             return out
 
         x_tile = _variable(tile_tensor_name(p, x.name), x, _region(row, col, x.name))
@@ -197,33 +199,14 @@ def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
 
 
 def _copy_node(node, bn: BlockNode, index, p, row, col, tensors, current, source, new_nodes) -> str:
-    """Append path p's copy of `node` (and any Pad before it) to `new_nodes`; return its name."""
-    attrs, inputs, pre_pad = _tile_attrs_and_inputs(node, row.pads[index], col.pads[index], p)
+    """Append path p's copy of `node` to `new_nodes`; return its name."""
+    attrs, inputs = _tile_attrs_and_inputs(node, row.pads[index], col.pads[index], p)
     for slot, tensor in enumerate(bn.inputs):
         if tensor is None:
             continue
         want = (row.reads[index][slot], col.reads[index][slot])
         inputs[slot] = source(tensor, want, node.name, index)
     name = f"{node.name}/p{p}"
-    if pre_pad is not None:
-        data = inputs[0]
-        padded_shape = (
-            data.shape[0],
-            data.shape[1],
-            data.shape[2] + pre_pad[0] + pre_pad[2],
-            data.shape[3] + pre_pad[1] + pre_pad[3],
-        )
-        padded = gs.Variable(f"{name}_zero_padded", dtype=data.dtype, shape=padded_shape)
-        pad_values = [0, 0, pre_pad[0], pre_pad[1], 0, 0, pre_pad[2], pre_pad[3]]
-        new_nodes.append(
-            gs.Node(
-                "Pad",
-                name=f"{name}/zero_pad",
-                inputs=[data, _ints(pad_values, f"{name}/zero_pad/pads")],
-                outputs=[padded],
-            )
-        )
-        inputs[0] = padded
     outputs = []
     for out in node.outputs:
         if not out.name:

@@ -1,0 +1,17 @@
+"""Shared test configuration: the hypothesis profiles (FLCOMPILE_HYPOTHESIS_PROFILE picks one)."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+
+# "ci": few examples, no deadline (ONNX Runtime sessions vary in start-up time) and a fixed
+# derivation of examples, so a CI run is deterministic. "slow": a wide search, for -m slow.
+settings.register_profile(
+    "ci", max_examples=40, deadline=None, derandomize=True, suppress_health_check=_QUIET
+)
+settings.register_profile("slow", max_examples=500, deadline=None, suppress_health_check=_QUIET)
+settings.load_profile(os.environ.get("FLCOMPILE_HYPOTHESIS_PROFILE", "ci"))

@@ -1,0 +1,298 @@
+"""Tests for flcompile.passes.local_ops: which ops are local, and the window each one has."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_graphsurgeon as gs
+import pytest
+
+from flcompile.passes.local_ops import AxisWindow, LocalOp, classify
+
+N, C, H, W = 1, 3, 7, 9
+
+
+def var(name: str, shape=(N, C, H, W), dtype=np.float32) -> gs.Variable:
+    return gs.Variable(name, dtype=dtype, shape=shape)
+
+
+def const(name: str, values) -> gs.Constant:
+    return gs.Constant(name, np.asarray(values))
+
+
+X = var("x")  # the tiled (spatial) tensor
+A = var("a")  # a second tiled tensor
+
+
+def spatial(t: gs.Tensor) -> bool:
+    return t.name in ("x", "a")
+
+
+def node(op: str, inputs, outputs=None, domain=None, **attrs) -> gs.Node:
+    outputs = outputs if outputs is not None else [var("y")]
+    return gs.Node(op, name=op.lower(), attrs=attrs, inputs=inputs, outputs=outputs, domain=domain)
+
+
+WEIGHT = const("w", np.zeros((4, C, 3, 5), np.float32))
+
+NOT_LOCAL = {
+    "global_average_pool": (
+        node("GlobalAveragePool", [X], [var("y", (N, C, 1, 1))]),
+        "GlobalAveragePool is not a local op",
+    ),
+    "reshape_to_2d": (
+        node("Reshape", [X, const("s", [1, -1])], [var("y", (N, C * H * W))]),
+        "its output is not a 4-D tensor with static H and W",
+    ),
+    "reshape_4d": (
+        node("Reshape", [X, const("s", [1, 3, 9, 7])], [var("y", (N, C, W, H))]),
+        "Reshape is not a local op",
+    ),
+    "transpose": (
+        node("Transpose", [X], [var("y", (N, C, W, H))], perm=[0, 1, 3, 2]),
+        "Transpose is not a local op",
+    ),
+    "resize": (
+        node(
+            "Resize",
+            [X, gs.Variable.empty(), const("scales", np.array([1, 1, 2, 2], np.float32))],
+            [var("y", (N, C, 2 * H, 2 * W))],
+        ),
+        "Resize is not a local op",
+    ),
+    "concat_axis2": (
+        node("Concat", [X, A], [var("y", (N, C, 2 * H, W))], axis=2),
+        "Concat along axis 2, not the channel axis",
+    ),
+    "split_axis3": (
+        node("Split", [X], [var("y0", (N, C, H, 4)), var("y1", (N, C, H, 5))], axis=3),
+        "Split along axis 3, not the channel axis",
+    ),
+    "pad_reflect": (
+        node(
+            "Pad",
+            [X, const("p", [0, 0, 1, 1, 0, 0, 1, 1])],
+            [var("y", (N, C, 9, 11))],
+            mode="reflect",
+        ),
+        "Pad mode 'reflect' reads mirrored or edge pixels",
+    ),
+    "pad_edge": (
+        node(
+            "Pad", [X, const("p", [0, 0, 1, 1, 0, 0, 1, 1])], [var("y", (N, C, 9, 11))], mode="edge"
+        ),
+        "Pad mode 'edge' reads mirrored or edge pixels",
+    ),
+    "pad_variable_pads": (
+        node("Pad", [X, var("p", (8,), np.int64)], [var("y", (N, C, 9, 11))]),
+        "its pads are not a constant",
+    ),
+    "maxpool_indices": (
+        node("MaxPool", [X], [var("y"), var("i", dtype=np.int64)], kernel_shape=[1, 1]),
+        "MaxPool with an Indices output depends on absolute positions",
+    ),
+    "conv_variable_weight": (
+        node("Conv", [X, var("w", (4, C, 3, 3))], [var("y", (N, 4, 5, 7))]),
+        "its weights are not constants",
+    ),
+    "conv_tiled_weight": (
+        node("Conv", [X, A], [var("y", (N, 3, 1, 1))]),
+        "its weights are not constants",
+    ),
+    "conv_auto_pad_left": (
+        node("Conv", [X, WEIGHT], [var("y", (N, 4, 7, 9))], auto_pad="SAME_UPPER"),
+        "auto_pad could not be resolved to explicit pads",
+    ),
+    "conv_3d": (
+        node(
+            "Conv",
+            [var("x", (N, C, 4, H, W)), const("w3", np.zeros((4, C, 1, 1, 1), np.float32))],
+            [var("y", (N, 4, 4, H, W))],
+        ),
+        "its output is not a 4-D tensor with static H and W",
+    ),
+    "custom_domain": (
+        node("Foo", [X], domain="com.example"),
+        "custom-domain op com.example.Foo",
+    ),
+    "cast_to_int": (
+        node("Cast", [X], [var("y", dtype=np.int64)], to=7),
+        "its output is not floating point",
+    ),
+    "dynamic_hw": (
+        node("Relu", [X], [var("y", (N, C, "h", W))]),
+        "its output is not a 4-D tensor with static H and W",
+    ),
+    "reads_no_tiled_tensor": (
+        node("Relu", [var("other")]),
+        "it reads no tensor of the fusable region",
+    ),
+    "add_broadcast_spatial": (
+        node("Add", [X, var("a", (N, C, 1, 1))]),
+        "its input a is broadcast over H/W",
+    ),
+    "add_variable": (
+        node("Add", [X, var("v", (1, C, 1, 1))]),
+        "its input v is neither tiled nor a constant broadcast over H/W",
+    ),
+    "add_constant_over_hw": (
+        node("Add", [X, const("k", np.zeros((1, C, H, W), np.float32))]),
+        "its input k is neither tiled nor a constant broadcast over H/W",
+    ),
+    "mul_constant_over_w": (
+        node("Mul", [X, const("k", np.zeros((W,), np.float32))]),
+        "its input k is neither tiled nor a constant broadcast over H/W",
+    ),
+    "prelu_per_column_slope": (
+        node("PRelu", [X, const("slope", np.zeros((W,), np.float32))]),
+        "its input slope is neither tiled nor a constant broadcast over H/W",
+    ),
+    "concat_with_constant": (
+        node(
+            "Concat",
+            [X, const("k", np.zeros((N, 1, H, W), np.float32))],
+            [var("y", (N, 4, H, W))],
+            axis=1,
+        ),
+        "Concat of a tiled tensor with a constant",
+    ),
+    "split_variable_sizes": (
+        node(
+            "Split",
+            [X, var("s", (2,), np.int64)],
+            [var("y0", (N, 1, H, W)), var("y1", (N, 2, H, W))],
+            axis=1,
+        ),
+        "its split sizes are not a constant",
+    ),
+    "batchnorm_training": (
+        node(
+            "BatchNormalization",
+            [X, *(const(n, np.ones(C, np.float32)) for n in "sbmv")],
+            [var("y"), var("mean", (C,)), var("var", (C,))],
+        ),
+        "BatchNormalization in training mode",
+    ),
+    "relu_variable_parameter": (
+        node("Clip", [X, var("lo", ())]),
+        "its parameters are not constants",
+    ),
+}
+
+
+@pytest.mark.parametrize(("n", "reason"), NOT_LOCAL.values(), ids=NOT_LOCAL.keys())
+def test_a_non_local_op_gives_its_reason(n: gs.Node, reason: str) -> None:
+    assert classify(n, spatial) == reason
+
+
+LOCAL = {
+    "conv": (
+        node(
+            "Conv",
+            [X, WEIGHT, const("b", np.zeros(4, np.float32))],
+            [var("y", (N, 4, 4, 3))],
+            pads=[1, 2, 3, 4],
+            strides=[2, 3],
+            dilations=[1, 2],
+        ),
+        LocalOp("window", AxisWindow(3, 2, 1, 1, 3), AxisWindow(5, 3, 2, 2, 4)),
+    ),
+    "maxpool": (
+        node(
+            "MaxPool",
+            [X],
+            [var("y", (N, C, 4, 5))],
+            kernel_shape=[2, 3],
+            strides=[2, 2],
+            pads=[0, 1, 1, 1],
+        ),
+        LocalOp("window", AxisWindow(2, 2, 1, 0, 1), AxisWindow(3, 2, 1, 1, 1)),
+    ),
+    "averagepool": (
+        node(
+            "AveragePool",
+            [X],
+            [var("y", (N, C, 7, 9))],
+            kernel_shape=[3, 3],
+            pads=[1, 1, 1, 1],
+            count_include_pad=1,
+        ),
+        LocalOp("window", AxisWindow(3, 1, 1, 1, 1), AxisWindow(3, 1, 1, 1, 1)),
+    ),
+    "pad": (
+        node(
+            "Pad",
+            [X, const("p", [0, 0, 1, 2, 0, 0, 3, 4]), const("v", np.float32(0.5))],
+            [var("y", (N, C, 11, 15))],
+        ),
+        LocalOp("window", AxisWindow(pad_begin=1, pad_end=3), AxisWindow(pad_begin=2, pad_end=4)),
+    ),
+    "pad_axes": (
+        node(
+            "Pad",
+            [X, const("p", [1, 2, 3, 4]), gs.Variable.empty(), const("axes", [-2, -1])],
+            [var("y", (N, C, 11, 15))],
+        ),
+        LocalOp("window", AxisWindow(pad_begin=1, pad_end=3), AxisWindow(pad_begin=2, pad_end=4)),
+    ),
+    "pad_opset2_attr": (
+        node("Pad", [X], [var("y", (N, C, 8, 9))], pads=[0, 0, 1, 0, 0, 0, 0, 0]),
+        LocalOp("window", AxisWindow(pad_begin=1), AxisWindow()),
+    ),
+    "space_to_depth": (
+        node("SpaceToDepth", [var("x", (N, C, 8, 10))], [var("y", (N, 4 * C, 4, 5))], blocksize=2),
+        LocalOp("window", AxisWindow(2, 2), AxisWindow(2, 2)),
+    ),
+    "depth_to_space": (
+        node(
+            "DepthToSpace", [var("x", (N, 9, H, W))], [var("y", (N, 1, 3 * H, 3 * W))], blocksize=3
+        ),
+        LocalOp("depth_to_space", block=3),
+    ),
+    "relu": (node("Relu", [X]), LocalOp("pointwise")),
+    "relu_fp16": (
+        node("Relu", [var("x", dtype=np.float16)], [var("y", dtype=np.float16)]),
+        LocalOp("pointwise"),
+    ),
+    "clip_constants": (
+        node("Clip", [X, const("lo", np.float32(0)), gs.Variable.empty()]),
+        LocalOp("pointwise"),
+    ),
+    "batchnorm": (
+        node("BatchNormalization", [X, *(const(n, np.ones(C, np.float32)) for n in "sbmv")]),
+        LocalOp("pointwise"),
+    ),
+    "prelu_channel_slope": (
+        node("PRelu", [X, const("slope", np.zeros((C, 1, 1), np.float32))]),
+        LocalOp("pointwise", spatial_inputs=(0,)),
+    ),
+    "residual_add": (node("Add", [X, A]), LocalOp("pointwise", spatial_inputs=(0, 1))),
+    "constant_first": (
+        node("Mul", [const("k", np.float32(2)), X]),
+        LocalOp("pointwise", spatial_inputs=(1,)),
+    ),
+    "concat_channels": (
+        node("Concat", [X, A], [var("y", (N, 6, H, W))], axis=-3),
+        LocalOp("pointwise", spatial_inputs=(0, 1)),
+    ),
+    "split_channels": (
+        node(
+            "Split",
+            [X, const("s", [1, 2])],
+            [var("y0", (N, 1, H, W)), var("y1", (N, 2, H, W))],
+            axis=1,
+        ),
+        LocalOp("pointwise"),
+    ),
+}
+
+
+@pytest.mark.parametrize(("n", "expected"), LOCAL.values(), ids=LOCAL.keys())
+def test_a_local_op_gives_its_window(n: gs.Node, expected: LocalOp) -> None:
+    assert classify(n, spatial) == expected
+
+
+def test_axis_window_span() -> None:
+    # Should give: d·(k − 1) + 1.
+    assert AxisWindow(3, 1, 2).span == 5
+    assert AxisWindow(1).span == 1
+    assert AxisWindow(4, 2, 3).span == 10
