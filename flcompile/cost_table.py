@@ -40,13 +40,7 @@ class TileCosts:
 
 def crossing_by_cut(block: Block) -> tuple[tuple[str, ...], ...]:
     """For each cut k = 0..L, the block tensors that cross it, in production order."""
-    produced = block.producer_index()
-    last_use = block.last_use_index()
-    tensors = sorted(produced, key=produced.__getitem__)
-    return tuple(
-        tuple(t for t in tensors if produced[t] < k <= last_use.get(t, -1))
-        for k in range(len(block.nodes) + 1)
-    )
+    return block.crossing
 
 
 def untiled_flops(block: Block) -> float:
@@ -54,45 +48,40 @@ def untiled_flops(block: Block) -> float:
     return float(sum(n.flops_per_pixel * n.out_size[0] * n.out_size[1] for n in block.nodes))
 
 
+def _per_path(per_pixel: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
+    """(P, N) per-pixel amounts times each path's rows × columns, paths row-major."""
+    grid = per_pixel[:, None, None] * heights[:, :, None] * widths[:, None, :]
+    return grid.reshape(len(per_pixel), -1).T
+
+
 def tile_costs(tiling: Tiling, crossing: tuple[tuple[str, ...], ...] | None = None) -> TileCosts:
     """FLOPs and bytes of every path's node copies and sends.
 
     Args:
         tiling: the tiling.
-        crossing: `crossing_by_cut(tiling.block)`, when the caller already has it.
+        crossing: optional, and then it must be `crossing_by_cut(tiling.block)`.
 
     Returns:
         The per-path FLOP and byte tables.
     """
     block = tiling.block
-    crossing = crossing_by_cut(block) if crossing is None else crossing
+    if crossing is not None and crossing != block.crossing:
+        raise ValueError("crossing does not belong to the tiling's block")
     rows, cols = tiling.rows, tiling.cols
-    fpp = np.array([n.flops_per_pixel for n in block.nodes])
-    heights = np.array([[r.out[i].size for r in rows] for i in range(len(block.nodes))], float)
-    widths = np.array([[c.out[i].size for c in cols] for i in range(len(block.nodes))], float)
-    flops = (
-        (fpp[:, None, None] * heights[:, :, None] * widths[:, None, :])
-        .reshape(len(block.nodes), -1)
-        .T
+    flops = _per_path(
+        block.flops_per_pixel,
+        np.stack([r.out_sizes for r in rows], axis=1),
+        np.stack([c.out_sizes for c in cols], axis=1),
     )
-
-    produced = block.producer_index()
-    tensors = tuple(sorted(produced, key=produced.__getitem__))
-    bpp = np.array([block.bytes_per_pixel[t] for t in tensors])
-    t_heights = np.array([[r.tensors[t].size for r in rows] for t in tensors], float)
-    t_widths = np.array([[c.tensors[t].size for c in cols] for t in tensors], float)
-    tensor_bytes = (
-        (bpp[:, None, None] * t_heights[:, :, None] * t_widths[:, None, :])
-        .reshape(len(tensors), -1)
-        .T
+    tensor_bytes = _per_path(
+        block.tensor_bytes_per_pixel,
+        np.stack([r.tensor_sizes for r in rows], axis=1),
+        np.stack([c.tensor_sizes for c in cols], axis=1),
     )
-    index = {t: i for i, t in enumerate(tensors)}
-    crosses = np.zeros((len(crossing), len(tensors)))
-    for k, names in enumerate(crossing):
-        crosses[k, [index[t] for t in names]] = 1.0
-    send_bytes = tensor_bytes @ crosses.T
-    redundancy = float(flops.sum() / max(untiled_flops(block), 1.0))
-    return TileCosts(flops, send_bytes, crossing, tensor_bytes, tensors, redundancy)
+    send_bytes = tensor_bytes @ block.crossing_matrix.T
+    untiled = untiled_flops(block)
+    redundancy = float(flops.sum() / untiled) if untiled > 0 else 1.0
+    return TileCosts(flops, send_bytes, block.crossing, tensor_bytes, block.tensors, redundancy)
 
 
 def cost_table(

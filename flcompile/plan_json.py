@@ -57,8 +57,7 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
         sends = []
         for tensor in plan.costs.crossing[cut]:
             h, w = row.tensors[tensor], col.tensors[tensor]
-            nc = block.channel_shapes[tensor]
-            shape = [nc[0], nc[1], h.size, w.size]
+            shape = block.tile_shape(tensor, h.size, w.size)
             nbytes = int(block.bytes_per_pixel[tensor] * h.size * w.size)
             sends.append({"tensor": f"fl_p{p}_{tensor}", "shape": shape, "bytes": nbytes})
         t = times[p]

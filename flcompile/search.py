@@ -215,7 +215,11 @@ def search(
                 "cache": {},
                 "rest_s": model.edge_s(rest, compute),
             }
-            bound = min(bound, _fluid_bound(block, state, compute, link, return_s))
+            try:
+                bound = min(bound, _fluid_bound(block, state, compute, link, return_s))
+            except EmptyRegionError:
+                log.info("F %s: some pixel of it reads only padding; skipped", candidate.tensor)
+                continue
         try:
             tiling = make_tiling(state["block"], grid, state["cache"])  # type: ignore[arg-type]
         except EmptyRegionError:

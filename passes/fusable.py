@@ -14,7 +14,7 @@ import networkx as nx
 import onnx_graphsurgeon as gs
 
 from flcompile.errors import UnsupportedModelError
-from flcompile.passes.local_ops import LocalOp, classify, hw, is_float
+from flcompile.passes.local_ops import LocalOp, classify, is_float
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ class FusablePrefix:
 
     Attributes:
         input: name of the spatial model input.
+        input_axes: the input's (H, W) axes: (2, 3) for NCHW, (1, 2) for an NHWC input
+            that the model transposes to NCHW first.
         nodes: names of the prefix's nodes, in topological order.
         ops: each prefix node's `LocalOp`.
         stops: "node (op): reason" for each node that reads the prefix but is not local.
@@ -34,6 +36,7 @@ class FusablePrefix:
     nodes: tuple[str, ...]
     ops: dict[str, LocalOp]
     stops: tuple[str, ...]
+    input_axes: tuple[int, int] = (2, 3)
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,22 @@ class Candidate:
     block: tuple[str, ...]
 
 
+NCHW_AXES = (2, 3)
+NHWC_AXES = (1, 2)
+NHWC_TO_NCHW = [0, 3, 1, 2]
+
+
+def input_axes(x: gs.Tensor) -> tuple[int, int]:
+    """The (H, W) axes of a 4-D model input: NHWC when every reader transposes it to NCHW."""
+    readers = x.outputs
+    nhwc = bool(readers) and all(
+        n.op == "Transpose" and list(n.attrs.get("perm", [])) == NHWC_TO_NCHW for n in readers
+    )
+    return NHWC_AXES if nhwc else NCHW_AXES
+
+
 def spatial_input(graph: gs.Graph, label: str) -> gs.Variable:
-    """The model's one 4-D float input with static H and W.
+    """The model's one 4-D float input with static H and W (NCHW, or NHWC transposed first).
 
     Raises:
         UnsupportedModelError: there is none, or more than one, or H/W are dynamic.
@@ -72,7 +89,8 @@ def spatial_input(graph: gs.Graph, label: str) -> gs.Variable:
             hint="export the model with a single image input",
         )
     x = four_d[0]
-    if hw(x) is None:
+    axes = input_axes(x)
+    if not all(isinstance(x.shape[a], int) for a in axes):
         raise UnsupportedModelError(
             f"{label}: input '{x.name}' has dynamic H/W {list(x.shape)}",
             hint=f"fix them with --input-shape {x.name}:1x3x224x224 (your sizes)",
@@ -97,6 +115,7 @@ def find_prefix(graph: gs.Graph, label: str = "model") -> FusablePrefix:
         The fusable prefix, possibly empty.
     """
     x = spatial_input(graph, label)
+    axes = input_axes(x)
     spatial_tensors: set[str] = {x.name}
     nodes: list[str] = []
     ops: dict[str, LocalOp] = {}
@@ -104,7 +123,11 @@ def find_prefix(graph: gs.Graph, label: str = "model") -> FusablePrefix:
     for node in graph.nodes:
         if not any(t.name in spatial_tensors for t in node.inputs):
             continue
-        result = classify(node, lambda t: t.name in spatial_tensors)
+        if axes == NHWC_AXES and node.inputs[0] is x:
+            # NHWC -> NCHW moves no pixel within H and W: regions pass through unchanged.
+            result: LocalOp | str = LocalOp("pointwise")
+        else:
+            result = classify(node, lambda t: t.name in spatial_tensors)
         reads_outside = any(
             t.name and t.name not in spatial_tensors and not isinstance(t, gs.Constant)
             for t in node.inputs
@@ -119,7 +142,7 @@ def find_prefix(graph: gs.Graph, label: str = "model") -> FusablePrefix:
         spatial_tensors.update(o.name for o in node.outputs if o.name)
     for stop in stops:
         log.info("fusable region ends at %s", stop)
-    return FusablePrefix(x.name, tuple(nodes), ops, tuple(stops))
+    return FusablePrefix(x.name, tuple(nodes), ops, tuple(stops), axes)
 
 
 def node_graph(graph: gs.Graph) -> nx.DiGraph:

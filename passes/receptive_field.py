@@ -9,13 +9,14 @@ independent, so every analysis runs per axis and a tile combines its row's and c
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from flcompile.flops import batch_size, conv_macs_per_output_pixel
+from flcompile.flops import DATA_MOVEMENT_OPS, batch_size, conv_macs_per_output_pixel
 from flcompile.passes.fusable import Candidate, FusablePrefix
 from flcompile.passes.local_ops import AxisWindow, LocalOp, hw
 
@@ -64,7 +65,7 @@ class BlockNode:
     flops_per_pixel: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Block:
     """The subgraph from the model input to F, ready for per-axis analysis.
 
@@ -77,6 +78,8 @@ class Block:
         bytes_per_pixel: for every block tensor (input included), bytes per H·W pixel.
         dtypes: numpy dtype of every block tensor.
         channel_shapes: every block tensor's (N, C).
+        tensors: every block tensor in production order, the input first.
+        input_axes: the input's (H, W) axes, (2, 3) for NCHW or (1, 2) for NHWC.
     """
 
     input: str
@@ -87,6 +90,44 @@ class Block:
     bytes_per_pixel: dict[str, float]
     dtypes: dict[str, np.dtype]
     channel_shapes: dict[str, tuple[int, int]]
+    tensors: tuple[str, ...] = ()
+    input_axes: tuple[int, int] = (2, 3)
+
+    def tile_shape(self, tensor: str, h: int, w: int) -> list:
+        """The shape of a tile of `tensor` with h rows and w columns, in its own layout."""
+        n, c = self.channel_shapes[tensor]
+        if tensor == self.input and self.input_axes == (1, 2):
+            return [n, h, w, c]
+        return [n, c, h, w]
+
+    @functools.cached_property
+    def flops_per_pixel(self) -> np.ndarray:
+        """(L,) FLOPs per output pixel of each node."""
+        return np.array([n.flops_per_pixel for n in self.nodes], float)
+
+    @functools.cached_property
+    def tensor_bytes_per_pixel(self) -> np.ndarray:
+        """(T,) bytes per pixel of each tensor in `tensors`."""
+        return np.array([self.bytes_per_pixel[t] for t in self.tensors], float)
+
+    @functools.cached_property
+    def crossing(self) -> tuple[tuple[str, ...], ...]:
+        """For each cut k = 0..L, the tensors produced before node k and read at or after it."""
+        produced = self.producer_index()
+        last_use = self.last_use_index()
+        return tuple(
+            tuple(t for t in self.tensors if produced[t] < k <= last_use.get(t, -1))
+            for k in range(len(self.nodes) + 1)
+        )
+
+    @functools.cached_property
+    def crossing_matrix(self) -> np.ndarray:
+        """(K, T) indicator: tensor `tensors[t]` crosses cut k."""
+        index = {t: i for i, t in enumerate(self.tensors)}
+        matrix = np.zeros((len(self.crossing), len(self.tensors)))
+        for k, names in enumerate(self.crossing):
+            matrix[k, [index[t] for t in names]] = 1.0
+        return matrix
 
     def producer_index(self) -> dict[str, int]:
         """Index of each tensor's producing node; the model input gets -1."""
@@ -105,7 +146,7 @@ class Block:
         return last
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AxisRegions:
     """The result of one backward pass along one axis, for one interval of F.
 
@@ -115,6 +156,8 @@ class AxisRegions:
         pads: per node, the (begin, end) pads its tile copy gets along this axis.
         tensors: the computed interval of every block tensor; the input's is its slice.
         fused: the interval of F this pass was asked for.
+        out_sizes: (L,) the sizes of `out`, for vectorised cost tables.
+        tensor_sizes: (T,) the sizes of `tensors`, in the block's tensor order.
     """
 
     out: tuple[Interval, ...]
@@ -122,6 +165,8 @@ class AxisRegions:
     pads: tuple[tuple[int, int], ...]
     tensors: dict[str, Interval]
     fused: Interval
+    out_sizes: np.ndarray
+    tensor_sizes: np.ndarray
 
 
 class EmptyRegionError(ValueError):
@@ -147,24 +192,31 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
     dtypes: dict[str, np.dtype] = {}
     channel_shapes: dict[str, tuple[int, int]] = {}
 
-    def note(t: gs.Tensor) -> None:
-        n, c = batch_size(t.shape[0]), int(t.shape[1])
+    def note(t: gs.Tensor, channel_axis: int = 1) -> None:
+        n, c = batch_size(t.shape[0]), int(t.shape[channel_axis])
         dtypes[t.name] = np.dtype(t.dtype)
         channel_shapes[t.name] = (n, c)
         bytes_per_pixel[t.name] = float(n * c * dtypes[t.name].itemsize)
 
-    note(x)
+    x_axes = prefix.input_axes
+    note(x, channel_axis=3 if x_axes == (1, 2) else 1)
+
+    def size(t: gs.Tensor) -> tuple[int, int]:
+        return (int(t.shape[x_axes[0]]), int(t.shape[x_axes[1]])) if t is x else hw(t)
+
     for name in candidate.block:
         node = by_name[name]
         local = prefix.ops[name]
         slots = set(local.spatial_inputs)
         inputs = tuple(t.name if i in slots else None for i, t in enumerate(node.inputs))
-        in_sizes = tuple(hw(t) if i in slots else None for i, t in enumerate(node.inputs))
+        in_sizes = tuple(size(t) if i in slots else None for i, t in enumerate(node.inputs))
         outs = [o for o in node.outputs if o.name]
         for o in outs:
             note(o)
         if node.op == "Conv":
             fpp = 2.0 * conv_macs_per_output_pixel(node)
+        elif node.op in DATA_MOVEMENT_OPS:
+            fpp = 0.0
         else:
             fpp = float(sum(channel_shapes[o.name][0] * channel_shapes[o.name][1] for o in outs))
         nodes.append(
@@ -179,6 +231,7 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
                 fpp,
             )
         )
+    tensors = (prefix.input, *(o for n in nodes for o in n.outputs if o))
     return Block(
         prefix.input,
         tuple(x.shape),
@@ -188,6 +241,8 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
         bytes_per_pixel,
         dtypes,
         channel_shapes,
+        tensors,
+        x_axes,
     )
 
 
@@ -263,7 +318,11 @@ def backward(block: Block, axis: int, fused: Interval) -> AxisRegions:
     tensors = {block.input: need[block.input]}
     for i, node in enumerate(block.nodes):
         tensors.update({o: out[i] for o in node.outputs if o})
-    return AxisRegions(tuple(out), tuple(reads), tuple(pads), tensors, fused)
+    out_sizes = np.array([interval.size for interval in out], float)
+    tensor_sizes = np.array([tensors[t].size for t in block.tensors], float)
+    return AxisRegions(
+        tuple(out), tuple(reads), tuple(pads), tensors, fused, out_sizes, tensor_sizes
+    )
 
 
 def split_axis(size: int, parts: int) -> tuple[Interval, ...]:

@@ -52,14 +52,18 @@ def _ints(values: list[int], name: str) -> gs.Constant:
 
 
 def _slice(
-    source: gs.Tensor, region: tuple[Interval, Interval], name: str, output: gs.Variable
+    source: gs.Tensor,
+    region: tuple[Interval, Interval],
+    name: str,
+    output: gs.Variable,
+    axes: tuple[int, int] = (2, 3),
 ) -> gs.Node:
     (h, w) = region
     inputs = [
         source,
         _ints([h.start, w.start], f"{name}/starts"),
         _ints([h.stop, w.stop], f"{name}/ends"),
-        _ints([2, 3], f"{name}/axes"),
+        _ints(list(axes), f"{name}/axes"),
     ]
     return gs.Node("Slice", name=name, inputs=inputs, outputs=[output])
 
@@ -175,9 +179,12 @@ def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
             crop_outputs[name] = out  # noqa: B023
             return out
 
-        x_tile = _variable(tile_tensor_name(p, x.name), x, _region(row, col, x.name))
+        x_region = _region(row, col, x.name)
+        x_shape = list(x.shape)
+        x_shape[block.input_axes[0]], x_shape[block.input_axes[1]] = (r.size for r in x_region)
+        x_tile = gs.Variable(tile_tensor_name(p, x.name), dtype=x.dtype, shape=x_shape)
         slice_name = f"{x.name}/p{p}/slice"
-        new_nodes.append(_slice(x, _region(row, col, x.name), slice_name, x_tile))
+        new_nodes.append(_slice(x, x_region, slice_name, x_tile, block.input_axes))
         current[x.name] = x_tile
         names = []
         for i, (bn, node) in enumerate(zip(block.nodes, originals, strict=True)):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+from tiny_models import nhwc_model
 
 from flcompile import models
 from flcompile.compile import CompileOptions, compile_model
@@ -26,7 +27,6 @@ FIXTURE_FILES = (
     "mobilenet_v2.dynamo.onnx",
     "googlenet.legacy.onnx",
 )
-INITIALIZER_GROWTH = 1.05
 
 
 def initializer_bytes(path: Path) -> int:
@@ -34,7 +34,7 @@ def initializer_bytes(path: Path) -> int:
     return sum(t.ByteSize() for t in model.graph.initializer)
 
 
-def check_outputs(source: Path, out: Path, result) -> None:
+def check_outputs(source: Path, out: Path, result, *, weight_growth: float | None = 1.05) -> None:
     plan = json.loads((out / "plan.json").read_text())
     assert plan["verify"]["passed"] is True
     compared = {c["name"] for c in plan["verify"]["compared"]}
@@ -48,7 +48,8 @@ def check_outputs(source: Path, out: Path, result) -> None:
         assert props.get("fl.placement") in ("device", "edge"), node.name
         assert "fl.path" in props, node.name
     assert any(p.key == "fl.plan" for p in tiled.metadata_props)
-    assert initializer_bytes(out / "tiled.onnx") <= INITIALIZER_GROWTH * initializer_bytes(source)
+    if weight_growth is not None:  # tiny models: the per-tile Slice bounds outweigh the weights
+        assert initializer_bytes(out / "tiled.onnx") <= weight_growth * initializer_bytes(source)
     assert resimulate(plan) == pytest.approx(plan["predicted_s"], rel=1e-12)
     assert plan["predicted_s"] <= plan["baselines"]["nfl_s"] * (1 + 1e-12) or plan["notes"]
     device = onnx.load(str(out / "device.onnx"))
@@ -77,3 +78,25 @@ def test_real_exports(name: str, grid, real_export, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", models.NAMES)
 def test_zoo_models(name: str, grid, small_zoo: dict[str, Path], tmp_path: Path) -> None:
     compile_to(small_zoo[name], tmp_path / "out", grid)
+
+
+@pytest.mark.parametrize("fuse_at", ["nchw", "r1", "r2"])
+def test_nhwc_input_tiles_through_its_transpose(fuse_at: str, tmp_path: Path) -> None:
+    source = tmp_path / "nhwc.onnx"
+    onnx.save_model(nhwc_model(), str(source))
+    options = CompileOptions(
+        link=LinkModel(rate_MBps=0.05),
+        search=SearchOptions(grid=(2, 3), fuse_at=fuse_at),
+        runs=0,
+    )
+    result = compile_model(str(source), tmp_path / "out", options)
+    check_outputs(source, tmp_path / "out", result, weight_growth=None)
+    device = onnx.load(str(tmp_path / "out" / "tiled.onnx"))
+    slices = [n for n in device.graph.node if n.op_type == "Slice" and n.input[0] == "image"]
+    assert len(slices) == 6
+    axes = [
+        onnx.numpy_helper.to_array(i).tolist()
+        for i in device.graph.initializer
+        if i.name.endswith("/slice/axes")
+    ]
+    assert axes == [[1, 2]] * 6

@@ -28,3 +28,35 @@ def conv_relu_model() -> ModelProto:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     return infer_shapes(model, "test")
+
+
+def nhwc_model() -> ModelProto:
+    """Graph: image (NHWC 1x33x31x3) -> Transpose(0,3,1,2) -> Conv(3x3/2) -> Relu -> Conv -> Relu
+    -> GlobalAveragePool -> Reshape -> logits, as TensorFlow exporters write it.
+    """
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "w1"),
+        numpy_helper.from_array(rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2, "w2"),
+        numpy_helper.from_array(np.array([1, 8], np.int64), "shape"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], name="to_nchw", perm=[0, 3, 1, 2]),
+        helper.make_node(
+            "Conv", ["nchw", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1], strides=[2, 2]
+        ),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
+        helper.make_node("Reshape", ["g", "shape"], ["logits"], name="flatten"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "nhwc",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 33, 31, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 8])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return infer_shapes(model, "test")

@@ -136,22 +136,35 @@ def test_a_conv_whose_weight_is_computed_from_the_input_ends_the_prefix() -> Non
     assert prep.candidates == []  # x also feeds the Slice, outside any block
 
 
-def test_a_transpose_first_gives_an_empty_prefix() -> None:
-    # Graph: x (NHWC 1x7x9x3) -> Transpose -> t (NCHW) -> conv -> relu -> y
-    # Should give: no prefix, no candidate, the Transpose named as where it ends.
+def _transpose_first(perm: list[int], shape: tuple[int, ...]):
     w = np.zeros((3, 3, 1, 1), np.float32)
-    model = _model(
+    return _model(
         [
-            helper.make_node("Transpose", [INPUT], ["t"], perm=[0, 3, 1, 2], name="to_nchw"),
+            helper.make_node("Transpose", [INPUT], ["t"], perm=perm, name="to_nchw"),
             helper.make_node("Conv", ["t", "W"], ["c"], name="conv"),
             helper.make_node("Relu", ["c"], [OUTPUT], name="relu"),
         ],
-        [_x((1, 7, 9, 3))],
+        [_x(shape)],
         [_out()],
         [_init("W", w)],
     )
-    prep = prepare(model)
+
+
+def test_an_nhwc_input_is_tiled_through_its_transpose() -> None:
+    # Graph: x (NHWC 1x7x9x3) -> Transpose(0,3,1,2) -> t (NCHW) -> conv -> relu -> y
+    # Should give: the Transpose in the prefix, the input's H/W on axes 1 and 2.
+    prep = prepare(_transpose_first([0, 3, 1, 2], (1, 7, 9, 3)))
+    assert prep.prefix.nodes == ("to_nchw", "conv", "relu")
+    assert prep.prefix.input_axes == (1, 2)
+    assert [c.tensor for c in prep.candidates] == ["t", "c", OUTPUT]
+
+
+def test_another_transpose_first_gives_an_empty_prefix() -> None:
+    # Graph: x (1x3x7x9) -> Transpose(0,1,3,2) (swaps H and W) -> conv -> relu -> y
+    # Should give: no prefix, no candidate, the Transpose named as where it ends.
+    prep = prepare(_transpose_first([0, 1, 3, 2], (1, 3, 7, 9)))
     assert prep.prefix.nodes == ()
+    assert prep.prefix.input_axes == (2, 3)
     assert prep.prefix.stops == ("to_nchw (Transpose): Transpose is not a local op",)
     assert prep.candidates == []
 
