@@ -188,7 +188,13 @@ def search(
         )
     chosen = _select_candidates(candidates, options) if options.solver != "nfl" else []
     if options.solver != "nfl" and not candidates:
-        notes.append("no tensor to fuse at: " + (prefix.stops[0] if prefix.stops else "empty"))
+        why = prefix.stops[0] if prefix.stops else "the model has no local op"
+        if options.grid is not None:
+            raise UsageError(
+                f"--grid is given but the model has no tensor to fuse at ({why})",
+                hint="drop --grid to get the best plan without fused layers",
+            )
+        notes.append(f"no tensor to fuse at: {why}")
     runs = BEST_RUNS if options.solver == "best" else (options.solver,)
     runs = () if options.solver == "nfl" else runs
     work = [(c, g) for c in chosen for g in grids_for(c, options)]
