@@ -1,0 +1,164 @@
+"""Each tool in tools/ run on a tiny case: small zoo variants (hidden --width/--size), few
+rates, grids up to 2x2. The checks are the contracts the sweep's numbers must keep: opt
+equals BF where BF runs, MW never beats BF, the lower bound is below every plan, and the
+sweep's "best" rows are what flcompile.search.search itself finds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import _common
+import bench_compile
+import bench_solvers
+import pytest
+import sweep
+
+from flcompile.costs import LinkModel
+from flcompile.search import SearchOptions, search
+
+TINY = ["--width", "0.25", "--size", "64"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REQUIRED = {
+    "model",
+    "rate_MBps",
+    "solver",
+    "grid",
+    "F",
+    "predicted_s",
+    "nfl_s",
+    "lower_bound_s",
+    "solve_s",
+}
+
+
+def _read_csv(path):
+    with path.open() as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One tiny sweep: alexnet (BF admits every F at 2x2) and squeezenet (BF refuses some)."""
+    out = tmp_path_factory.mktemp("sweep")
+    argv = ["--models", "alexnet,squeezenet", "--rates", "1.1,2.5", "--max-grid", "2x2"]
+    assert sweep.main([*argv, *TINY, "-o", str(out)]) == 0
+    return out
+
+
+def test_sweep_csv_rows_and_columns(swept):
+    columns, rows = _read_csv(swept / "sweep.csv")
+    assert set(columns) >= REQUIRED
+    assert len(rows) == 2 * 2 * len(sweep.SOLVER_ROWS)
+    keys = {(r["model"], float(r["rate_MBps"]), r["solver"]) for r in rows}
+    assert keys == {
+        (m, rate, s)
+        for m in ("alexnet", "squeezenet")
+        for rate in (1.1, 2.5)
+        for s in sweep.SOLVER_ROWS
+    }
+
+
+def test_sweep_solver_contracts(swept):
+    _, rows = _read_csv(swept / "sweep.csv")
+    by = {(r["model"], r["rate_MBps"], r["solver"]): r for r in rows}
+    compared = 0
+    for (model, rate, solver), r in by.items():
+        predicted = float(r["predicted_s"])
+        assert math.isfinite(predicted), r
+        assert float(r["lower_bound_s"]) <= predicted * (1 + 1e-12), r
+        if solver != "bf_2x2":
+            continue
+        # Per F the tool itself checks opt == BF and MW >= BF; it notes any violation.
+        assert "opt != bf" not in r["note"] and "mw < bf" not in r["note"], r
+        bf = predicted
+        opt = float(by[(model, rate, "opt_2x2")]["predicted_s"])
+        mw = float(by[(model, rate, "mw_2x2")]["predicted_s"])
+        assert opt <= bf * (1 + 1e-9)
+        if "refused" not in r["note"]:  # BF ran on every F: the best over F must agree too
+            assert opt == pytest.approx(bf, rel=1e-9, abs=0)
+            assert mw >= bf * (1 - 1e-9)
+            compared += 1
+        kxk = float(by[(model, rate, "opt_kxk")]["predicted_s"])
+        assert kxk <= min(opt, float(by[(model, rate, "mw_kxk")]["predicted_s"])) * (1 + 1e-12)
+    assert compared >= 2  # alexnet's two rates
+
+
+def test_sweep_outputs(swept):
+    assert (swept / "sweep.png").read_bytes().startswith(PNG_MAGIC)
+    summary = (swept / "summary.md").read_text()
+    assert "serial edge (edge_concurrency 1)" in summary
+    assert "| alexnet |" in summary and "| squeezenet |" in summary
+
+
+@pytest.mark.parametrize("paper", [False, True])
+def test_sweep_best_matches_search(paper):
+    """The sweep's reuse of tiled tables gives what search() computes from scratch."""
+    analysis = _common.load_analysis("squeezenet", 0.25, 64)
+    compute = _common.compute_model(paper, None)
+    space = _common.RateFreeTables(analysis, compute, sweep.SearchOptions(max_grid=(2, 2)))
+    rows, _ = sweep.sweep_rate("squeezenet", space, 1.7, (2, 2))
+    by = {r.solver: r for r in rows}
+    for solver, row in (("best", "opt_kxk"), ("mw", "mw_kxk")):
+        found = search(
+            analysis.graph,
+            analysis.prefix,
+            analysis.candidates,
+            analysis.costs,
+            compute,
+            LinkModel(1.7),
+            SearchOptions(solver=solver, max_grid=(2, 2)),
+        )
+        assert by[row].predicted_s == found.fused.predicted_s
+        assert found.fused.candidate.tensor == by[row].F
+        assert by[row].grid == _common.grid_text(found.fused.tiling.grid)
+        assert by[row].lower_bound_s == found.lower_bound_s
+        assert by["nfl"].predicted_s == found.baselines.nfl.total_s
+
+
+def test_bench_solvers_prints_quality(capsys):
+    argv = ["--models", "alexnet", "--grids", "2x2,3x3", "--repeats", "1", *TINY]
+    assert bench_solvers.main(argv) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("alexnet")]
+    assert len(lines) == 2
+    two = lines[0].split()
+    assert two[1] == "2x2"
+    # The last three columns: MW/BF, opt/BF, opt/MW.
+    assert float(two[-2]) == pytest.approx(1.0, abs=5e-5)
+    assert float(two[-3]) >= 1.0
+
+
+def test_bench_compile_csv(tmp_path, capsys):
+    argv = ["--models", "squeezenet", "--repeats", "1", "--runs", "1", "--max-grid", "2x2"]
+    assert bench_compile.main([*argv, *TINY, "-o", str(tmp_path)]) == 0
+    columns, rows = _read_csv(tmp_path / "bench_compile.csv")
+    assert set(columns) >= {f"{p}_s" for p in bench_compile.PHASES} | {"total_s", "mw_search_s"}
+    assert len(rows) == 1 and rows[0]["verified"] == "True"
+    assert float(rows[0]["total_s"]) >= float(rows[0]["plan_s"]) > 0
+    assert "MW search" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("tool", "argv"),
+    [
+        (sweep, ["--rates", "3.0:1.1:0.1", "-o", "x"]),
+        (sweep, ["--models", "lenet", "-o", "x"]),
+        (bench_solvers, ["--grids", "2y2"]),
+        (bench_compile, ["--repeats", "0"]),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(tool, argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        tool.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error:" in err
+
+
+def test_rate_list():
+    rates = _common.rate_list("1.1:3.0:0.1")
+    assert len(rates) == 20 and rates[0] == 1.1 and rates[-1] == 3.0
+    assert _common.rate_list("1.3,1.8") == [1.3, 1.8]

@@ -1,0 +1,353 @@
+"""What the tools in tools/ share: argument parsing, cost models, model loading, and the
+rate-independent part of the cost tables, so a sweep over link rates tiles each (F, grid) once.
+
+The tools are scripts (`python tools/NAME.py`); Python puts tools/ on sys.path, so they import
+this module as `_common`. Nothing in flcompile imports the tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import onnx
+
+from flcompile import models
+from flcompile.compile import Analysis, analyse
+from flcompile.cost_table import TileCosts, cost_table, crossing_by_cut, tile_costs
+from flcompile.costs import PAPER_DEVICE_FLOPS, PAPER_EDGE_FLOPS, ComputeModel, LinkModel
+from flcompile.errors import FlCompileError
+from flcompile.instance import CostTable, Schedule
+from flcompile.load import load_model
+from flcompile.passes.fusable import Candidate
+from flcompile.passes.receptive_field import Block, EmptyRegionError, make_block, make_tiling
+from flcompile.search import FusedPlan, SearchOptions, _fluid_bound, grids_for
+
+GRID_RE = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def run_main(name: str, body: Callable[[], int]) -> int:
+    """Run a tool's body; a flcompile user error becomes one line and its exit code."""
+    try:
+        return body()
+    except FlCompileError as e:
+        print(f"{name}: error: {e.one_line()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+
+
+# --- argument types -------------------------------------------------------------------------
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"'{text}' must be a positive number")
+    return value
+
+
+def count(minimum: int) -> Callable[[str], int]:
+    """An integer >= minimum."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"'{text}' must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def model_list(text: str) -> list[str]:
+    """A comma list of zoo model names."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in models.NAMES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown model(s) {', '.join(unknown) or repr(text)}; "
+            f"choose from {','.join(models.NAMES)}"
+        )
+    return names
+
+
+def grid(text: str) -> tuple[int, int]:
+    """RxC, e.g. 2x2."""
+    match = GRID_RE.fullmatch(text)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a grid like 2x2")
+    return int(match[1]), int(match[2])
+
+
+def grid_list(text: str) -> list[tuple[int, int]]:
+    """A comma list of grids, e.g. 2x2,4x4,8x8."""
+    return [grid(g) for g in text.split(",") if g.strip()] or [grid(text)]
+
+
+def rate_list(text: str) -> list[float]:
+    """Rates in MB/s: START:STOP:STEP (STOP included) or a comma list."""
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = parts
+            if step <= 0 or stop < start:
+                raise argparse.ArgumentTypeError(
+                    f"'{text}': need START <= STOP and STEP > 0, e.g. 1.1:3.0:0.1"
+                )
+            n = round((stop - start) / step + 1e-9)
+            rates = [round(start + i * step, 10) for i in range(n + 1)]
+        else:
+            rates = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not START:STOP:STEP or a comma list of rates"
+        ) from None
+    if not rates or any(not (r > 0 and r != float("inf")) for r in rates):
+        raise argparse.ArgumentTypeError(f"'{text}': rates must be positive numbers")
+    return rates
+
+
+def add_cost_args(p: argparse.ArgumentParser) -> None:
+    """--paper and --edge-concurrency, shared by the tools that score plans."""
+    p.add_argument(
+        "--paper",
+        dest="paper",
+        action="store_true",
+        help="the paper's Table I speeds with an unlimited edge (Eq. 4, edge_concurrency 0); "
+        "the link rate still comes from the rate option",
+    )
+    p.add_argument(
+        "--edge-concurrency",
+        dest="edge_concurrency",
+        type=count(0),
+        metavar="K",
+        help="1 = serial edge (default), 0 = unlimited (paper's Eq. 4), K = K at once",
+    )
+
+
+def add_hidden_model_args(p: argparse.ArgumentParser) -> None:
+    """--width and --size: small zoo variants for fast tests (not shown in --help)."""
+    p.add_argument("--width", dest="width", type=positive_float, help=argparse.SUPPRESS)
+    p.add_argument("--size", dest="size", type=count(1), help=argparse.SUPPRESS)
+
+
+# --- cost models ----------------------------------------------------------------------------
+
+
+def compute_model(paper: bool, edge_concurrency: int | None) -> ComputeModel:
+    """Table I speeds; the edge is serial unless --paper (unlimited) or --edge-concurrency."""
+    if edge_concurrency is None:
+        edge_concurrency = 0 if paper else 1
+    return ComputeModel(
+        device_flops=PAPER_DEVICE_FLOPS,
+        edge_flops=PAPER_EDGE_FLOPS,
+        edge_concurrency=edge_concurrency,
+    )
+
+
+def edge_label(compute: ComputeModel) -> str:
+    """Which edge model produced a number, in words (DESIGN §4: always say so)."""
+    k = compute.edge_concurrency
+    if k == 0:
+        return "unlimited edge (edge_concurrency 0, the paper's Eq. 4)"
+    if k == 1:
+        return "serial edge (edge_concurrency 1)"
+    return f"{k} edge servers (edge_concurrency {k})"
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+def model_source(name: str, width: float | None, size: int | None, tmp: Path) -> str:
+    """The zoo name itself, or (for --width/--size) the path of a small variant written to tmp."""
+    if width is None and size is None:
+        return name
+    model = models.build(name, width=width or 1.0, size=size)
+    path = tmp / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def load_analysis(name: str, width: float | None = None, size: int | None = None) -> Analysis:
+    """Load and analyse a zoo model (or its small variant) once."""
+    with tempfile.TemporaryDirectory(prefix="fltools-") as tmp:
+        return analyse(load_model(model_source(name, width, size, Path(tmp))))
+
+
+# --- the rate-independent tables ------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _FState:
+    """One candidate F: its block and what the search keeps per F (search.py's `state`)."""
+
+    candidate: Candidate
+    block: Block
+    crossing: tuple[tuple[str, ...], ...]
+    cache: dict
+    rest_s: float
+
+    def as_search_state(self) -> dict:
+        return {"cache": self.cache, "crossing": self.crossing, "rest_s": self.rest_s}
+
+
+@dataclass(frozen=True, eq=False)
+class GridCosts:
+    """One (F, grid) in the search's order, with everything that does not depend on the rate."""
+
+    index: int
+    fstate: _FState
+    grid: tuple[int, int]
+    entry: FusedPlan  # table is a placeholder; `RateFreeTables.entries` fills in the rate's
+    post_fuse_s: float
+
+    @property
+    def candidate(self) -> Candidate:
+        return self.fstate.candidate
+
+    @property
+    def costs(self) -> TileCosts:
+        return self.entry.costs
+
+
+@dataclass(eq=False)
+class RateFreeTables:
+    """Every (F, grid) of a search space tiled once; per link, the solvers' tables in seconds.
+
+    A `CostTable` depends on the link only through link_s, so the tiling, FLOP and byte
+    tables and the post-fuse seconds are computed here once, and `entries(link)` rebuilds only
+    the seconds. The order of the entries is flcompile.search's order (F, then grid row-major).
+
+    Attributes:
+        analysis: the analysed model.
+        compute: device and edge speeds (fixed for the object's life).
+        items: the (F, grid) pairs that tile (EmptyRegionError ones skipped).
+        fstates: every F with at least one grid, in order.
+        build_s: seconds spent tiling.
+    """
+
+    analysis: Analysis
+    compute: ComputeModel
+    options: SearchOptions = field(default_factory=SearchOptions)
+    items: list[GridCosts] = field(default_factory=list)
+    fstates: list[_FState] = field(default_factory=list)
+    build_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        started = time.perf_counter()
+        a, compute = self.analysis, self.compute
+        candidates = a.candidates
+        if self.options.fuse_at is not None:
+            candidates = [c for c in candidates if c.tensor == self.options.fuse_at]
+        for candidate in candidates:
+            grids = grids_for(candidate, self.options)
+            if not grids:
+                continue
+            block = make_block(a.graph, a.prefix, candidate)
+            rest = set(a.costs.nodes) - set(candidate.block)
+            fs = _FState(
+                candidate, block, crossing_by_cut(block), {}, a.costs.edge_s(rest, compute)
+            )
+            self.fstates.append(fs)
+            for g in grids:
+                try:
+                    tiling = make_tiling(block, g, fs.cache)
+                except EmptyRegionError:
+                    continue
+                costs = tile_costs(tiling, fs.crossing)
+                fuse_nodes = (g[0] if g[1] > 1 else 0) + (1 if g[0] > 1 else 0)
+                post = fs.rest_s + max(fuse_nodes, 1) * compute.overhead_edge_s
+                entry = FusedPlan(
+                    candidate, tiling, costs, None, Schedule((), ()), "", float("inf")
+                )  # type: ignore[arg-type]
+                self.items.append(GridCosts(len(self.items), fs, g, entry, post))
+        self.build_s = time.perf_counter() - started
+
+    def table(self, item: GridCosts, link: LinkModel) -> CostTable:
+        """The solvers' seconds table of one (F, grid) at this link."""
+        return cost_table(
+            item.costs,
+            self.compute,
+            link,
+            post_fuse_s=item.post_fuse_s,
+            return_s=link.return_s(self.analysis.costs.output_bytes),
+            grid=item.grid,
+        )
+
+    def entries(self, link: LinkModel) -> list[FusedPlan]:
+        """Every (F, grid) as the search's FusedPlan placeholders, with this link's tables."""
+        return [replace(item.entry, table=self.table(item, link)) for item in self.items]
+
+    def lower_bound(self, link: LinkModel, nfl_s: float) -> float:
+        """The search's bound: min(NFL, the fluid bound of every F), as `search` computes it."""
+        return_s = link.return_s(self.analysis.costs.output_bytes)
+        bound = nfl_s
+        for fs in self.fstates:
+            bound = min(
+                bound, _fluid_bound(fs.block, fs.as_search_state(), self.compute, link, return_s)
+            )
+        return bound
+
+
+# --- numbers and tables ---------------------------------------------------------------------
+
+
+def median(values: Iterable[float]) -> float:
+    """The median, or NaN for no values."""
+    values = list(values)
+    return statistics.median(values) if values else float("nan")
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    """(seconds, result) of one call."""
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def grid_text(g: tuple[int, int] | None) -> str:
+    """2x2, or - for none."""
+    return "-" if g is None else f"{g[0]}x{g[1]}"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], markdown=False) -> str:
+    """A plain (aligned) or markdown table of already formatted cells."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    if markdown:
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in cells]
+        return "\n".join(lines)
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])

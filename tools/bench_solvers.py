@@ -1,0 +1,204 @@
+"""Time the solvers (MW, BF, opt) on one cost table per model and grid, and show their quality.
+
+For each model and grid, F is the one MW scores best at that grid (or --fuse-at). On that
+one table, MW, BF and opt each run --repeats times; the table prints their median solve
+times, the time ratios opt/MW and bf/opt measured in the same run, and the makespans the
+one simulator gives their schedules, so the quality is visible too: opt/BF must be 1.000
+and MW/BF >= 1. BF refuses tables beyond its size bound; those show "refused".
+
+Rerun:
+    python tools/bench_solvers.py --models alexnet,squeezenet,yolov2 --grids 2x2,4x4,8x8 \
+        --rate 1.8 --repeats 5
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+
+from _common import (
+    RateFreeTables,
+    ToolParser,
+    add_cost_args,
+    add_hidden_model_args,
+    compute_model,
+    count,
+    edge_label,
+    format_table,
+    grid_list,
+    grid_text,
+    load_analysis,
+    median,
+    model_list,
+    positive_float,
+    run_main,
+)
+from tqdm import tqdm
+
+from flcompile.costs import LinkModel
+from flcompile.errors import SolverLimitError
+from flcompile.search import SearchOptions
+from flcompile.simulate import makespan
+from flcompile.solvers.bf import bf_search_size, solve_bf
+from flcompile.solvers.mw import solve_mw
+from flcompile.solvers.opt import solve_opt
+
+HEADERS = (
+    "model",
+    "grid",
+    "F",
+    "P",
+    "K",
+    "bf size",
+    "MW ms",
+    "BF ms",
+    "opt ms",
+    "opt/MW t",
+    "bf/opt t",
+    "MW lat ms",
+    "BF lat ms",
+    "opt lat ms",
+    "MW/BF",
+    "opt/BF",
+    "opt/MW",
+)
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "-" if not math.isfinite(x) else format(x, spec)
+
+
+def bench_table(table, repeats: int) -> dict[str, float]:
+    """Median solve seconds and makespans of MW, BF and opt on one table."""
+    result: dict[str, float] = {}
+    for name, solver in (("mw", solve_mw), ("bf", solve_bf), ("opt", solve_opt)):
+        times = []
+        latency = math.nan
+        for _ in range(repeats):
+            started = time.perf_counter()
+            try:
+                schedule = solver(table)
+            except SolverLimitError:
+                break
+            times.append(time.perf_counter() - started)
+            latency = makespan(table, schedule.order, schedule.cuts)
+        result[f"{name}_s"] = median(times)
+        result[f"{name}_lat"] = latency
+    return result
+
+
+def bench_model(name: str, args, compute, link, bar) -> list[list[str]]:
+    """One row per grid for one model."""
+    analysis = load_analysis(name, args.width, args.size)
+    rows = []
+    for g in args.grids:
+        bar.set_postfix_str(f"{name} {grid_text(g)}")
+        space = RateFreeTables(analysis, compute, SearchOptions(grid=g, fuse_at=args.fuse_at))
+        entries = space.entries(link)
+        if not entries:
+            rows.append([name, grid_text(g), "no F fits", *["-"] * (len(HEADERS) - 3)])
+            bar.update()
+            continue
+        scores = []
+        for e in entries:
+            s = solve_mw(e.table)
+            scores.append(makespan(e.table, s.order, s.cuts))
+        pick = min(range(len(entries)), key=scores.__getitem__)
+        table = entries[pick].table
+        r = bench_table(table, args.repeats)
+        refused = not math.isfinite(r["bf_lat"])
+        rows.append(
+            [
+                name,
+                grid_text(g),
+                entries[pick].candidate.tensor,
+                str(table.num_paths),
+                str(table.num_cuts),
+                f"{bf_search_size(table):.2g}",
+                _fmt(r["mw_s"] * 1e3, ".2f"),
+                "refused" if refused else _fmt(r["bf_s"] * 1e3, ".2f"),
+                _fmt(r["opt_s"] * 1e3, ".2f"),
+                _fmt(r["opt_s"] / r["mw_s"], ".1f"),
+                "-" if refused else _fmt(r["bf_s"] / r["opt_s"], ".2f"),
+                _fmt(r["mw_lat"] * 1e3, ".3f"),
+                "refused" if refused else _fmt(r["bf_lat"] * 1e3, ".3f"),
+                _fmt(r["opt_lat"] * 1e3, ".3f"),
+                "-" if refused else _fmt(r["mw_lat"] / r["bf_lat"], ".4f"),
+                "-" if refused else _fmt(r["opt_lat"] / r["bf_lat"], ".4f"),
+                _fmt(r["opt_lat"] / r["mw_lat"], ".4f"),
+            ]
+        )
+        bar.update()
+    return rows
+
+
+def build_parser() -> ToolParser:
+    p = ToolParser(
+        prog="bench_solvers.py",
+        description="Median solve times and makespans of MW, BF and opt on one table per "
+        "model and grid (F: MW's best at that grid, or --fuse-at).",
+        epilog="Example: python tools/bench_solvers.py --models yolov2 --grids 2x2,8x8",
+    )
+    p.add_argument(
+        "--models",
+        dest="models",
+        type=model_list,
+        default=["alexnet", "squeezenet", "yolov2"],
+        help="comma list of zoo models (default alexnet,squeezenet,yolov2)",
+    )
+    p.add_argument(
+        "--grids",
+        dest="grids",
+        type=grid_list,
+        default=[(2, 2), (4, 4), (8, 8)],
+        metavar="RxC,...",
+        help="grids (default 2x2,4x4,8x8)",
+    )
+    p.add_argument(
+        "--rate", dest="rate", type=positive_float, default=1.8, help="MB/s (default 1.8)"
+    )
+    p.add_argument("--fuse-at", dest="fuse_at", metavar="TENSOR", help="fix F instead of MW's best")
+    p.add_argument(
+        "--repeats",
+        dest="repeats",
+        type=count(1),
+        default=5,
+        help="runs per solver, median reported (default 5)",
+    )
+    add_cost_args(p)
+    add_hidden_model_args(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; returns the exit code."""
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        started = time.perf_counter()
+        compute = compute_model(args.paper, args.edge_concurrency)
+        link = LinkModel(rate_MBps=args.rate)
+        rows = []
+        with tqdm(total=len(args.models) * len(args.grids), desc="bench", disable=None) as bar:
+            for name in args.models:
+                rows.extend(bench_model(name, args, compute, link, bar))
+        print(
+            f"Solver benchmark at {args.rate:g} MB/s, {edge_label(compute)}, Table I speeds; "
+            f"medians of {args.repeats} runs; F = "
+            + (f"{args.fuse_at}" if args.fuse_at else "MW's best F at each grid")
+        )
+        print(format_table(HEADERS, rows))
+        print(
+            "t = solve-time ratio in this run; lat = simulated latency of the solver's schedule; "
+            "K = cuts per path; bf size = P!·Π(non-dominated cuts), BF refuses above 1e8."
+        )
+        print(f"wall time: {time.perf_counter() - started:.1f} s")
+        return 0
+
+    return run_main("bench_solvers.py", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

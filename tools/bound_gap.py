@@ -1,0 +1,101 @@
+"""What keeps the best plan above the fluid lower bound: halos, or the pipeline and grid.
+
+For each model it prints three latencies under the same simulator and cost model:
+
+- the fluid lower bound (DESIGN §4): infinitely fine tiles with no halo, any cut mix;
+- the same relaxation on the finest real grid of each F (up to 8×8), whose per-cut costs
+  include the halo redundancy of real tiles (overlapping raw input tiles, recomputed
+  pixels); its minimum over F says what fine tiles can reach once halos are paid;
+- the best plan flcompile finds (default search).
+
+When the second number is at or above the third, fine tiles lose to their halos and the
+gap to the fluid bound is halo redundancy; when it is well below, the gap is pipeline start
+and drain and grid granularity at the coarser grids the best plan uses.
+
+    python tools/bound_gap.py --models alexnet,squeezenet,yolov2 --rate 1.8 [--paper]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from flcompile.compile import analyse
+from flcompile.cost_table import cost_table, tile_costs
+from flcompile.costs import ComputeModel, LinkModel
+from flcompile.errors import FlCompileError
+from flcompile.load import load_model
+from flcompile.lower_bound import fluid_lower_bound
+from flcompile.passes.receptive_field import EmptyRegionError, make_block, make_tiling
+from flcompile.search import SearchOptions, search
+
+
+def halo_bound(analysis, compute: ComputeModel, link: LinkModel) -> tuple[float, str]:
+    """The smallest fluid bound over F of the finest grid's tiled costs, and where."""
+    best, where = float("inf"), "-"
+    for candidate in tqdm(
+        analysis.candidates, desc="F", leave=False, disable=not sys.stderr.isatty()
+    ):
+        block = make_block(analysis.graph, analysis.prefix, candidate)
+        grid = (min(8, candidate.shape[2]), min(8, candidate.shape[3]))
+        try:
+            tiling = make_tiling(block, grid)
+        except EmptyRegionError:
+            continue
+        rest = analysis.costs.edge_s(set(analysis.costs.nodes) - set(candidate.block), compute)
+        table = cost_table(
+            tile_costs(tiling), compute, link, post_fuse_s=rest, return_s=0.0, grid=grid
+        )
+        value = fluid_lower_bound(
+            table.device_s.sum(axis=0),
+            table.link_s.sum(axis=0),
+            table.edge_s.sum(axis=0),
+            rest,
+            compute.edge_concurrency,
+        )
+        if value < best:
+            best, where = value, f"{candidate.tensor} {grid[0]}x{grid[1]}"
+    return best, where
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="alexnet,squeezenet,yolov2")
+    parser.add_argument("--rate", type=float, default=1.8, help="MB/s (default 1.8)")
+    parser.add_argument("--paper", action="store_true", help="unlimited edge (Eq. 4)")
+    args = parser.parse_args(argv)
+    if args.rate <= 0:
+        print("bound_gap: error: --rate must be positive", file=sys.stderr)
+        return 2
+    compute = ComputeModel(edge_concurrency=0 if args.paper else 1)
+    link = LinkModel(args.rate)
+    edge = "unlimited edge (Eq. 4)" if args.paper else "serial edge"
+    print(f"{edge}, {args.rate} MB/s, Table I speeds; latencies in ms")
+    print(f"{'model':<12} {'fluid LB':>9} {'halo LB':>9} {'best':>9} {'NFL':>9}  halo LB at")
+    for name in args.models.split(","):
+        try:
+            analysis = analyse(load_model(name))
+        except FlCompileError as e:
+            print(f"bound_gap: error: {e.one_line()}", file=sys.stderr)
+            return 2
+        result = search(
+            analysis.graph,
+            analysis.prefix,
+            analysis.candidates,
+            analysis.costs,
+            compute,
+            link,
+            SearchOptions(),
+        )
+        halo, where = halo_bound(analysis, compute, link)
+        print(
+            f"{name:<12} {result.lower_bound_s * 1e3:>9.1f} {halo * 1e3:>9.1f} "
+            f"{result.predicted_s * 1e3:>9.1f} {result.baselines.nfl.total_s * 1e3:>9.1f}  {where}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,484 @@
+"""Sweep the link rate and compare the solvers, as in the paper's Fig. 4.
+
+For each model × rate, every solver's plan is scored by flcompile's one simulator
+(`flcompile.simulate`), so the numbers compare:
+
+- nfl: the best single cut of the untiled model (local-only and full offload included);
+- bf_2x2: Brute Force at grid 2x2 for every F it admits, best over F (refusals are noted);
+- mw_2x2 / opt_2x2: MW / opt at grid 2x2, best over F;
+- mw_kxk: MW over every F and every grid up to --max-grid, best of all;
+- opt_kxk: the strategy of `flcompile --solver best` (MW on every F and grid, then opt on
+  search.shortlist of them), best of all;
+- lower_bound_s (a column of every row): min(NFL, the fluid bound of every F), as
+  `flcompile.search.search` reports it.
+
+The predicted_s of an FL solver is its best plan with fused layers, even when NFL is faster
+(flcompile would then emit NFL). The analysis is built once per model, and each (F, grid) is
+tiled once: the cost tables depend on the rate only through link_s, so per rate only the
+seconds are rebuilt and the solvers rerun.
+
+Writes DIR/sweep.csv (one row per model × rate × solver), DIR/sweep.png (Fig. 4's layout:
+one panel per model, inference time vs rate) and DIR/summary.md (speedups, solver ratios and
+solve times, which it also prints). Every figure says which edge model produced it.
+
+Rerun:
+    python tools/sweep.py --models alexnet,squeezenet,yolov2 --rates 1.1:3.0:0.1 \
+        -o /tmp/sweep_serial
+    python tools/sweep.py --models alexnet,squeezenet,yolov2 --rates 1.1:3.0:0.1 --paper \
+        -o /tmp/sweep_paper
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import (
+    RateFreeTables,
+    ToolParser,
+    add_cost_args,
+    add_hidden_model_args,
+    compute_model,
+    edge_label,
+    format_table,
+    grid,
+    grid_text,
+    load_analysis,
+    median,
+    model_list,
+    rate_list,
+    run_main,
+    timed,
+)
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from flcompile.costs import ComputeModel, LinkModel
+from flcompile.errors import SolverLimitError
+from flcompile.instance import CostTable
+from flcompile.model_costs import baselines
+from flcompile.search import SOLVERS, FusedPlan, SearchOptions, _Tracker, shortlist
+from flcompile.simulate import makespan
+
+SOLVER_ROWS = ("nfl", "bf_2x2", "mw_2x2", "opt_2x2", "mw_kxk", "opt_kxk")
+COLUMNS = (
+    "model",
+    "rate_MBps",
+    "solver",
+    "grid",
+    "F",
+    "predicted_s",
+    "nfl_s",
+    "lower_bound_s",
+    "solve_s",
+    "edge_concurrency",
+    "note",
+)
+# Equal within this relative tolerance counts as equal (opt vs BF, MW vs BF).
+REL_TOL = 1e-9
+LINES = (  # (solver row, label, style)
+    ("nfl", "NFL", {"color": "tab:red", "marker": "^"}),
+    ("bf_2x2", "BF (2×2)", {"color": "tab:green", "marker": "s"}),
+    ("mw_2x2", "MW (2×2)", {"color": "tab:orange", "marker": "o"}),
+    ("mw_kxk", "MW (k×k)", {"color": "tab:blue", "marker": "D"}),
+    ("opt_kxk", "opt (k×k)", {"color": "tab:purple", "marker": "*"}),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One CSV row: one solver's best plan for one model and rate."""
+
+    model: str
+    rate_MBps: float
+    solver: str
+    grid: str
+    F: str
+    predicted_s: float
+    nfl_s: float
+    lower_bound_s: float
+    solve_s: float
+    edge_concurrency: int
+    note: str = ""
+
+
+def _best(scores: dict[int, float], among: Sequence[int]) -> int | None:
+    """The index with the least score among `among` (first on ties), or None."""
+    best = None
+    for i in among:
+        s = scores.get(i, math.inf)
+        if math.isfinite(s) and (best is None or s < scores[best]):
+            best = i
+    return best
+
+
+@dataclass
+class _Scores:
+    """Per (F, grid) index: each solver's simulated latency and its solve seconds."""
+
+    latency: dict[int, float] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
+
+    def solve(self, solver: str, table: CostTable, i: int) -> None:
+        """Run `solver` on table i unless it already ran there."""
+        if i in self.latency:
+            return
+        started = time.perf_counter()
+        try:
+            schedule = SOLVERS[solver](table)
+            self.latency[i] = makespan(table, schedule.order, schedule.cuts)
+        except SolverLimitError:
+            self.latency[i] = math.inf
+        self.seconds[i] = time.perf_counter() - started
+
+    def total_s(self, among: Sequence[int]) -> float:
+        return sum(self.seconds.get(i, 0.0) for i in among)
+
+
+def _best_strategy(
+    entries: list[FusedPlan], kxk: list[int], nfl_s: float, mw: _Scores, opt: _Scores
+) -> FusedPlan | None:
+    """--solver best's strategy (flcompile.search.search) on the given tables.
+
+    MW on every table in search order, then opt on search.shortlist of them, with one
+    search._Tracker keeping the best exactly as search does; fills in `mw` and `opt`.
+    """
+    tracker = _Tracker(nfl_s)
+    for i in kxk:
+        started = time.perf_counter()
+        mw.latency[i] = tracker.run(entries[i], "mw")
+        mw.seconds[i] = time.perf_counter() - started
+    by_entry = {id(entries[i]): i for i in kxk}
+    for entry in shortlist([(mw.latency[i], pos, entries[i]) for pos, i in enumerate(kxk)]):
+        i = by_entry[id(entry)]
+        started = time.perf_counter()
+        opt.latency[i] = tracker.run(entry, "opt")
+        opt.seconds[i] = time.perf_counter() - started
+    return tracker.best
+
+
+def sweep_rate(
+    name: str, space: RateFreeTables, rate: float, max_grid: tuple[int, int]
+) -> tuple[list[Row], dict[str, float]]:
+    """Every solver's row for one model at one rate, and the seconds spent outside solvers."""
+    compute = space.compute
+    link = LinkModel(rate_MBps=rate)
+    nfl_time, base = timed(lambda: baselines(space.analysis.costs, compute, link))
+    nfl_s = base.nfl.total_s
+    tables_time, entries = timed(lambda: space.entries(link))
+    bound_time, bound = timed(lambda: space.lower_bound(link, nfl_s))
+
+    items = space.items
+    rows_max, cols_max = max_grid
+    kxk = [i for i, it in enumerate(items) if it.grid[0] <= rows_max and it.grid[1] <= cols_max]
+    two = [i for i, it in enumerate(items) if it.grid == (2, 2)]
+
+    mw, opt, bf = _Scores(), _Scores(), _Scores()
+    best_plan = _best_strategy(entries, kxk, nfl_s, mw, opt)
+    best_solve = mw.total_s(kxk) + opt.total_s(kxk)
+    for i in two:  # every F at 2x2, with what the shortlist did not cover
+        for scores, solver in ((mw, "mw"), (opt, "opt"), (bf, "bf")):
+            scores.solve(solver, entries[i].table, i)
+
+    # Per F: opt must equal BF, and MW must not beat BF (DESIGN §5); BF may refuse.
+    ran = [i for i in two if math.isfinite(bf.latency[i])]
+    lat = {i: (mw.latency[i], opt.latency[i], bf.latency[i]) for i in ran}
+    notes = []
+    for label, bad in (
+        ("bf refused F", [i for i in two if i not in ran]),
+        ("opt != bf at F", [i for i in ran if abs(lat[i][1] - lat[i][2]) > REL_TOL * lat[i][2]]),
+        ("mw < bf at F", [i for i in ran if lat[i][0] < lat[i][2] * (1 - REL_TOL)]),
+    ):
+        if bad:
+            notes.append(f"{label}: {' '.join(items[i].candidate.tensor for i in bad)}")
+
+    common = {"model": name, "rate_MBps": rate, "nfl_s": nfl_s, "lower_bound_s": bound}
+    common["edge_concurrency"] = compute.edge_concurrency
+
+    def row(solver: str, scores: _Scores, among: list[int], note: str = "") -> Row:
+        index = _best(scores.latency, among)
+        solve_s = scores.total_s(among)
+        if index is None:
+            return Row(
+                **common,
+                solver=solver,
+                grid="-",
+                F="-",
+                predicted_s=math.nan,
+                solve_s=solve_s,
+                note=note or "no plan",
+            )
+        return Row(
+            **common,
+            solver=solver,
+            grid=grid_text(items[index].grid),
+            F=items[index].candidate.tensor,
+            predicted_s=scores.latency[index],
+            solve_s=solve_s,
+            note=note,
+        )
+
+    rows = [
+        Row(
+            **common,
+            solver="nfl",
+            grid="1x1",
+            F=base.nfl.label,
+            predicted_s=nfl_s,
+            solve_s=nfl_time,
+            note="single cut",
+        ),
+        row("bf_2x2", bf, two, "; ".join(notes)),
+        row("mw_2x2", mw, two),
+        row("opt_2x2", opt, two),
+        row("mw_kxk", mw, kxk),
+    ]
+    if best_plan is None:
+        rows.append(
+            Row(
+                **common,
+                solver="opt_kxk",
+                grid="-",
+                F="-",
+                predicted_s=math.nan,
+                solve_s=best_solve,
+                note="no plan",
+            )
+        )
+    else:
+        emits = "" if best_plan.predicted_s < nfl_s else "; flcompile would emit NFL"
+        rows.append(
+            Row(
+                **common,
+                solver="opt_kxk",
+                grid=grid_text(best_plan.tiling.grid),
+                F=best_plan.candidate.tensor,
+                predicted_s=best_plan.predicted_s,
+                solve_s=best_solve,
+                note=f"found by {best_plan.solver}{emits}",
+            )
+        )
+    return rows, {"tables": tables_time, "bound": bound_time}
+
+
+def write_csv(path: Path, rows: Sequence[Row]) -> None:
+    """DIR/sweep.csv: one row per model × rate × solver."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for r in rows:
+            writer.writerow([getattr(r, c) for c in COLUMNS])
+
+
+def plot(path: Path, rows: Sequence[Row], models: Sequence[str], title: str, log_y: bool) -> None:
+    """DIR/sweep.png: Fig. 4's layout, one panel per model, inference time (ms) vs rate."""
+    fig = Figure(figsize=(4.6 * len(models), 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(models), squeeze=False)[0]
+    for ax, (letter, name) in zip(axes, enumerate(models), strict=True):
+        mine = [r for r in rows if r.model == name]
+        rates = sorted({r.rate_MBps for r in mine})
+        for solver, label, style in LINES:
+            ys = {r.rate_MBps: r.predicted_s * 1e3 for r in mine if r.solver == solver}
+            ax.plot(rates, [ys.get(x, math.nan) for x in rates], label=label, ms=4, **style)
+        lb = {r.rate_MBps: r.lower_bound_s * 1e3 for r in mine if r.solver == "nfl"}
+        ax.plot(rates, [lb[x] for x in rates], "k--", label="lower bound")
+        ax.set_xlabel("Transmission rate (MB/s)")
+        ax.set_ylabel("DNN inference time (ms)")
+        ax.set_title(f"({chr(ord('a') + letter)}) {name}")
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=120)
+
+
+def _mean_max(values: Sequence[float]) -> str:
+    values = [v for v in values if math.isfinite(v)]
+    if not values:
+        return "-"
+    return f"{sum(values) / len(values):.3f} / {max(values):.3f}"
+
+
+def summarize(
+    rows: Sequence[Row],
+    models: Sequence[str],
+    compute: ComputeModel,
+    header: Sequence[str],
+) -> str:
+    """The markdown summary: speedups, solver ratios and median solve times per model."""
+    quality = []
+    times = []
+    for name in models:
+        by = {}
+        for r in rows:
+            if r.model == name:
+                by.setdefault(r.solver, {})[r.rate_MBps] = r
+        rates = sorted(by["nfl"])
+
+        def values(solver: str, by=by, rates=rates) -> list[float]:
+            return [by[solver][x].predicted_s for x in rates]
+
+        def ratio(a: str, b: str) -> list[float]:
+            return [x / y for x, y in zip(values(a), values(b), strict=True)]
+
+        def mean(xs: Sequence[float]) -> float:
+            return sum(xs) / len(xs)
+
+        nfl, best = values("nfl"), values("opt_kxk")
+        lbs = [by["nfl"][x].lower_bound_s for x in rates]
+        emitted = [min(b, n) for b, n in zip(best, nfl, strict=True)]  # what flcompile emits
+        notes = [by["bf_2x2"][x].note for x in rates]
+        quality.append(
+            [
+                name,
+                str(len(rates)),
+                f"{mean(ratio('nfl', 'opt_kxk')):.3f}",
+                f"{mean(ratio('nfl', 'mw_kxk')):.3f}",
+                _mean_max(ratio("mw_2x2", "bf_2x2")),
+                _mean_max(ratio("opt_2x2", "bf_2x2")),
+                _mean_max([e / b for e, b in zip(emitted, lbs, strict=True)]),
+                f"{sum(b < n for b, n in zip(best, nfl, strict=True))}/{len(rates)}",
+                f"{sum('bf refused' in n for n in notes)}/{sum('opt != bf' in n for n in notes)}",
+            ]
+        )
+        times.append(
+            [name] + [f"{median(by[s][x].solve_s for x in rates) * 1e3:.1f}" for s in SOLVER_ROWS]
+        )
+    q = format_table(
+        [
+            "model",
+            "rates",
+            "speedup opt(k×k) vs NFL",
+            "speedup MW(k×k) vs NFL",
+            "MW/BF 2×2 mean / max",
+            "opt/BF 2×2 mean / max",
+            "best/LB mean / max",
+            "FL beats NFL",
+            "BF refused / opt≠BF (rates)",
+        ],
+        quality,
+        markdown=True,
+    )
+    t = format_table(["model", *(f"{s} ms" for s in SOLVER_ROWS)], times, markdown=True)
+    lines = [*header, "", q, "", "Median solve time per rate (all F and grids of the row):", "", t]
+    lines += [
+        "",
+        "speedup = mean over the rates of nfl_s / predicted_s (the solver's best plan with "
+        "fused layers, even where NFL is faster); MW/BF and opt/BF compare the best over F at "
+        "2×2 at each rate; best = min(opt(k×k), NFL), what flcompile emits; LB = "
+        "min(NFL, fluid bound over all F). All numbers come from one simulator with the "
+        f"{edge_label(compute)}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> ToolParser:
+    p = ToolParser(
+        prog="sweep.py",
+        description="Sweep the link rate; compare NFL, BF(2x2), MW(2x2), opt(2x2), MW(kxk) "
+        "and opt(kxk) with one simulator; write sweep.csv, sweep.png and summary.md.",
+        epilog="Example: python tools/sweep.py --models alexnet,squeezenet,yolov2 "
+        "--rates 1.1:3.0:0.1 -o /tmp/sweep",
+    )
+    p.add_argument(
+        "--models",
+        dest="models",
+        type=model_list,
+        default=["alexnet", "squeezenet", "yolov2"],
+        help="comma list of zoo models (default alexnet,squeezenet,yolov2)",
+    )
+    p.add_argument(
+        "--rates",
+        dest="rates",
+        type=rate_list,
+        default=rate_list("1.1:3.0:0.1"),
+        metavar="START:STOP:STEP|R1,R2,...",
+        help="link rates in MB/s, STOP included (default 1.1:3.0:0.1)",
+    )
+    p.add_argument(
+        "--max-grid",
+        dest="max_grid",
+        type=grid,
+        default=(8, 8),
+        metavar="RxC",
+        help="largest grid of the k×k rows (default 8x8)",
+    )
+    add_cost_args(p)
+    p.add_argument("--log-y", dest="log_y", action="store_true", help="log-scale time axis")
+    p.add_argument("-o", "--output", dest="out", required=True, help="output directory")
+    add_hidden_model_args(p)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the sweep; returns the exit code."""
+    args = build_parser().parse_args(argv)
+
+    def body() -> int:
+        started = time.perf_counter()
+        compute = compute_model(args.paper, args.edge_concurrency)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        rows: list[Row] = []
+        build_s: dict[str, float] = {}
+        refresh = {"tables": 0.0, "bound": 0.0}
+        # 2x2 is always tiled (the 2x2 rows), whatever --max-grid is.
+        space_grid = (max(args.max_grid[0], 2), max(args.max_grid[1], 2))
+        bar = tqdm(
+            total=len(args.models) * len(args.rates), desc="sweep", unit="rate", disable=None
+        )
+        for name in args.models:
+            bar.set_postfix_str(f"{name}: analysing")
+            t0 = time.perf_counter()
+            analysis = load_analysis(name, args.width, args.size)
+            space = RateFreeTables(analysis, compute, SearchOptions(max_grid=space_grid))
+            build_s[name] = time.perf_counter() - t0
+            for rate in args.rates:
+                bar.set_postfix_str(f"{name} @ {rate:g} MB/s")
+                new, spent = sweep_rate(name, space, rate, args.max_grid)
+                rows.extend(new)
+                for k, v in spent.items():
+                    refresh[k] += v
+                bar.update()
+        bar.close()
+        write_csv(out / "sweep.csv", rows)
+        title = (
+            f"{'Table I (--paper)' if args.paper else 'Table I speeds'}, "
+            f"{edge_label(compute)}, grids up to {grid_text(args.max_grid)}"
+        )
+        plot(out / "sweep.png", rows, args.models, title, args.log_y)
+        wall = time.perf_counter() - started
+        header = [
+            f"# Rate sweep: {', '.join(args.models)}",
+            "",
+            f"- edge model: **{edge_label(compute)}**"
+            + (" (--paper)" if args.paper else " (flcompile's default)"),
+            f"- costs: f_end {compute.device_flops:g} FLOP/s, f_es {compute.edge_flops:g} "
+            "FLOP/s (Table I), no overheads, no latency, result return ignored",
+            f"- rates: {len(args.rates)} from {min(args.rates):g} to {max(args.rates):g} MB/s; "
+            f"k×k grids up to {grid_text(args.max_grid)}",
+            f"- wall time: {wall:.1f} s (analysis + tiling once per model: "
+            + ", ".join(f"{m} {s:.1f} s" for m, s in build_s.items())
+            + f"; per-rate table rebuild {refresh['tables']:.1f} s, "
+            f"lower bounds {refresh['bound']:.1f} s)",
+            f"- rerun: `python tools/sweep.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        ]
+        summary = summarize(rows, args.models, compute, header)
+        (out / "summary.md").write_text(summary)
+        print(summary)
+        print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.png'}, {out / 'summary.md'}")
+        return 0
+
+    return run_main("sweep.py", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
