@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from flcompile.atomic_output import atomic_directory, check_writable
 from flcompile.costs import ComputeModel, LinkModel
-from flcompile.emit import Emitted, check_emitted, emit_fused, emit_single_cut
+from flcompile.emit import Emitted, check_emitted, emit_fused, emit_single_cut, fused_prefix
 from flcompile.errors import VerificationError
 from flcompile.instance import PathTimes, Timeline
 from flcompile.load import LoadedModel, load_model
@@ -254,6 +254,10 @@ def _write_and_check(
     phases: _Phases,
 ) -> tuple[VerifyResult | None, MeasuredTimes | None, dict]:
     """Write the models into `tmp`, check and verify them there, time them, write the plan."""
+    fused = result.fused.candidate.tensor if result.use_fused and options.verify else None
+    with phases("verify"):  # before writing: saving with external data rewrites the protos
+        tiled_prefix = fused_prefix(emitted.tiled, fused) if fused else None
+        original_prefix = fused_prefix(loaded.model, fused) if fused else None
     with phases("write"):
         for name, model in [
             ("device.onnx", emitted.device),
@@ -276,8 +280,9 @@ def _write_and_check(
                 tmp / "device.onnx",
                 tmp / "edge.onnx",
                 feeds,
-                tiled=tmp / "tiled.onnx",
-                fused_tensor=result.fused.candidate.tensor if result.use_fused else None,
+                tiled=tiled_prefix,
+                fused_tensor=fused,
+                fused_reference=original_prefix,
                 rtol=options.rtol,
                 atol=options.atol,
                 seed=options.seed,

@@ -68,6 +68,17 @@ def check_emitted(path: Path, label: str) -> None:
         raise InternalError(f"{label} fails onnx.checker: {first}") from e
 
 
+def fused_prefix(model: onnx.ModelProto, fused: str) -> onnx.ModelProto:
+    """The part of `model` that computes `fused` from the model's inputs.
+
+    Verification compares F through these small models instead of exposing F on the whole
+    original and tiled models, which for a large classifier means two more full copies.
+    """
+    graph = gs.import_onnx(model)
+    inputs = [t.name for t in graph.inputs]
+    return to_model(extract(graph, inputs, [fused], f"the subgraph computing {fused}"), model)
+
+
 def annotate(model: onnx.ModelProto, placement: dict[str, tuple[str, str]], summary: dict) -> None:
     """Write `fl.placement` / `fl.path` on every node and the plan summary on the model."""
     for node in model.graph.node:

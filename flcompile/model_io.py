@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import onnx
@@ -10,14 +11,20 @@ PROTOBUF_LIMIT = 2**31 - 2**24  # a margin below 2 GiB for everything that is no
 EXTERNAL_DATA_BYTES = 1_800_000_000
 
 
+def tensor_bytes(tensor: onnx.TensorProto) -> int:
+    """A tensor's data size from its dims and type: reading `raw_data` from Python would copy
+    the bytes, and upb's ByteSize walks them, both slow for hundreds of MB of weights."""
+    numel = math.prod(tensor.dims)
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):  # strings and other odd types: count one byte
+        itemsize = 1
+    return numel * itemsize
+
+
 def weight_bytes(model: onnx.ModelProto) -> int:
-    """Bytes of the initializers' data, without serializing the model (ByteSize is slow)."""
-    total = 0
-    for t in model.graph.initializer:
-        total += len(t.raw_data) or 4 * (
-            len(t.float_data) + len(t.int32_data) + len(t.int64_data) * 2 + len(t.double_data) * 2
-        )
-    return total
+    """Bytes of the initializers' data."""
+    return sum(tensor_bytes(t) for t in model.graph.initializer)
 
 
 def fits_in_protobuf(model: onnx.ModelProto) -> bool:

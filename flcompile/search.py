@@ -22,7 +22,14 @@ from flcompile.instance import CostTable, Schedule
 from flcompile.lower_bound import fluid_lower_bound
 from flcompile.model_costs import Baselines, ModelCosts, baselines
 from flcompile.passes.fusable import Candidate, FusablePrefix
-from flcompile.passes.receptive_field import EmptyRegionError, Tiling, make_block, make_tiling
+from flcompile.passes.receptive_field import (
+    AxisCache,
+    Block,
+    EmptyRegionError,
+    Tiling,
+    make_block,
+    make_tiling,
+)
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
@@ -205,7 +212,7 @@ def search(
         )
     return_s = link.return_s(model.output_bytes)
     bound = base.nfl.total_s
-    tracker = _Tracker(base.nfl.total_s)
+    tracker = PlanTracker(base.nfl.total_s)
     tables: list[tuple[float, int, FusedPlan]] = []
     state: dict[str, object] = {}
     first_pass = ("mw",) if options.solver == "best" else runs
@@ -222,7 +229,12 @@ def search(
                 "rest_s": model.edge_s(rest, compute),
             }
             try:
-                bound = min(bound, _fluid_bound(block, state, compute, link, return_s))
+                bound = min(
+                    bound,
+                    fluid_bound_of_block(
+                        block, float(state["rest_s"]), compute, link, return_s, state["cache"]
+                    ),
+                )
             except EmptyRegionError:
                 log.info("F %s: some pixel of it reads only padding; skipped", candidate.tensor)
                 continue
@@ -258,7 +270,7 @@ def search(
     return SearchResult(best, use_fused, base, bound, best_by_solver, stats, tuple(notes))
 
 
-class _Tracker:
+class PlanTracker:
     """Runs solvers on tables and keeps the best plan and each solver's best score."""
 
     def __init__(self, nfl_s: float) -> None:
@@ -296,10 +308,33 @@ def shortlist(tables: list[tuple[float, int, FusedPlan]]) -> list[FusedPlan]:
     return [chosen[i] for i in sorted(chosen)]
 
 
-def _fluid_bound(block, state, compute: ComputeModel, link: LinkModel, return_s: float) -> float:
-    """The fluid bound of one F: its untiled block, without per-node overheads or latency."""
-    tiling = make_tiling(block, (1, 1), state["cache"])
-    costs = tile_costs(tiling, state["crossing"])
+def fluid_bound_of_block(
+    block: Block,
+    rest_s: float,
+    compute: ComputeModel,
+    link: LinkModel,
+    return_s: float,
+    cache: AxisCache | None = None,
+) -> float:
+    """The fluid lower bound of one F (DESIGN §4) from its untiled block.
+
+    Per-node overheads and the link latency are left out, which keeps it a lower bound.
+
+    Args:
+        block: the block that computes F.
+        rest_s: edge seconds of everything after F.
+        compute: device and edge speeds, and the edge concurrency.
+        link: the link (its rate).
+        return_s: seconds to return the results.
+        cache: the block's per-axis region memo, when the caller keeps one.
+
+    Returns:
+        The bound in seconds.
+
+    Raises:
+        EmptyRegionError: some pixel of F reads only padding.
+    """
+    costs = tile_costs(make_tiling(block, (1, 1), cache))
     ideal = cost_table(
         costs,
         replace(compute, overhead_dev_s=0.0, overhead_edge_s=0.0),
@@ -308,13 +343,7 @@ def _fluid_bound(block, state, compute: ComputeModel, link: LinkModel, return_s:
         return_s=0.0,
         grid=(1, 1),
     )
-    return (
-        fluid_lower_bound(
-            ideal.device_s[0],
-            ideal.link_s[0],
-            ideal.edge_s[0],
-            float(state["rest_s"]),
-            compute.edge_concurrency,
-        )
-        + return_s
+    bound = fluid_lower_bound(
+        ideal.device_s[0], ideal.link_s[0], ideal.edge_s[0], rest_s, compute.edge_concurrency
     )
+    return bound + return_s

@@ -580,6 +580,7 @@ def verify_split(
     tiled: ModelLike | None = None,
     fused_tensor: str | None = None,
     tiled_fused_tensor: str | None = None,
+    fused_reference: ModelLike | None = None,
     rtol: float = 1e-5,
     atol: float = 1e-5,
     seed: int = 0,
@@ -602,6 +603,9 @@ def verify_split(
         tiled: tiled.onnx, to check the fused tensor against.
         fused_tensor: the name of F in the original (exposed as an extra output).
         tiled_fused_tensor: F's name in `tiled` if it differs (default: `fused_tensor`).
+        fused_reference: the original's subgraph from the inputs to F, when given: F's
+            reference then comes from it rather than from an extra output on the original,
+            which spares loading and re-serializing a large original twice.
         rtol: relative tolerance (see `compare`).
         atol: absolute tolerance, scaled to each reference's magnitude (see `compare`).
         seed: the seed the feeds were made with, recorded in the result.
@@ -617,9 +621,13 @@ def verify_split(
     level = graph_optimization_level
     # Named before F is added, so an F that is also an output is compared once, as an output.
     original_outputs = _graph_output_names(original)
-    extra = [fused_tensor] if fused_tensor else []
+    extra = [fused_tensor] if fused_tensor and fused_reference is None else []
     with open_session(original, extra_outputs=extra, graph_optimization_level=level) as sess:
         ref = _run(sess, feeds)
+    if fused_tensor and fused_reference is not None:
+        with open_session(fused_reference, extra_outputs=[fused_tensor],
+                          graph_optimization_level=level) as sess:  # fmt: skip
+            ref.setdefault(fused_tensor, _run(sess, feeds)[fused_tensor])
 
     with open_session(device, graph_optimization_level=level) as sess:
         sent = _run(sess, feeds)

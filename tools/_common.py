@@ -28,7 +28,7 @@ from flcompile.instance import CostTable, Schedule
 from flcompile.load import load_model
 from flcompile.passes.fusable import Candidate
 from flcompile.passes.receptive_field import Block, EmptyRegionError, make_block, make_tiling
-from flcompile.search import FusedPlan, SearchOptions, _fluid_bound, grids_for
+from flcompile.search import FusedPlan, SearchOptions, fluid_bound_of_block, grids_for
 
 GRID_RE = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
 
@@ -212,9 +212,6 @@ class _FState:
     cache: dict
     rest_s: float
 
-    def as_search_state(self) -> dict:
-        return {"cache": self.cache, "crossing": self.crossing, "rest_s": self.rest_s}
-
 
 @dataclass(frozen=True, eq=False)
 class GridCosts:
@@ -309,7 +306,8 @@ class RateFreeTables:
         bound = nfl_s
         for fs in self.fstates:
             bound = min(
-                bound, _fluid_bound(fs.block, fs.as_search_state(), self.compute, link, return_s)
+                bound,
+                fluid_bound_of_block(fs.block, fs.rest_s, self.compute, link, return_s, fs.cache),
             )
         return bound
 

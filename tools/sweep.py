@@ -63,7 +63,7 @@ from flcompile.costs import ComputeModel, LinkModel
 from flcompile.errors import SolverLimitError
 from flcompile.instance import CostTable
 from flcompile.model_costs import baselines
-from flcompile.search import SOLVERS, FusedPlan, SearchOptions, _Tracker, shortlist
+from flcompile.search import SOLVERS, FusedPlan, PlanTracker, SearchOptions, shortlist
 from flcompile.simulate import makespan
 
 SOLVER_ROWS = ("nfl", "bf_2x2", "mw_2x2", "opt_2x2", "mw_kxk", "opt_kxk")
@@ -147,9 +147,9 @@ def _best_strategy(
     """--solver best's strategy (flcompile.search.search) on the given tables.
 
     MW on every table in search order, then opt on search.shortlist of them, with one
-    search._Tracker keeping the best exactly as search does; fills in `mw` and `opt`.
+    search.PlanTracker keeping the best exactly as search does; fills in `mw` and `opt`.
     """
-    tracker = _Tracker(nfl_s)
+    tracker = PlanTracker(nfl_s)
     for i in kxk:
         started = time.perf_counter()
         mw.latency[i] = tracker.run(entries[i], "mw")
