@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import re
 import sys
 from collections.abc import Sequence
 
 from flcompile import __version__
+from flcompile.arg_types import count, grid, non_negative, positive
 from flcompile.compile import CompileOptions, compile_model
 from flcompile.costs import (
     PAPER_DEVICE_FLOPS,
@@ -30,46 +30,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message, hint="see flcompile --help")
-
-
-def _grid(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
-    if not match or int(match[1]) < 1 or int(match[2]) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a grid like 2x2")
-    return int(match[1]), int(match[2])
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be a positive number")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"'{text}' must be zero or more")
-    return value
-
-
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"'{text}' must be at least {minimum}")
-        return value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,12 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.npy",
         help="input data for verification and timing (default: seeded random)",
     )
-    m.add_argument("--seed", dest="seed", type=_count(0), default=0, help="random input seed")
+    m.add_argument("--seed", dest="seed", type=count(0), default=0, help="random input seed")
     link = p.add_argument_group("link (give --rate, --paper, or radio parameters)")
     link.add_argument(
         "--rate",
         dest="rate",
-        type=_positive,
+        type=positive,
         metavar="MB/s",
         help="device→edge rate in MB/s (1 MB = 1e6 bytes)",
     )
@@ -127,14 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         link.add_argument(
             flag,
             dest=dest,
-            type=_positive,
+            type=positive,
             metavar=unit,
             help="rate by Shannon's formula (others default to Table I)",
         )
     link.add_argument(
         "--latency",
         dest="latency_s",
-        type=_non_negative,
+        type=non_negative,
         default=0.0,
         metavar="S",
         help="fixed seconds per message (default 0)",
@@ -142,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument(
         "--return-rate",
         dest="return_rate",
-        type=_positive,
+        type=positive,
         metavar="MB/s",
         help="also count sending the results back at this rate",
     )
@@ -150,28 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--device-flops",
         dest="device_flops",
-        type=_positive,
+        type=positive,
         metavar="FLOP/s",
         help=f"device speed (default {PAPER_DEVICE_FLOPS:g})",
     )
     c.add_argument(
         "--edge-flops",
         dest="edge_flops",
-        type=_positive,
+        type=positive,
         metavar="FLOP/s",
         help=f"edge speed (default {PAPER_EDGE_FLOPS:g})",
     )
     c.add_argument(
         "--edge-concurrency",
         dest="edge_concurrency",
-        type=_count(0),
+        type=count(0),
         metavar="K",
         help="1 = serial edge (default), 0 = unlimited (paper's Eq. 4), K = K at once",
     )
     c.add_argument(
         "--overhead-dev",
         dest="overhead_dev",
-        type=_non_negative,
+        type=non_negative,
         default=0.0,
         metavar="S",
         help="fixed device seconds per node (default 0)",
@@ -179,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--overhead-edge",
         dest="overhead_edge",
-        type=_non_negative,
+        type=non_negative,
         default=0.0,
         metavar="S",
         help="fixed edge seconds per node (default 0)",
@@ -192,11 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="best",
         help="best (default: opt, MW and NFL), opt, mw, bf or nfl",
     )
-    s.add_argument("--grid", dest="grid", type=_grid, metavar="RxC", help="fix the grid")
+    s.add_argument("--grid", dest="grid", type=grid, metavar="RxC", help="fix the grid")
     s.add_argument(
         "--max-grid",
         dest="max_grid",
-        type=_grid,
+        type=grid,
         default=(8, 8),
         metavar="RxC",
         help="largest grid searched (default 8x8)",
@@ -209,26 +169,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the onnxruntime equality check",
     )
-    v.add_argument("--rtol", dest="rtol", type=_non_negative, default=1e-5, help="default 1e-5")
-    v.add_argument("--atol", dest="atol", type=_non_negative, default=1e-5, help="default 1e-5")
+    v.add_argument("--rtol", dest="rtol", type=non_negative, default=1e-5, help="default 1e-5")
+    v.add_argument("--atol", dest="atol", type=non_negative, default=1e-5, help="default 1e-5")
     v.add_argument(
         "--runs",
         dest="runs",
-        type=_count(0),
+        type=count(0),
         default=10,
         help="timed runs per model, median reported; 0 skips timing (default 10)",
     )
     v.add_argument(
         "--device-threads",
         dest="device_threads",
-        type=_count(1),
+        type=count(1),
         default=1,
         help="onnxruntime threads for device.onnx (default 1)",
     )
     v.add_argument(
         "--edge-threads",
         dest="edge_threads",
-        type=_count(1),
+        type=count(1),
         help="onnxruntime threads for edge.onnx (default: onnxruntime's)",
     )
     o = p.add_argument_group("output")

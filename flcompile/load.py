@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 LIGHT_INFERENCE_BYTES = 4096
 
 
-
 @dataclass(frozen=True)
 class LoadedModel:
     """A validated, shape-inferred model and where it came from.

@@ -38,7 +38,7 @@ class SingleCut:
 
     @property
     def label(self) -> str:
-        """"full-offload", "local-only" or the name of the tensor sent."""
+        """ "full-offload", "local-only" or the name of the tensor sent."""
         if self.index == 0:
             return "full-offload"
         return "local-only" if self.local else self.tensors[0]

@@ -19,6 +19,13 @@ def _shape(shape) -> str:
     return "x".join(str(d) for d in shape)
 
 
+def threads(count: int | None) -> str:
+    """ "1 thread", "4 threads" or onnxruntime's default."""
+    if count is None:
+        return "default threads"
+    return f"{count} thread{'s' if count != 1 else ''}"
+
+
 def _bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -68,9 +75,7 @@ def format_summary(result: CompileResult) -> str:
             lines.append(f"  … {len(rows) - MAX_PATH_ROWS} more paths in plan.json")
     else:
         nfl = plan["nfl_plan"]
-        lines.append(
-            f"plan       no fused layers: single cut {nfl['cut']} ({nfl['reason']})"
-        )
+        lines.append(f"plan       no fused layers: single cut {nfl['cut']} ({nfl['reason']})")
     for note in plan["notes"]:
         lines.append(f"note       {note}")
     predicted = plan["predicted_s"]
@@ -95,10 +100,11 @@ def format_summary(result: CompileResult) -> str:
         )
     measured = plan["measured"]
     if measured:
+        on_device, on_edge = threads(measured["device_threads"]), threads(measured["edge_threads"])
         lines.append(
-            f"measured   device.onnx {_ms(measured['device_s'])} ({measured['device_threads']} "
-            f"thread), edge.onnx {_ms(measured['edge_s'])}, original {_ms(measured['original_s'])}"
-            f" (this machine's onnxruntime CPU, median of {measured['runs']})"
+            f"measured   device.onnx {_ms(measured['device_s'])} ({on_device}), edge.onnx "
+            f"{_ms(measured['edge_s'])} ({on_edge}), original {_ms(measured['original_s'])} "
+            f"({on_device}); this machine's onnxruntime CPU, medians of {measured['runs']}"
         )
     if result.out_dir is not None:
         lines.append(

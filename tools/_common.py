@@ -8,7 +8,6 @@ this module as `_common`. Nothing in flcompile imports the tools.
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 import onnx
 
 from flcompile import models
+from flcompile.arg_types import count, grid
+from flcompile.arg_types import positive as positive_float
 from flcompile.compile import Analysis, analyse
 from flcompile.cost_table import TileCosts, cost_table, crossing_by_cut, tile_costs
 from flcompile.costs import PAPER_DEVICE_FLOPS, PAPER_EDGE_FLOPS, ComputeModel, LinkModel
@@ -29,8 +30,6 @@ from flcompile.load import load_model
 from flcompile.passes.fusable import Candidate
 from flcompile.passes.receptive_field import Block, EmptyRegionError, make_block, make_tiling
 from flcompile.search import FusedPlan, SearchOptions, fluid_bound_of_block, grids_for
-
-GRID_RE = re.compile(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*")
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -56,32 +55,6 @@ def run_main(name: str, body: Callable[[], int]) -> int:
 # --- argument types -------------------------------------------------------------------------
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"'{text}' must be a positive number")
-    return value
-
-
-def count(minimum: int) -> Callable[[str], int]:
-    """An integer >= minimum."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"'{text}' must be at least {minimum}")
-        return value
-
-    return parse
-
-
 def model_list(text: str) -> list[str]:
     """A comma list of zoo model names."""
     names = [n.strip() for n in text.split(",") if n.strip()]
@@ -92,14 +65,6 @@ def model_list(text: str) -> list[str]:
             f"choose from {','.join(models.NAMES)}"
         )
     return names
-
-
-def grid(text: str) -> tuple[int, int]:
-    """RxC, e.g. 2x2."""
-    match = GRID_RE.fullmatch(text)
-    if not match or int(match[1]) < 1 or int(match[2]) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a grid like 2x2")
-    return int(match[1]), int(match[2])
 
 
 def grid_list(text: str) -> list[tuple[int, int]]:
@@ -130,6 +95,20 @@ def rate_list(text: str) -> list[float]:
     if not rates or any(not (r > 0 and r != float("inf")) for r in rates):
         raise argparse.ArgumentTypeError(f"'{text}': rates must be positive numbers")
     return rates
+
+
+PAPER_MODELS = ("alexnet", "squeezenet", "yolov2")
+
+
+def add_models_arg(p: argparse.ArgumentParser, default: Sequence[str]) -> None:
+    """--models: a comma list of zoo models."""
+    p.add_argument(
+        "--models",
+        dest="models",
+        type=model_list,
+        default=list(default),
+        help=f"comma list of zoo models (default {','.join(default)})",
+    )
 
 
 def add_cost_args(p: argparse.ArgumentParser) -> None:

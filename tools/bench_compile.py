@@ -29,6 +29,7 @@ from _common import (
     ToolParser,
     add_cost_args,
     add_hidden_model_args,
+    add_models_arg,
     compute_model,
     count,
     edge_label,
@@ -36,7 +37,6 @@ from _common import (
     grid,
     grid_text,
     median,
-    model_list,
     model_source,
     positive_float,
     run_main,
@@ -194,13 +194,7 @@ def build_parser() -> ToolParser:
         "times, and the chosen plan.",
         epilog="Example: python tools/bench_compile.py --models yolov2 --repeats 1 -o /tmp/bc",
     )
-    p.add_argument(
-        "--models",
-        dest="models",
-        type=model_list,
-        default=list(models.NAMES),
-        help=f"comma list of zoo models (default {','.join(models.NAMES)})",
-    )
+    add_models_arg(p, models.NAMES)
     p.add_argument(
         "--rate", dest="rate", type=positive_float, default=1.8, help="MB/s (default 1.8)"
     )

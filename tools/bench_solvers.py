@@ -19,10 +19,12 @@ import time
 from collections.abc import Sequence
 
 from _common import (
+    PAPER_MODELS,
     RateFreeTables,
     ToolParser,
     add_cost_args,
     add_hidden_model_args,
+    add_models_arg,
     compute_model,
     count,
     edge_label,
@@ -31,7 +33,6 @@ from _common import (
     grid_text,
     load_analysis,
     median,
-    model_list,
     positive_float,
     run_main,
 )
@@ -141,13 +142,7 @@ def build_parser() -> ToolParser:
         "model and grid (F: MW's best at that grid, or --fuse-at).",
         epilog="Example: python tools/bench_solvers.py --models yolov2 --grids 2x2,8x8",
     )
-    p.add_argument(
-        "--models",
-        dest="models",
-        type=model_list,
-        default=["alexnet", "squeezenet", "yolov2"],
-        help="comma list of zoo models (default alexnet,squeezenet,yolov2)",
-    )
+    add_models_arg(p, PAPER_MODELS)
     p.add_argument(
         "--grids",
         dest="grids",

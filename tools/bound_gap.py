@@ -17,11 +17,12 @@ and drain and grid granularity at the coarser grids the best plan uses.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from _common import PAPER_MODELS, ToolParser, add_models_arg
 from tqdm import tqdm
 
+from flcompile.arg_types import positive
 from flcompile.compile import analyse
 from flcompile.cost_table import cost_table, tile_costs
 from flcompile.costs import ComputeModel, LinkModel
@@ -61,20 +62,17 @@ def halo_bound(analysis, compute: ComputeModel, link: LinkModel) -> tuple[float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="alexnet,squeezenet,yolov2")
-    parser.add_argument("--rate", type=float, default=1.8, help="MB/s (default 1.8)")
+    parser = ToolParser(prog="bound_gap.py", description=__doc__.split("\n\n")[0])
+    add_models_arg(parser, PAPER_MODELS)
+    parser.add_argument("--rate", type=positive, default=1.8, help="MB/s (default 1.8)")
     parser.add_argument("--paper", action="store_true", help="unlimited edge (Eq. 4)")
     args = parser.parse_args(argv)
-    if args.rate <= 0:
-        print("bound_gap: error: --rate must be positive", file=sys.stderr)
-        return 2
     compute = ComputeModel(edge_concurrency=0 if args.paper else 1)
     link = LinkModel(args.rate)
     edge = "unlimited edge (Eq. 4)" if args.paper else "serial edge"
     print(f"{edge}, {args.rate} MB/s, Table I speeds; latencies in ms")
     print(f"{'model':<12} {'fluid LB':>9} {'halo LB':>9} {'best':>9} {'NFL':>9}  halo LB at")
-    for name in args.models.split(","):
+    for name in args.models:
         try:
             analysis = analyse(load_model(name))
         except FlCompileError as e:

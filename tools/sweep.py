@@ -39,10 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import (
+    PAPER_MODELS,
     RateFreeTables,
     ToolParser,
     add_cost_args,
     add_hidden_model_args,
+    add_models_arg,
     compute_model,
     edge_label,
     format_table,
@@ -50,7 +52,6 @@ from _common import (
     grid_text,
     load_analysis,
     median,
-    model_list,
     rate_list,
     run_main,
     timed,
@@ -388,13 +389,7 @@ def build_parser() -> ToolParser:
         epilog="Example: python tools/sweep.py --models alexnet,squeezenet,yolov2 "
         "--rates 1.1:3.0:0.1 -o /tmp/sweep",
     )
-    p.add_argument(
-        "--models",
-        dest="models",
-        type=model_list,
-        default=["alexnet", "squeezenet", "yolov2"],
-        help="comma list of zoo models (default alexnet,squeezenet,yolov2)",
-    )
+    add_models_arg(p, PAPER_MODELS)
     p.add_argument(
         "--rates",
         dest="rates",

@@ -162,3 +162,14 @@ def test_rate_list():
     rates = _common.rate_list("1.1:3.0:0.1")
     assert len(rates) == 20 and rates[0] == 1.1 and rates[-1] == 3.0
     assert _common.rate_list("1.3,1.8") == [1.3, 1.8]
+
+
+def test_bound_gap_orders_its_three_latencies(capsys) -> None:
+    import bound_gap
+
+    assert bound_gap.main(["--models", "squeezenet", "--rate", "1.8"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert row[0] == "squeezenet"
+    fluid, halo, best, nfl = (float(v) for v in row[1:5])
+    assert fluid <= best <= nfl  # the bound is below the plan, and the plan never above NFL
+    assert halo > fluid  # real tiles pay halos the fluid relaxation does not
