@@ -625,8 +625,9 @@ def verify_split(
     with open_session(original, extra_outputs=extra, graph_optimization_level=level) as sess:
         ref = _run(sess, feeds)
     if fused_tensor and fused_reference is not None:
-        with open_session(fused_reference, extra_outputs=[fused_tensor],
-                          graph_optimization_level=level) as sess:  # fmt: skip
+        with open_session(
+            fused_reference, extra_outputs=[fused_tensor], graph_optimization_level=level
+        ) as sess:
             ref.setdefault(fused_tensor, _run(sess, feeds)[fused_tensor])
 
     with open_session(device, graph_optimization_level=level) as sess:

@@ -117,8 +117,9 @@ def test_grid_without_any_tensor_to_fuse_at(tmp_path, capsys) -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 16, 16])],
         [w, scales],
     )
-    path = save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
-                tmp_path / "m.onnx")  # fmt: skip
+    path = save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx"
+    )
     code, line = flcompile_cli([str(path), "--rate", "1", "--grid", "2x2", "-o", "o"], capsys)
     assert code == 2 and "upsample" in line and "Resize" in line
     # Without --grid the best plan without fused layers is emitted, and the summary says why.
@@ -159,8 +160,9 @@ def test_external_data_outputs_verify_from_files(tmp_path, monkeypatch) -> None:
     verifies, since verification loads the written files (as for models over 2 GB)."""
     monkeypatch.setattr(flcompile.model_io, "EXTERNAL_DATA_BYTES", 100)
     model = save(models.build("squeezenet", width=0.25, size=64), tmp_path / "m.onnx")
-    code = main([str(model), "--rate", "0.01", "--grid", "2x2", "-o", str(tmp_path / "out"),
-                 "--runs", "1"])  # fmt: skip
+    code = main(
+        [str(model), "--rate", "0.01", "--grid", "2x2", "-o", str(tmp_path / "out"), "--runs", "1"]
+    )
     assert code == 0
     out = tmp_path / "out"
     assert (out / "tiled.onnx.data").exists() and (out / "edge.onnx.data").exists()

@@ -78,9 +78,18 @@ def test_main_job_writes_every_file_and_a_summary(tiny_model: Path, tmp_path: Pa
 
 def test_emit_stages_writes_runnable_stage_models(tiny_model: Path, tmp_path: Path) -> None:
     proc = run(
-        str(tiny_model), "--rate", "1.8", "-o", "out", "--grid", "2x2", "--emit-stages",
-        "--runs", "0", cwd=tmp_path,
-    )  # fmt: skip
+        str(tiny_model),
+        "--rate",
+        "1.8",
+        "-o",
+        "out",
+        "--grid",
+        "2x2",
+        "--emit-stages",
+        "--runs",
+        "0",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     stages = tmp_path / "out" / "stages"
     index = json.loads((stages / "stages.json").read_text())
@@ -91,8 +100,20 @@ def test_emit_stages_writes_runnable_stage_models(tiny_model: Path, tmp_path: Pa
 
 
 def test_zoo_name_is_accepted(tmp_path: Path) -> None:
-    proc = run("squeezenet", "--paper", "--grid", "1x2", "--fuse-at", "pool1", "-o", "o",
-               "--runs", "0", "-q", cwd=tmp_path)  # fmt: skip
+    proc = run(
+        "squeezenet",
+        "--paper",
+        "--grid",
+        "1x2",
+        "--fuse-at",
+        "pool1",
+        "-o",
+        "o",
+        "--runs",
+        "0",
+        "-q",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "" and proc.stderr == ""
     plan = json.loads((tmp_path / "o" / "plan.json").read_text())
@@ -121,8 +142,9 @@ def test_zoo_name_is_accepted(tmp_path: Path) -> None:
 def test_bad_options_exit_2(
     tiny_model: Path, tmp_path: Path, args: list[str], needle: str, capsys, monkeypatch
 ) -> None:
-    proc = run_here(str(tiny_model), *args, "-o", "out", cwd=tmp_path, capsys=capsys,
-                    monkeypatch=monkeypatch)  # fmt: skip
+    proc = run_here(
+        str(tiny_model), *args, "-o", "out", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch
+    )
     assert_clean_failure(proc, 2, needle)
     assert leftovers(tmp_path) == []
 
@@ -140,8 +162,9 @@ def test_bad_files_exit_2(tmp_path: Path, capsys, monkeypatch) -> None:
         "no_such_zoo_model": "no_such_zoo_model",
     }
     for name, needle in cases.items():
-        proc = run_here(name, "--rate", "1.8", "-o", "out", cwd=tmp_path, capsys=capsys,
-                        monkeypatch=monkeypatch)  # fmt: skip
+        proc = run_here(
+            name, "--rate", "1.8", "-o", "out", cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch
+        )
         assert_clean_failure(proc, 2, needle)
         assert not (tmp_path / "out").exists()
 
@@ -159,8 +182,18 @@ def test_dynamic_hw_needs_input_shape(tmp_path: Path) -> None:
     proc = run("dyn.onnx", "--rate", "1.8", "-o", "out", cwd=tmp_path)
     assert_clean_failure(proc, 2, "dynamic", "--input-shape")
     assert not (tmp_path / "out").exists()
-    proc = run("dyn.onnx", "--rate", "1.8", "-o", "out", "--input-shape", "x:1x3x20x20",
-               "--runs", "0", cwd=tmp_path)  # fmt: skip
+    proc = run(
+        "dyn.onnx",
+        "--rate",
+        "1.8",
+        "-o",
+        "out",
+        "--input-shape",
+        "x:1x3x20x20",
+        "--runs",
+        "0",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -170,8 +203,18 @@ def test_failure_keeps_an_earlier_good_output(
     good = run(str(tiny_model), "--rate", "1.8", "-o", "out", "--runs", "0", cwd=tmp_path)
     assert good.returncode == 0, good.stderr
     before = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()}
-    bad = run_here(str(tiny_model), "--rate", "1.8", "-o", "out", "--fuse-at", "nope",
-                   cwd=tmp_path, capsys=capsys, monkeypatch=monkeypatch)  # fmt: skip
+    bad = run_here(
+        str(tiny_model),
+        "--rate",
+        "1.8",
+        "-o",
+        "out",
+        "--fuse-at",
+        "nope",
+        cwd=tmp_path,
+        capsys=capsys,
+        monkeypatch=monkeypatch,
+    )
     assert_clean_failure(bad, 2, "nope")
     after = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file()}
     assert after == before

@@ -54,5 +54,7 @@ def test_opt_equals_bf_and_mw_is_not_better_at_2x2(name: str) -> None:
             assert score(table, solve_opt) == pytest.approx(bf, rel=1e-12), candidate.tensor
             assert score(table, solve_mw) >= bf * (1 - 1e-12), candidate.tensor
     assert compared >= len(RATES) * len(analysis.candidates) // 2, (compared, refused)
-    print(f"{name}: {compared} tables compared, {refused} refused by BF, "
-          f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+    print(
+        f"{name}: {compared} tables compared, {refused} refused by BF, "
+        f"{time.perf_counter() - started:.1f} s"
+    )

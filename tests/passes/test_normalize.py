@@ -86,6 +86,35 @@ def test_constant_nodes_are_folded() -> None:
     _same_outputs(model, out)
 
 
+def test_constant_and_identity_fed_clip_bounds_keep_clip_local() -> None:
+    # Graph: x -> Conv -> Clip(min = Constant 0, max = Identity(initializer 6)) -> y
+    # Should become: x -> Conv -> Clip(0, 6) -> y, with the Clip in the fusable prefix.
+    model = _model(
+        [
+            helper.make_node("Conv", [INPUT, "W"], ["c"], name="conv"),
+            helper.make_node(
+                "Constant",
+                [],
+                ["lo"],
+                value=numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+                name="lo",
+            ),
+            helper.make_node("Identity", ["six"], ["hi"], name="hi"),
+            helper.make_node("Clip", ["c", "lo", "hi"], [OUTPUT], name="relu6"),
+        ],
+        [_y()],
+        [
+            numpy_helper.from_array(_weight(), "W"),
+            numpy_helper.from_array(np.array(6.0, np.float32), "six"),
+        ],
+    )
+    graph, _, out = normalized(model)
+    assert [n.op for n in graph.nodes] == ["Conv", "Clip"]
+    assert all(isinstance(t, gs.Constant) for t in graph.nodes[1].inputs[1:])
+    assert find_prefix(graph).nodes == ("conv", "relu6")
+    _same_outputs(model, out)
+
+
 def test_shape_subgraphs_are_folded() -> None:
     # Graph: x -> Relu -> r;  Shape(r) -> Gather(0) -> Unsqueeze -> Concat([-1]) -> s;
     #        Reshape(r, s) -> y (1 x 126)
