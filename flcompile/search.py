@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import onnx_graphsurgeon as gs
 from tqdm import tqdm
 
-from flcompile.cost_table import TileCosts, cost_table, crossing_by_cut, tile_costs
+from flcompile.cost_table import TileCosts, cost_table, tile_costs
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.errors import SolverLimitError, UsageError
 from flcompile.instance import CostTable, Schedule
@@ -43,8 +43,6 @@ SOLVERS: dict[str, Callable[[CostTable], Schedule]] = {
     "bf": solve_bf,
 }
 SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
-# What `--solver best` (the default) runs on every F and grid.
-BEST_RUNS = ("mw", "opt")
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
 OPT_SHORTLIST = 16
 
@@ -202,8 +200,7 @@ def search(
                 hint="drop --grid to get the best plan without fused layers",
             )
         notes.append(f"no tensor to fuse at: {why}")
-    runs = BEST_RUNS if options.solver == "best" else (options.solver,)
-    runs = () if options.solver == "nfl" else runs
+    first_pass = {"best": ("mw",), "nfl": ()}.get(options.solver, (options.solver,))
     work = [(c, g) for c in chosen for g in grids_for(c, options)]
     if options.grid and chosen and not work:
         raise UsageError(
@@ -214,39 +211,21 @@ def search(
     bound = base.nfl.total_s
     tracker = PlanTracker(base.nfl.total_s)
     tables: list[tuple[float, int, FusedPlan]] = []
-    state: dict[str, object] = {}
-    first_pass = ("mw",) if options.solver == "best" else runs
+    current: _PerF | None = None
     bar = tqdm(work, desc="planning", unit="grid", disable=not options.progress, leave=False)
     for candidate, grid in bar:
-        if state.get("candidate") is not candidate:
-            block = make_block(graph, prefix, candidate)
+        if current is None or current.candidate is not candidate:
             rest = set(model.nodes) - set(candidate.block)
-            state = {
-                "candidate": candidate,
-                "block": block,
-                "crossing": crossing_by_cut(block),
-                "cache": {},
-                "rest_s": model.edge_s(rest, compute),
-            }
+            current = _PerF(
+                candidate, make_block(graph, prefix, candidate), model.edge_s(rest, compute)
+            )
             try:
-                bound = min(
-                    bound,
-                    fluid_bound_of_block(
-                        block, float(state["rest_s"]), compute, link, return_s, state["cache"]
-                    ),
-                )
+                bound = min(bound, current.fluid_bound(compute, link, return_s))
             except EmptyRegionError:
                 log.info("F %s: some pixel of it reads only padding; skipped", candidate.tensor)
-                continue
-        try:
-            tiling = make_tiling(state["block"], grid, state["cache"])  # type: ignore[arg-type]
-        except EmptyRegionError:
+        entry = current.plan_entry(grid, compute, link, return_s)
+        if entry is None:
             continue
-        costs = tile_costs(tiling, state["crossing"])  # type: ignore[arg-type]
-        fuse_nodes = (grid[0] if grid[1] > 1 else 0) + (1 if grid[0] > 1 else 0)
-        post = float(state["rest_s"]) + max(fuse_nodes, 1) * compute.overhead_edge_s
-        table = cost_table(costs, compute, link, post_fuse_s=post, return_s=return_s, grid=grid)
-        entry = FusedPlan(candidate, tiling, costs, table, Schedule((), ()), "", float("inf"))
         scores = [tracker.run(entry, name) for name in first_pass]
         tables.append((min(scores), len(tables), entry))
     bar.close()
@@ -268,6 +247,35 @@ def search(
         )
     stats = SearchStats(len(chosen), grids_tried, plans, time.perf_counter() - started)
     return SearchResult(best, use_fused, base, bound, best_by_solver, stats, tuple(notes))
+
+
+@dataclass(eq=False)
+class _PerF:
+    """What the search keeps while it tries the grids of one F."""
+
+    candidate: Candidate
+    block: Block
+    rest_s: float
+    cache: AxisCache = field(default_factory=dict)
+
+    def fluid_bound(self, compute: ComputeModel, link: LinkModel, return_s: float) -> float:
+        """This F's fluid lower bound."""
+        return fluid_bound_of_block(self.block, self.rest_s, compute, link, return_s, self.cache)
+
+    def plan_entry(
+        self, grid: tuple[int, int], compute: ComputeModel, link: LinkModel, return_s: float
+    ) -> FusedPlan | None:
+        """The unsolved plan of one grid (no schedule yet), or None when a tile reads only
+        padding."""
+        try:
+            tiling = make_tiling(self.block, grid, self.cache)
+        except EmptyRegionError:
+            return None
+        costs = tile_costs(tiling)
+        fuse_nodes = (grid[0] if grid[1] > 1 else 0) + (1 if grid[0] > 1 else 0)
+        post = self.rest_s + max(fuse_nodes, 1) * compute.overhead_edge_s
+        table = cost_table(costs, compute, link, post_fuse_s=post, return_s=return_s, grid=grid)
+        return FusedPlan(self.candidate, tiling, costs, table, Schedule((), ()), "", float("inf"))
 
 
 class PlanTracker:
