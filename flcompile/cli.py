@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.npy",
         help="input data for verification and timing (default: seeded random)",
     )
-    m.add_argument("--seed", dest="seed", type=count(0), default=0, help="random input seed")
+    m.add_argument(
+        "--seed", dest="seed", type=count(0), default=0, metavar="N", help="random input seed"
+    )
     link = p.add_argument_group("link (give --rate, --paper, or radio parameters)")
     link.add_argument(
         "--rate",
@@ -169,11 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the onnxruntime equality check",
     )
-    v.add_argument("--rtol", dest="rtol", type=non_negative, default=1e-5, help="default 1e-5")
-    v.add_argument("--atol", dest="atol", type=non_negative, default=1e-5, help="default 1e-5")
+    for flag in ("rtol", "atol"):
+        v.add_argument(
+            f"--{flag}",
+            dest=flag,
+            type=non_negative,
+            default=1e-5,
+            metavar="X",
+            help=f"{flag} of the elementwise comparison (default 1e-5)",
+        )
     v.add_argument(
         "--runs",
         dest="runs",
+        metavar="N",
         type=count(0),
         default=10,
         help="timed runs per model, median reported; 0 skips timing (default 10)",
@@ -181,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--device-threads",
         dest="device_threads",
+        metavar="N",
         type=count(1),
         default=1,
         help="onnxruntime threads for device.onnx (default 1)",
@@ -188,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument(
         "--edge-threads",
         dest="edge_threads",
+        metavar="N",
         type=count(1),
         help="onnxruntime threads for edge.onnx (default: onnxruntime's)",
     )

@@ -131,7 +131,12 @@ def emit_fused(
     )
 
 
-def _stages(graph: gs.Graph, normalized: onnx.ModelProto, plan: FusedPlan, sends) -> tuple:
+def _stages(
+    graph: gs.Graph,
+    normalized: onnx.ModelProto,
+    plan: FusedPlan,
+    sends: list[tuple[int, list[str]]],
+) -> tuple[dict[str, onnx.ModelProto], list[dict]]:
     """Per-path device and edge stages and the fuse stage (DESIGN §3, --emit-stages)."""
     x = [t.name for t in graph.inputs]
     outputs = [t.name for t in graph.outputs]
