@@ -23,7 +23,14 @@ from tqdm import tqdm
 
 from flcompile.atomic_output import atomic_directory, check_writable
 from flcompile.costs import ComputeModel, LinkModel
-from flcompile.emit import Emitted, check_emitted, emit_fused, emit_single_cut, fused_prefix
+from flcompile.emit import (
+    Emitted,
+    check_emitted,
+    emit_fused,
+    emit_single_cut,
+    fused_prefix,
+    to_model,
+)
 from flcompile.errors import VerificationError
 from flcompile.instance import PathTimes, Timeline
 from flcompile.load import LoadedModel, load_model
@@ -96,10 +103,7 @@ def analyse(loaded: LoadedModel) -> Analysis:
     """
     graph = gs.import_onnx(loaded.model)
     normalize(graph)
-    normalized = gs.export_onnx(graph)
-    normalized.ir_version = loaded.model.ir_version
-    del normalized.opset_import[:]
-    normalized.opset_import.extend(loaded.model.opset_import)
+    normalized = to_model(graph, loaded.model)
     prefix = find_prefix(graph, loaded.path)
     candidates = find_candidates(graph, prefix)
     return Analysis(loaded, normalized, graph, prefix, candidates, model_costs(graph))

@@ -43,10 +43,14 @@ class Emitted:
     stage_index: tuple[dict, ...]
 
 
+# IR 3 wants every initializer listed as a graph input, which exported graphs do not do.
+MIN_IR_VERSION = 4
+
+
 def to_model(graph: gs.Graph, template: onnx.ModelProto) -> onnx.ModelProto:
-    """Export `graph` with the template's IR version and opsets."""
+    """Export `graph` with the template's opsets and IR version (at least IR 4)."""
     model = gs.export_onnx(graph)
-    model.ir_version = template.ir_version
+    model.ir_version = max(template.ir_version, MIN_IR_VERSION)
     del model.opset_import[:]
     model.opset_import.extend(template.opset_import)
     model.producer_name = PRODUCER

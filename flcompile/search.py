@@ -191,6 +191,11 @@ def search(
         raise UsageError(
             f"--solver '{options.solver}' is unknown", hint=f"choose {', '.join(SOLVER_CHOICES)}"
         )
+    if options.solver == "nfl" and (options.grid or options.fuse_at):
+        raise UsageError(
+            "--solver nfl plans without fused layers, so --grid and --fuse-at do not apply",
+            hint="drop them, or choose another --solver",
+        )
     chosen = _select_candidates(candidates, options) if options.solver != "nfl" else []
     if options.solver != "nfl" and not candidates:
         why = prefix.stops[0] if prefix.stops else "the model has no local op"
@@ -208,27 +213,32 @@ def search(
             hint="choose a smaller grid, or let flcompile search (omit --grid)",
         )
     return_s = link.return_s(model.output_bytes)
+    per_f = {}
     bound = base.nfl.total_s
+    for candidate in candidates:  # the bound covers every F, whatever the options fix
+        rest = set(model.nodes) - set(candidate.block)
+        state = _PerF(candidate, make_block(graph, prefix, candidate), model.edge_s(rest, compute))
+        per_f[candidate.tensor] = state
+        try:
+            bound = min(bound, state.fluid_bound(compute, link, return_s))
+        except EmptyRegionError:
+            log.info("F %s: some pixel of it reads only padding; skipped", candidate.tensor)
     tracker = PlanTracker(base.nfl.total_s)
     tables: list[tuple[float, int, FusedPlan]] = []
-    current: _PerF | None = None
     bar = tqdm(work, desc="planning", unit="grid", disable=not options.progress, leave=False)
     for candidate, grid in bar:
-        if current is None or current.candidate is not candidate:
-            rest = set(model.nodes) - set(candidate.block)
-            current = _PerF(
-                candidate, make_block(graph, prefix, candidate), model.edge_s(rest, compute)
-            )
-            try:
-                bound = min(bound, current.fluid_bound(compute, link, return_s))
-            except EmptyRegionError:
-                log.info("F %s: some pixel of it reads only padding; skipped", candidate.tensor)
-        entry = current.plan_entry(grid, compute, link, return_s)
+        entry = per_f[candidate.tensor].plan_entry(grid, compute, link, return_s)
         if entry is None:
             continue
         scores = [tracker.run(entry, name) for name in first_pass]
         tables.append((min(scores), len(tables), entry))
     bar.close()
+    forced = options.grid is not None or options.fuse_at is not None
+    if forced and work and not tables:
+        raise UsageError(
+            f"the forced {'grid' if options.grid else 'F'} has a tile that reads only padding",
+            hint="choose a smaller --grid or another --fuse-at",
+        )
     if options.solver == "best":
         for entry in shortlist(tables):
             tracker.run(entry, "opt")
@@ -238,7 +248,6 @@ def search(
     if tracker.refused:
         notes.append(f"bf refused {tracker.refused} grid(s) beyond its size bound")
     grids_tried, plans, best_by_solver = len(tables), tracker.plans, tracker.best_by_solver
-    forced = options.grid is not None or options.fuse_at is not None
     use_fused = best is not None and (forced or best.predicted_s < base.nfl.total_s)
     if best is not None and use_fused and best.predicted_s >= base.nfl.total_s:
         notes.append(

@@ -95,7 +95,7 @@ class Block:
 
     def tile_shape(self, tensor: str, h: int, w: int) -> list:
         """The shape of a tile of `tensor` with h rows and w columns, in its own layout."""
-        n, c = self.channel_shapes[tensor]
+        n, c = self.input_shape[0], self.channel_shapes[tensor][1]  # a symbolic batch stays
         if tensor == self.input and self.input_axes == (1, 2):
             return [n, h, w, c]
         return [n, c, h, w]

@@ -42,6 +42,9 @@ class TiledGraph:
     fuse_nodes: tuple[str, ...]
 
 
+SLICE_INPUTS_OPSET = 10  # Slice takes starts/ends/axes as inputs from opset 10 on
+
+
 def tile_tensor_name(path: int, tensor: str) -> str:
     """The name of path `path`'s copy of `tensor`."""
     return f"fl_p{path}_{tensor}"
@@ -57,12 +60,18 @@ def _slice(
     name: str,
     output: gs.Variable,
     axes: tuple[int, int] = (2, 3),
+    opset: int = 13,
 ) -> gs.Node:
+    """Slice `region` out of `source`; Slice-1 (opset < 10) takes attributes, not inputs."""
     (h, w) = region
+    starts, ends = [h.start, w.start], [h.stop, w.stop]
+    if opset < SLICE_INPUTS_OPSET:
+        attrs = {"starts": starts, "ends": ends, "axes": list(axes)}
+        return gs.Node("Slice", name=name, attrs=attrs, inputs=[source], outputs=[output])
     inputs = [
         source,
-        _ints([h.start, w.start], f"{name}/starts"),
-        _ints([h.stop, w.stop], f"{name}/ends"),
+        _ints(starts, f"{name}/starts"),
+        _ints(ends, f"{name}/ends"),
         _ints(list(axes), f"{name}/axes"),
     ]
     return gs.Node("Slice", name=name, inputs=inputs, outputs=[output])
@@ -93,7 +102,8 @@ def _tile_attrs_and_inputs(
         original = list(node.attrs.get("pads", [0, 0, 0, 0]))
         overhang = [pads[i] > original[i] for i in range(4)]
         if node.op != "Conv":
-            attrs["ceil_mode"] = int(any(overhang))
+            if any(overhang) or "ceil_mode" in node.attrs:  # the attribute exists from opset 10
+                attrs["ceil_mode"] = int(any(overhang))
             pads = [original[i] if overhang[i] else pads[i] for i in range(4)]
         attrs["pads"] = pads
     elif node.op == "Pad":
@@ -157,6 +167,7 @@ def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
         raise InternalError(f"the graph lacks block node or tensor {e}") from e
 
     new_nodes: list[gs.Node] = []
+    opset = graph.opset
     slices, copies, crops = [], [], []
     f_tiles: list[gs.Tensor] = []
     for p in range(tiling.num_paths):
@@ -174,7 +185,8 @@ def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
                 return crop_outputs[name]  # noqa: B023
             like = tensors[tensor]
             out = _variable(f"{tile_tensor_name(p, tensor)}_crop_for_{consumer}", like, want)  # noqa: B023
-            new_nodes.append(_slice(current[tensor], _crop_offsets(have, want), name, out))  # noqa: B023
+            offsets = _crop_offsets(have, want)
+            new_nodes.append(_slice(current[tensor], offsets, name, out, opset=opset))  # noqa: B023
             path_crops[name] = index  # noqa: B023
             crop_outputs[name] = out  # noqa: B023
             return out
@@ -184,7 +196,7 @@ def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
         x_shape[block.input_axes[0]], x_shape[block.input_axes[1]] = (r.size for r in x_region)
         x_tile = gs.Variable(tile_tensor_name(p, x.name), dtype=x.dtype, shape=x_shape)
         slice_name = f"{x.name}/p{p}/slice"
-        new_nodes.append(_slice(x, x_region, slice_name, x_tile, block.input_axes))
+        new_nodes.append(_slice(x, x_region, slice_name, x_tile, block.input_axes, opset))
         current[x.name] = x_tile
         names = []
         for i, (bn, node) in enumerate(zip(block.nodes, originals, strict=True)):

@@ -137,6 +137,7 @@ def test_zoo_name_is_accepted(tmp_path: Path) -> None:
         (["--rate", "1", "--runs", "-1"], "--runs"),
         (["--rate", "1", "--fuse-at", "no_such_tensor"], "no_such_tensor"),
         (["--rate", "1", "--grid", "64x64", "--fuse-at", "pool1"], "larger than F"),
+        (["--rate", "1", "--solver", "nfl", "--grid", "2x2"], "--solver nfl"),
     ],
 )
 def test_bad_options_exit_2(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from tiny_models import nhwc_model
+from tiny_models import nhwc_model, opset9_ir3_model
 
 from flcompile import models
 from flcompile.compile import CompileOptions, compile_model
@@ -100,3 +100,16 @@ def test_nhwc_input_tiles_through_its_transpose(fuse_at: str, tmp_path: Path) ->
         if i.name.endswith("/slice/axes")
     ]
     assert axes == [[1, 2]] * 6
+
+
+@pytest.mark.parametrize("grid", [(2, 2), None], ids=["2x2", "default"])
+def test_old_opset9_ir3_export(grid, tmp_path: Path) -> None:
+    source = tmp_path / "old.onnx"
+    onnx.save_model(opset9_ir3_model(), str(source))
+    options = CompileOptions(
+        link=LinkModel(rate_MBps=0.01), search=SearchOptions(grid=grid, fuse_at="p"), runs=0
+    )
+    result = compile_model(str(source), tmp_path / "out", options)
+    check_outputs(source, tmp_path / "out", result, weight_growth=None)
+    device = onnx.load(str(tmp_path / "out" / "device.onnx"))
+    assert device.opset_import[0].version == 9 and device.ir_version >= 4

@@ -98,6 +98,13 @@ def test_refusals(analysis) -> None:
         run(analysis, grid=(999, 1), fuse_at=f)
 
 
+def test_lower_bound_covers_every_f_whatever_is_forced(analysis) -> None:
+    free = run(analysis).lower_bound_s
+    assert run(analysis, fuse_at=analysis.candidates[0].tensor).lower_bound_s == free
+    assert run(analysis, solver="nfl").lower_bound_s == free
+    assert run(analysis, grid=(2, 2)).lower_bound_s == free
+
+
 def test_nfl_solver_plans_without_fused_layers(analysis) -> None:
     result = run(analysis, solver="nfl")
     assert not result.use_fused and result.fused is None

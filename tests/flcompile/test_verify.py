@@ -328,3 +328,15 @@ def test_verify_split_large_model_route(monkeypatch):
     assert result.passed
     assert saved and all(saved)
     assert verify._elem_types(original_model(), ["conv_out"]) == {"conv_out": TensorProto.FLOAT}
+
+
+def test_float16_tolerances_do_not_go_below_a_few_ulps() -> None:
+    from flcompile.verify import compare
+
+    ref = np.linspace(1.0, 2.0, 64, dtype=np.float16)
+    one_ulp = np.nextafter(ref, np.float16(3.0))
+    assert compare("h", one_ulp, ref, rtol=1e-5, atol=1e-5).passed
+    assert not compare("h", ref * np.float16(1.05), ref, rtol=1e-5, atol=1e-5).passed
+    # float32 keeps the requested tolerance: 1e-4 relative is far above its 8 ulps.
+    ref32 = ref.astype(np.float32)
+    assert not compare("f", ref32 * np.float32(1 + 1e-4), ref32, rtol=1e-5, atol=1e-5).passed

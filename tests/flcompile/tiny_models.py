@@ -60,3 +60,31 @@ def nhwc_model() -> ModelProto:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     return infer_shapes(model, "test")
+
+
+def opset9_ir3_model() -> ModelProto:
+    """Graph (opset 9, IR 3, weights also listed as graph inputs, as old exporters wrote):
+    x[1,3,20,20] -> Conv(w, pad 1) -> Relu -> MaxPool(2x2/2) -> Conv(w2) -> GAP -> y.
+
+    Slice-1 takes attributes and MaxPool-8 has no ceil_mode: the tiles must respect both.
+    """
+    rng = np.random.default_rng(1)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    w2 = numpy_helper.from_array(rng.standard_normal((4, 4, 3, 3)).astype(np.float32), "w2")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("MaxPool", ["r"], ["p"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p", "w2"], ["c2"], name="conv2"),
+        helper.make_node("GlobalAveragePool", ["c2"], ["y"], name="gap"),
+    ]
+    inputs = [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 20, 20]),
+        helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 3, 3, 3]),
+        helper.make_tensor_value_info("w2", TensorProto.FLOAT, [4, 4, 3, 3]),
+    ]
+    output = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])
+    graph = helper.make_graph(nodes, "old", inputs, [output], [w, w2])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    model.ir_version = 3
+    return model
