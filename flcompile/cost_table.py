@@ -38,11 +38,6 @@ class TileCosts:
     redundancy: float
 
 
-def crossing_by_cut(block: Block) -> tuple[tuple[str, ...], ...]:
-    """For each cut k = 0..L, the block tensors that cross it, in production order."""
-    return block.crossing
-
-
 def untiled_flops(block: Block) -> float:
     """FLOPs of the block as the original model computes it."""
     return float(sum(n.flops_per_pixel * n.out_size[0] * n.out_size[1] for n in block.nodes))
@@ -54,19 +49,16 @@ def _per_path(per_pixel: np.ndarray, heights: np.ndarray, widths: np.ndarray) ->
     return grid.reshape(len(per_pixel), -1).T
 
 
-def tile_costs(tiling: Tiling, crossing: tuple[tuple[str, ...], ...] | None = None) -> TileCosts:
+def tile_costs(tiling: Tiling) -> TileCosts:
     """FLOPs and bytes of every path's node copies and sends.
 
     Args:
         tiling: the tiling.
-        crossing: optional, and then it must be `crossing_by_cut(tiling.block)`.
 
     Returns:
         The per-path FLOP and byte tables.
     """
     block = tiling.block
-    if crossing is not None and crossing != block.crossing:
-        raise ValueError("crossing does not belong to the tiling's block")
     rows, cols = tiling.rows, tiling.cols
     flops = _per_path(
         block.flops_per_pixel,
@@ -108,8 +100,8 @@ def cost_table(
     """
     paths = costs.flops.shape[0]
     zeros = np.zeros((paths, 1))
-    device_step = compute.overhead_dev_s + costs.flops / compute.device_flops
-    edge_step = compute.overhead_edge_s + costs.flops / compute.edge_flops
+    device_step = compute.device_s(costs.flops)
+    edge_step = compute.edge_s(costs.flops)
     device_s = np.hstack([zeros, np.cumsum(device_step, axis=1)])
     edge_s = np.hstack([np.cumsum(edge_step[:, ::-1], axis=1)[:, ::-1], zeros])
     rate = link.rate_MBps * 1e6

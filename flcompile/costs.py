@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 BYTES_PER_MB = 1e6
+
+# A float, or a numpy array computed elementwise.
+FloatOrArray = float | np.ndarray
 
 # The paper's Table I.
 PAPER_DEVICE_FLOPS = 2.23e8
@@ -37,12 +42,12 @@ class ComputeModel:
     edge_concurrency: int = 1
     kind: str = "analytic"
 
-    def device_s(self, flops: float, nodes: int = 1) -> float:
-        """Seconds for `nodes` nodes totalling `flops` FLOPs on the device."""
+    def device_s(self, flops: FloatOrArray, nodes: int = 1) -> FloatOrArray:
+        """Seconds for `nodes` nodes totalling `flops` FLOPs on the device (elementwise)."""
         return nodes * self.overhead_dev_s + flops / self.device_flops
 
-    def edge_s(self, flops: float, nodes: int = 1) -> float:
-        """Seconds for `nodes` nodes totalling `flops` FLOPs on the edge."""
+    def edge_s(self, flops: FloatOrArray, nodes: int = 1) -> FloatOrArray:
+        """Seconds for `nodes` nodes totalling `flops` FLOPs on the edge (elementwise)."""
         return nodes * self.overhead_edge_s + flops / self.edge_flops
 
 

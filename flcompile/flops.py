@@ -55,6 +55,16 @@ def conv_macs_per_output_pixel(node: gs.Node) -> int:
     return batch_size(out.shape[0]) * c_out * c_in_per_group * kernel
 
 
+def flops_per_pixel(node: gs.Node) -> float:
+    """FLOPs per output pixel (one H·W position) of a node with 4-D outputs, by the rule above:
+    what `node_flops` gives divided by the output's H·W."""
+    if node.op == "Conv":
+        return 2.0 * conv_macs_per_output_pixel(node)
+    if node.op in DATA_MOVEMENT_OPS:
+        return 0.0
+    return float(sum(batch_size(o.shape[0]) * int(o.shape[1]) for o in node.outputs if o.name))
+
+
 def node_flops(node: gs.Node) -> float:
     """FLOPs of one node at the static shapes it has, by the module's counting rule.
 

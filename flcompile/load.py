@@ -13,11 +13,9 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from flcompile.errors import BadInputError, UsageError
-from flcompile.model_io import fits_in_protobuf, tensor_bytes
+from flcompile.model_io import fits_in_protobuf, without_weight_data
 
 log = logging.getLogger(__name__)
-
-LIGHT_INFERENCE_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -149,11 +147,7 @@ def infer_shapes(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     if not fits_in_protobuf(model):
         log.warning("%s: over 2 GB; shape inference runs on what the file declares", label)
         return model
-    light = onnx.ModelProto()
-    light.CopyFrom(model)
-    for tensor in light.graph.initializer:
-        if tensor_bytes(tensor) > LIGHT_INFERENCE_BYTES:
-            tensor.ClearField("raw_data")
+    light = without_weight_data(model)
     try:
         inferred = onnx.shape_inference.infer_shapes(
             light, check_type=True, strict_mode=True, data_prop=True

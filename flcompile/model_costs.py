@@ -13,6 +13,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.cuts import tensors_crossing_each_cut
 from flcompile.flops import node_flops, tensor_bytes
 
 
@@ -61,9 +62,7 @@ class ModelCosts:
     def edge_s(self, names: set[str], compute: ComputeModel) -> float:
         """Edge seconds of the named nodes."""
         mask = np.array([n in names for n in self.nodes], bool)
-        return float(
-            mask.sum() * compute.overhead_edge_s + self.flops[mask].sum() / compute.edge_flops
-        )
+        return float(compute.edge_s(self.flops[mask].sum(), nodes=int(mask.sum())))
 
 
 def model_costs(graph: gs.Graph) -> ModelCosts:
@@ -89,18 +88,16 @@ def model_costs(graph: gs.Graph) -> ModelCosts:
             if o.name:
                 produced[o.name] = i
                 sizes[o.name] = tensor_bytes(o) or 0
-    cuts = []
-    for k in range(len(nodes) + 1):
-        crossing = tuple(t for t, p in produced.items() if p < k <= last_use.get(t, -1))
-        cuts.append((k, crossing, float(sum(sizes[t] for t in crossing))))
+    crossing = tensors_crossing_each_cut(list(produced), produced, last_use, len(nodes))
+    cuts = [(k, c, float(sum(sizes[t] for t in c))) for k, c in enumerate(crossing)]
     output_bytes = float(sum(sizes.get(t.name, 0) for t in graph.outputs))
     return ModelCosts(tuple(n.name for n in nodes), flops, output_bytes, tuple(cuts))
 
 
 def single_cuts(costs: ModelCosts, compute: ComputeModel, link: LinkModel) -> list[SingleCut]:
     """Times of every cut at which one tensor crosses, plus full offload and local-only."""
-    step_dev = compute.overhead_dev_s + costs.flops / compute.device_flops
-    step_edge = compute.overhead_edge_s + costs.flops / compute.edge_flops
+    step_dev = compute.device_s(costs.flops)
+    step_edge = compute.edge_s(costs.flops)
     device = np.concatenate([[0.0], np.cumsum(step_dev)])
     edge = np.concatenate([np.cumsum(step_edge[::-1])[::-1], [0.0]])
     last = len(costs.nodes)

@@ -32,6 +32,17 @@ def fits_in_protobuf(model: onnx.ModelProto) -> bool:
     return weight_bytes(model) < PROTOBUF_LIMIT
 
 
+def without_weight_data(model: onnx.ModelProto, threshold: int = 4096) -> onnx.ModelProto:
+    """A copy of `model` whose initializers over `threshold` bytes keep name, type and dims but
+    no data: enough for shape inference, and small however large the weights are."""
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    for tensor in light.graph.initializer:
+        if tensor_bytes(tensor) > threshold:
+            tensor.ClearField("raw_data")
+    return light
+
+
 def save_model(model: onnx.ModelProto, path: Path) -> None:
     """Write a model; over ~1.8 GB of weights they go to `NAME.data` as external data."""
     path.parent.mkdir(parents=True, exist_ok=True)

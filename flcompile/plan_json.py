@@ -15,6 +15,7 @@ from flcompile.costs import BYTES_PER_MB, ComputeModel, LinkModel
 from flcompile.instance import CostTable, Schedule, Timeline
 from flcompile.load import LoadedModel
 from flcompile.passes.split import single_cut_name
+from flcompile.passes.tile import tile_tensor_name
 from flcompile.search import FusedPlan, SearchResult
 from flcompile.simulate import simulate
 
@@ -50,6 +51,7 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
     n, c = block.fused_shape[0], block.fused_shape[1]
     position = {p: i for i, p in enumerate(schedule.order)}
     times = {t.path: t for t in timeline.paths}
+    index = {t: i for i, t in enumerate(plan.costs.tensors)}
     result = []
     for p in range(tiling.num_paths):
         row, col = tiling.axes(p)
@@ -57,9 +59,14 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
         sends = []
         for tensor in plan.costs.crossing[cut]:
             h, w = row.tensors[tensor], col.tensors[tensor]
-            shape = block.tile_shape(tensor, h.size, w.size)
-            nbytes = int(block.bytes_per_pixel[tensor] * h.size * w.size)
-            sends.append({"tensor": f"fl_p{p}_{tensor}", "shape": shape, "bytes": nbytes})
+            nbytes = int(plan.costs.tensor_bytes[p, index[tensor]])
+            sends.append(
+                {
+                    "tensor": tile_tensor_name(p, tensor),
+                    "shape": block.tile_shape(tensor, h.size, w.size),
+                    "bytes": nbytes,
+                }
+            )
         t = times[p]
         result.append(
             {

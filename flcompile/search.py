@@ -217,7 +217,9 @@ def search(
     bound = base.nfl.total_s
     for candidate in candidates:  # the bound covers every F, whatever the options fix
         rest = set(model.nodes) - set(candidate.block)
-        state = _PerF(candidate, make_block(graph, prefix, candidate), model.edge_s(rest, compute))
+        state = FusedTensorState(
+            candidate, make_block(graph, prefix, candidate), model.edge_s(rest, compute)
+        )
         per_f[candidate.tensor] = state
         try:
             bound = min(bound, state.fluid_bound(compute, link, return_s))
@@ -259,8 +261,8 @@ def search(
 
 
 @dataclass(eq=False)
-class _PerF:
-    """What the search keeps while it tries the grids of one F."""
+class FusedTensorState:
+    """One candidate F: its block, the seconds after it, and its per-axis region memo."""
 
     candidate: Candidate
     block: Block

@@ -24,18 +24,12 @@ import onnx
 import onnxruntime as ort
 
 from flcompile.errors import BadInputError, InternalError, VerificationError
-from flcompile.model_io import weight_bytes
+from flcompile.model_io import PROTOBUF_LIMIT, weight_bytes, without_weight_data
 
 logger = logging.getLogger(__name__)
 
 #: A model given in memory or as a file path (a path is needed for models over 2 GB).
 ModelLike = onnx.ModelProto | str | os.PathLike
-
-#: Protobuf cannot serialize a message of 2 GiB or more; stay clear of the limit.
-_PROTO_LIMIT_BYTES = 2**31 - 2**24
-
-#: Initializers larger than this are dropped from the copy used only for shape inference.
-_STRIP_BYTES = 1 << 20
 
 _FLOAT_TYPES = {
     onnx.TensorProto.FLOAT,
@@ -78,7 +72,7 @@ def _byte_size(model: onnx.ModelProto) -> int:
     try:
         return weight_bytes(model)
     except Exception:  # some protobuf backends refuse to size huge messages
-        return _PROTO_LIMIT_BYTES + 1
+        return PROTOBUF_LIMIT + 1
 
 
 def _session_options(
@@ -131,7 +125,7 @@ def open_session(
             source: Any = os.fspath(model)
         else:
             proto = _with_outputs(model, extra) if extra else model
-            if _byte_size(proto) <= _PROTO_LIMIT_BYTES:
+            if _byte_size(proto) <= PROTOBUF_LIMIT:
                 source = proto.SerializeToString()
             else:
                 tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flc-verify-")))
@@ -207,7 +201,7 @@ def _elem_types(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, int]:
     if not todo:
         return found
     try:
-        inferred = onnx.shape_inference.infer_shapes(_without_big_weights(model))
+        inferred = onnx.shape_inference.infer_shapes(without_weight_data(model))
     except Exception as e:  # inference is a convenience here; ORT can type the output itself
         logger.debug("shape inference failed while typing %s: %s", todo, e)
         return found
@@ -215,23 +209,6 @@ def _elem_types(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, int]:
         if vi.name in todo and vi.type.tensor_type.elem_type:
             found[vi.name] = vi.type.tensor_type.elem_type
     return found
-
-
-def _without_big_weights(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy whose large initializers carry no data, so shape inference stays under 2 GB."""
-    if _byte_size(model) <= _PROTO_LIMIT_BYTES:
-        return model
-    light = onnx.ModelProto()
-    light.CopyFrom(model)
-    for init in light.graph.initializer:
-        if init.ByteSize() > _STRIP_BYTES:
-            dims, dtype, name = list(init.dims), init.data_type, init.name
-            init.Clear()
-            init.name, init.data_type = name, dtype
-            init.dims.extend(dims)
-            init.data_location = onnx.TensorProto.EXTERNAL
-            init.external_data.add(key="location", value="stripped")
-    return light
 
 
 # --------------------------------------------------------------------------- feeds

@@ -16,13 +16,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 import flcompile
 from flcompile.errors import InternalError, UsageError
+from flcompile.model_io import PROTOBUF_LIMIT
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 PRODUCER_NAME = "flcompile.models"
 
 # Protobuf cannot serialise a single message of 2 GiB or more.
-_PROTOBUF_LIMIT = 2**31 - 1
 
 _ACTIVATIONS = ("relu", "leaky", "relu6", None)
 
@@ -125,7 +125,7 @@ class GraphBuilder:
     def _normal(self, shape: tuple[int, ...], std: float) -> np.ndarray:
         # Fail before drawing the weights that would not fit, not after.
         self._nbytes += 4 * math.prod(shape)
-        if self._nbytes > _PROTOBUF_LIMIT - (64 << 20):
+        if self._nbytes > PROTOBUF_LIMIT:
             raise UsageError(
                 f"zoo model '{self.name}' would have over 2 GiB of weights at size {self.size} "
                 f"and width {self.width}",

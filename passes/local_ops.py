@@ -108,7 +108,8 @@ def _window(node: gs.Node, kernel: list[int]) -> tuple[AxisWindow, AxisWindow]:
     return axes[0], axes[1]
 
 
-def _pad_amounts(node: gs.Node) -> list[int] | str:
+def pad_amounts(node: gs.Node) -> list[int] | str:
+    """A Pad node's 8 pads (begins then ends, NCHW), or why they are not constant."""
     if "pads" in node.attrs:  # opset < 11
         pads = list(node.attrs["pads"])
     else:
@@ -172,7 +173,7 @@ def classify(node: gs.Node, is_spatial: callable) -> LocalOp | str:  # type: ign
         mode = node.attrs.get("mode", "constant")
         if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":
             return f"Pad mode '{mode}' reads mirrored or edge pixels"
-        pads = _pad_amounts(node)
+        pads = pad_amounts(node)
         if isinstance(pads, str):
             return pads
         h = AxisWindow(pad_begin=pads[2], pad_end=pads[6])

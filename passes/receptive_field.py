@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from flcompile.flops import DATA_MOVEMENT_OPS, batch_size, conv_macs_per_output_pixel
+from flcompile.cuts import tensors_crossing_each_cut
+from flcompile.flops import batch_size, flops_per_pixel
 from flcompile.passes.fusable import Candidate, FusablePrefix
 from flcompile.passes.local_ops import AxisWindow, LocalOp, hw
 
@@ -113,11 +114,8 @@ class Block:
     @functools.cached_property
     def crossing(self) -> tuple[tuple[str, ...], ...]:
         """For each cut k = 0..L, the tensors produced before node k and read at or after it."""
-        produced = self.producer_index()
-        last_use = self.last_use_index()
-        return tuple(
-            tuple(t for t in self.tensors if produced[t] < k <= last_use.get(t, -1))
-            for k in range(len(self.nodes) + 1)
+        return tensors_crossing_each_cut(
+            self.tensors, self.producer_index(), self.last_use_index(), len(self.nodes)
         )
 
     @functools.cached_property
@@ -213,12 +211,7 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
         outs = [o for o in node.outputs if o.name]
         for o in outs:
             note(o)
-        if node.op == "Conv":
-            fpp = 2.0 * conv_macs_per_output_pixel(node)
-        elif node.op in DATA_MOVEMENT_OPS:
-            fpp = 0.0
-        else:
-            fpp = float(sum(channel_shapes[o.name][0] * channel_shapes[o.name][1] for o in outs))
+        fpp = flops_per_pixel(node)
         nodes.append(
             BlockNode(
                 name,

@@ -19,6 +19,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from flcompile.errors import InternalError
+from flcompile.passes.local_ops import pad_amounts
 from flcompile.passes.receptive_field import AxisRegions, BlockNode, Interval, Tiling
 
 
@@ -107,7 +108,7 @@ def _tile_attrs_and_inputs(
             pads = [original[i] if overhang[i] else pads[i] for i in range(4)]
         attrs["pads"] = pads
     elif node.op == "Pad":
-        full = _full_pads(node)
+        full = list(pad_amounts(node))
         full[2], full[3], full[6], full[7] = pads_h[0], pads_w[0], pads_h[1], pads_w[1]
         if "pads" in node.attrs:
             attrs["pads"] = full
@@ -117,19 +118,6 @@ def _tile_attrs_and_inputs(
             if not value.name:
                 inputs = inputs[:2]
     return attrs, inputs
-
-
-def _full_pads(node: gs.Node) -> list[int]:
-    if "pads" in node.attrs:
-        return list(node.attrs["pads"])
-    pads = [int(v) for v in np.asarray(node.inputs[1].values).ravel()]
-    if len(node.inputs) > 3 and node.inputs[3].name:
-        axes = [int(a) % 4 for a in np.asarray(node.inputs[3].values).ravel()]
-        full = [0] * 8
-        for i, axis in enumerate(axes):
-            full[axis], full[axis + 4] = pads[i], pads[i + len(axes)]
-        return full
-    return pads
 
 
 def _region(row: AxisRegions, col: AxisRegions, tensor: str) -> tuple[Interval, Interval]:

@@ -22,14 +22,16 @@ from flcompile import models
 from flcompile.arg_types import count, grid
 from flcompile.arg_types import positive as positive_float
 from flcompile.compile import Analysis, analyse
-from flcompile.cost_table import TileCosts, cost_table, crossing_by_cut, tile_costs
+from flcompile.cost_table import TileCosts, cost_table
 from flcompile.costs import PAPER_DEVICE_FLOPS, PAPER_EDGE_FLOPS, ComputeModel, LinkModel
 from flcompile.errors import FlCompileError
-from flcompile.instance import CostTable, Schedule
+from flcompile.instance import CostTable
 from flcompile.load import load_model
 from flcompile.passes.fusable import Candidate
-from flcompile.passes.receptive_field import Block, EmptyRegionError, make_block, make_tiling
-from flcompile.search import FusedPlan, SearchOptions, fluid_bound_of_block, grids_for
+from flcompile.passes.receptive_field import make_block
+from flcompile.search import FusedPlan, FusedTensorState, SearchOptions, grids_for
+
+PLACEHOLDER_LINK = LinkModel(rate_MBps=1.0)
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -181,23 +183,12 @@ def load_analysis(name: str, width: float | None = None, size: int | None = None
 # --- the rate-independent tables ------------------------------------------------------------
 
 
-@dataclass(eq=False)
-class _FState:
-    """One candidate F: its block and what the search keeps per F (search.py's `state`)."""
-
-    candidate: Candidate
-    block: Block
-    crossing: tuple[tuple[str, ...], ...]
-    cache: dict
-    rest_s: float
-
-
 @dataclass(frozen=True, eq=False)
 class GridCosts:
     """One (F, grid) in the search's order, with everything that does not depend on the rate."""
 
     index: int
-    fstate: _FState
+    fstate: FusedTensorState
     grid: tuple[int, int]
     entry: FusedPlan  # table is a placeholder; `RateFreeTables.entries` fills in the rate's
     post_fuse_s: float
@@ -231,7 +222,7 @@ class RateFreeTables:
     compute: ComputeModel
     options: SearchOptions = field(default_factory=SearchOptions)
     items: list[GridCosts] = field(default_factory=list)
-    fstates: list[_FState] = field(default_factory=list)
+    fstates: list[FusedTensorState] = field(default_factory=list)
     build_s: float = 0.0
 
     def __post_init__(self) -> None:
@@ -246,22 +237,14 @@ class RateFreeTables:
                 continue
             block = make_block(a.graph, a.prefix, candidate)
             rest = set(a.costs.nodes) - set(candidate.block)
-            fs = _FState(
-                candidate, block, crossing_by_cut(block), {}, a.costs.edge_s(rest, compute)
-            )
+            fs = FusedTensorState(candidate, block, a.costs.edge_s(rest, compute))
             self.fstates.append(fs)
             for g in grids:
-                try:
-                    tiling = make_tiling(block, g, fs.cache)
-                except EmptyRegionError:
-                    continue
-                costs = tile_costs(tiling, fs.crossing)
-                fuse_nodes = (g[0] if g[1] > 1 else 0) + (1 if g[0] > 1 else 0)
-                post = fs.rest_s + max(fuse_nodes, 1) * compute.overhead_edge_s
-                entry = FusedPlan(
-                    candidate, tiling, costs, None, Schedule((), ()), "", float("inf")
-                )  # type: ignore[arg-type]
-                self.items.append(GridCosts(len(self.items), fs, g, entry, post))
+                # The entry's table is at a placeholder link; `table()` redoes it per rate.
+                entry = fs.plan_entry(g, compute, PLACEHOLDER_LINK, 0.0)
+                if entry is not None:
+                    post = entry.table.post_fuse_s
+                    self.items.append(GridCosts(len(self.items), fs, g, entry, post))
         self.build_s = time.perf_counter() - started
 
     def table(self, item: GridCosts, link: LinkModel) -> CostTable:
@@ -286,7 +269,7 @@ class RateFreeTables:
         for fs in self.fstates:
             bound = min(
                 bound,
-                fluid_bound_of_block(fs.block, fs.rest_s, self.compute, link, return_s, fs.cache),
+                fs.fluid_bound(self.compute, link, return_s),
             )
         return bound
 

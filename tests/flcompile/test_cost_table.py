@@ -7,7 +7,7 @@ import onnx_graphsurgeon as gs
 import pytest
 from tiny_models import conv_relu_model
 
-from flcompile.cost_table import cost_table, crossing_by_cut, tile_costs, untiled_flops
+from flcompile.cost_table import cost_table, tile_costs, untiled_flops
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.passes.fusable import find_candidates, find_prefix
 from flcompile.passes.receptive_field import make_block, make_tiling
@@ -21,9 +21,9 @@ def block():
     return make_block(graph, prefix, candidate)
 
 
-def test_crossing_by_cut(block) -> None:
+def test_what_crosses_each_cut(block) -> None:
     # Cut 0 sends the input, cut 1 the conv output, cut 2 (whole path) F itself.
-    assert crossing_by_cut(block) == (("x",), ("c",), ("r",))
+    assert block.crossing == (("x",), ("c",), ("r",))
 
 
 def test_flops_and_bytes_of_a_2x1_grid(block) -> None:

@@ -306,8 +306,7 @@ def test_verify_split_large_model_route(monkeypatch):
     # directory with external data, and F is typed by shape inference on a weightless copy.
     import flcompile.verify as verify
 
-    monkeypatch.setattr(verify, "_PROTO_LIMIT_BYTES", 64)
-    monkeypatch.setattr(verify, "_STRIP_BYTES", 8)
+    monkeypatch.setattr(verify, "PROTOBUF_LIMIT", 64)
     saved = []
     real_save = onnx.save_model
 

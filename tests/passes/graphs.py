@@ -19,7 +19,6 @@ import onnx_graphsurgeon as gs
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from flcompile.cost_table import crossing_by_cut
 from flcompile.load import infer_shapes
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
@@ -574,7 +573,7 @@ def compile_fl(
     elif isinstance(cuts, int):
         cuts = [cuts] * paths
     order = list(range(paths)) if order is None else list(order)
-    crossing = crossing_by_cut(block)
+    crossing = block.crossing
     sends = [n for _, names in path_sends(crossing, order, cuts) for n in names]
     tiled_model = export(tiled.graph)
     d, e = split_graph(tiled.graph, device_nodes(tiled, cuts), sends)
