@@ -12,6 +12,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
+from flcompile import models
 from flcompile.errors import BadInputError, UsageError
 from flcompile.model_io import fits_in_protobuf, without_weight_data
 
@@ -69,7 +70,7 @@ def _read(path: Path) -> onnx.ModelProto:
     if not path.exists():
         raise BadInputError(
             f"{label}: no such file",
-            hint="check the path, or name a zoo model (python -m flcompile.models --list)",
+            hint=f"check the path, or name a zoo model: {', '.join(models.NAMES)}",
         )
     if path.is_dir():
         raise BadInputError(f"{label}: is a directory, not an ONNX file", hint="pass a .onnx file")
@@ -197,8 +198,6 @@ def load_model(
     """
     path = Path(source)
     if not path.exists() and isinstance(source, str) and re.fullmatch(r"[A-Za-z0-9_]+", source):
-        from flcompile import models
-
         model = models.build(source)
         label = f"zoo:{source}"
         sha = hashlib.sha256(model.SerializeToString()).hexdigest()
