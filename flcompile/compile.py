@@ -324,6 +324,8 @@ def _write_and_check(
             nfl_segments=_nfl_segments(result.baselines.nfl),
             title=f"{loaded.name}: {_title(result)}",
             post_fuse_s=result.fused.table.post_fuse_s if result.use_fused else 0.0,
+            labels=None if result.use_fused else {0: result.baselines.nfl.label},
+            plan_label=None if result.use_fused else "plan without fused layers",
         )
     return verified, measured, plan
 

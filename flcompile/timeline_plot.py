@@ -109,6 +109,7 @@ def plot_timelines(
     title: str,
     post_fuse_s: float,
     labels: Mapping[int, str] | None = None,
+    plan_label: str | None = None,
 ) -> None:
     """Write a Gantt chart of `plan_timeline`, with the NFL timeline beneath it, as a PNG.
 
@@ -124,6 +125,7 @@ def plot_timelines(
         nfl_segments: the baseline as (lane, start_s, end_s, label) tuples, lane one of
             "device", "link", "edge"; None draws the plan alone.
         title: the figure's title (e.g. the model name, rate and solver).
+        plan_label: the top panel's heading (default "FL plan: N paths").
         post_fuse_s: edge seconds of the fuse and everything after it.
         labels: optional bar labels by path index, in place of "p{path}".
 
@@ -154,7 +156,8 @@ def plot_timelines(
     ax = axes[0]
     paths = [pt.path for pt in plan_timeline.paths]
     colors = _path_colors(paths)
-    _setup_lanes(ax, f"FL plan: {len(paths)} paths, finish {plan_finish_ms:.3g} ms")
+    heading = plan_label or f"FL plan: {len(paths)} paths"
+    _setup_lanes(ax, f"{heading}, finish {plan_finish_ms:.3g} ms")
     for pt in plan_timeline.paths:
         text = labels.get(pt.path, f"p{pt.path}")
         color = colors[pt.path]
