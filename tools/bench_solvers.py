@@ -42,7 +42,7 @@ from flcompile.costs import LinkModel
 from flcompile.errors import SolverLimitError
 from flcompile.search import SearchOptions
 from flcompile.simulate import makespan
-from flcompile.solvers.bf import bf_search_size, solve_bf
+from flcompile.solvers.bf import BF_MAX_STATES, bf_search_size, solve_bf
 from flcompile.solvers.mw import solve_mw
 from flcompile.solvers.opt import solve_opt
 
@@ -187,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_table(HEADERS, rows))
         print(
             "t = solve-time ratio in this run; lat = simulated latency of the solver's schedule; "
-            "K = cuts per path; bf size = P!·Π(non-dominated cuts), BF refuses above 1e8."
+            "K = cuts per path; bf size = P!·Π(non-dominated cuts), BF refuses above "
+            f"{BF_MAX_STATES:.0e}."
         )
         print(f"wall time: {time.perf_counter() - started:.1f} s")
         return 0
