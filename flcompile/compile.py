@@ -80,6 +80,12 @@ class Analysis:
     candidates: list[Candidate]
     costs: ModelCosts
 
+    def search(
+        self, compute: ComputeModel, link: LinkModel, options: SearchOptions
+    ) -> SearchResult:
+        """The plan search over this model's candidates (see `flcompile.search.search`)."""
+        return search(self.graph, self.prefix, self.candidates, self.costs, compute, link, options)
+
 
 @dataclass(frozen=True, eq=False)
 class CompileResult:
@@ -201,15 +207,7 @@ def compile_model(
             analysis = analyse(loaded)
             feeds = make_feeds(loaded.model, seed=options.seed, input_path=options.input_path)
         with phases("plan"):
-            result = search(
-                analysis.graph,
-                analysis.prefix,
-                analysis.candidates,
-                analysis.costs,
-                options.compute,
-                options.link,
-                options.search,
-            )
+            result = analysis.search(options.compute, options.link, options.search)
         with phases("rewrite"):
             emitted, timeline = _emit(analysis, result, options)
         with _target_dir(out_dir) as target, atomic_directory(target) as tmp:

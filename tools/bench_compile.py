@@ -47,7 +47,7 @@ from flcompile import models
 from flcompile.compile import CompileOptions, analyse, compile_model
 from flcompile.costs import LinkModel
 from flcompile.load import load_model
-from flcompile.search import SearchOptions, search
+from flcompile.search import SearchOptions
 
 PHASES = ("load", "plan", "rewrite", "write", "verify", "time")
 MW_SEARCH_TARGET_S = 5.0  # for yolov2
@@ -89,14 +89,8 @@ def bench_model(name: str, args, options: CompileOptions, tmp: Path) -> dict:
         times = []
         for _ in range(args.repeats):
             started = time.perf_counter()
-            search(
-                analysis.graph,
-                analysis.prefix,
-                analysis.candidates,
-                analysis.costs,
-                options.compute,
-                options.link,
-                SearchOptions(solver=solver, max_grid=args.max_grid),
+            analysis.search(
+                options.compute, options.link, SearchOptions(solver=solver, max_grid=args.max_grid)
             )
             times.append(time.perf_counter() - started)
         searches[solver] = median(times)

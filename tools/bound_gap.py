@@ -30,7 +30,7 @@ from flcompile.errors import FlCompileError
 from flcompile.load import load_model
 from flcompile.lower_bound import fluid_lower_bound
 from flcompile.passes.receptive_field import EmptyRegionError, make_block, make_tiling
-from flcompile.search import SearchOptions, search
+from flcompile.search import SearchOptions
 
 
 def halo_bound(analysis, compute: ComputeModel, link: LinkModel) -> tuple[float, str]:
@@ -78,15 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         except FlCompileError as e:
             print(f"bound_gap: error: {e.one_line()}", file=sys.stderr)
             return 2
-        result = search(
-            analysis.graph,
-            analysis.prefix,
-            analysis.candidates,
-            analysis.costs,
-            compute,
-            link,
-            SearchOptions(),
-        )
+        result = analysis.search(compute, link, SearchOptions())
         halo, where = halo_bound(analysis, compute, link)
         print(
             f"{name:<12} {result.lower_bound_s * 1e3:>9.1f} {halo * 1e3:>9.1f} "
