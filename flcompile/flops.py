@@ -93,6 +93,8 @@ def node_flops(node: gs.Node) -> float:
         return 0.0
     total = 0
     for out in node.outputs:
+        if not out.name:  # an omitted optional output
+            continue
         numel = static_numel(out.shape)
         if numel is None:
             return 0.0
