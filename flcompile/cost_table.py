@@ -14,7 +14,7 @@ import numpy as np
 
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.instance import CostTable
-from flcompile.passes.receptive_field import Block, Tiling
+from flcompile.passes.receptive_field import Tiling
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,11 +36,6 @@ class TileCosts:
     tensor_bytes: np.ndarray
     tensors: tuple[str, ...]
     redundancy: float
-
-
-def untiled_flops(block: Block) -> float:
-    """FLOPs of the block as the original model computes it."""
-    return float(sum(n.flops_per_pixel * n.out_size[0] * n.out_size[1] for n in block.nodes))
 
 
 def _per_path(per_pixel: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -71,7 +66,7 @@ def tile_costs(tiling: Tiling) -> TileCosts:
         np.stack([c.tensor_sizes for c in cols], axis=1),
     )
     send_bytes = tensor_bytes @ block.crossing_matrix.T
-    untiled = untiled_flops(block)
+    untiled = block.untiled_flops
     redundancy = float(flops.sum() / untiled) if untiled > 0 else 1.0
     return TileCosts(flops, send_bytes, block.crossing, tensor_bytes, block.tensors, redundancy)
 

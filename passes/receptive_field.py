@@ -107,6 +107,11 @@ class Block:
         return np.array([n.flops_per_pixel for n in self.nodes], float)
 
     @functools.cached_property
+    def untiled_flops(self) -> float:
+        """FLOPs of the block as the original model computes it."""
+        return float(sum(n.flops_per_pixel * n.out_size[0] * n.out_size[1] for n in self.nodes))
+
+    @functools.cached_property
     def tensor_bytes_per_pixel(self) -> np.ndarray:
         """(T,) bytes per pixel of each tensor in `tensors`."""
         return np.array([self.bytes_per_pixel[t] for t in self.tensors], float)

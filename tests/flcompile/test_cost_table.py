@@ -7,7 +7,7 @@ import onnx_graphsurgeon as gs
 import pytest
 from tiny_models import conv_relu_model
 
-from flcompile.cost_table import cost_table, tile_costs, untiled_flops
+from flcompile.cost_table import cost_table, tile_costs
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.passes.fusable import find_candidates, find_prefix
 from flcompile.passes.receptive_field import make_block, make_tiling
@@ -34,7 +34,7 @@ def test_flops_and_bytes_of_a_2x1_grid(block) -> None:
     # Conv/relu tiles: 4 rows × 8 × 4 ch × 4 bytes = 512.
     np.testing.assert_allclose(costs.send_bytes, [[320, 512, 512]] * 2)
     assert costs.redundancy == pytest.approx(1.0)
-    assert untiled_flops(block) == 144 * 64 + 4 * 64
+    assert block.untiled_flops == 144 * 64 + 4 * 64
 
 
 def test_halo_redundancy_counts_recomputed_pixels(block) -> None:
