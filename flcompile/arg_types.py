@@ -53,5 +53,5 @@ def grid(text: str) -> tuple[int, int]:
     """A grid written RxC, e.g. 2x2 (both at least 1)."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text)
     if not match or int(match[1]) < 1 or int(match[2]) < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a grid like 2x2")
+        raise argparse.ArgumentTypeError(f"'{text}' is not a grid like 2x2 (rows x columns)")
     return int(match[1]), int(match[2])

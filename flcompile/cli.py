@@ -25,6 +25,42 @@ from flcompile.search import SOLVER_CHOICES, SearchOptions
 log = logging.getLogger("flcompile")
 
 
+DESCRIPTION = """\
+Split a CNN's inference between an IoT device and an edge server with fused
+layers, the method of "Fused-Layer-based DNN model parallelism and partial
+computation offloading" (GLOBECOM 2022; "the paper" below).
+
+flcompile chooses a fused tensor F, a layer output at which the early layers
+are cut into a grid of RxC tiles. Each tile becomes a path: its own copy of
+the layers before F, from a slice of the input image. For every path it
+chooses the cut (how many of the path's layers the device runs before it
+sends their result to the edge) and the order the paths run in; the edge
+joins the tiles back into F and runs the rest of the model. It writes
+device.onnx, edge.onnx, plan.json and timeline.png to OUT, and checks in
+onnxruntime that edge(device(x)) equals the original model."""
+
+EPILOG = """\
+words in the summary:
+  local-only         everything runs on the device, nothing is sent
+  full offload       the raw input is sent, everything runs on the edge
+  NFL                no fused layers: the best single split point of the
+                     untiled model (see --solver nfl)
+  halo               the border pixels a tile needs from its neighbours,
+                     since windows overlap; neighbouring paths compute them
+                     twice
+  redundancy         FLOPs of all paths / FLOPs of the untiled layers
+  fluid lower bound  a latency no plan can beat under the cost model
+                     (infinitely fine tiles, no halos); plan/bound is the
+                     plan's latency divided by it
+  predicted          the cost model's simulated latency; measured: the
+                     models' onnxruntime times on this machine
+
+exit codes: 0 ok, 2 bad usage or input, 3 verification failed,
+4 internal error (a bug in flcompile)
+
+example: flcompile model.onnx --rate 1.8 -o out/"""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit code 2."""
 
@@ -36,10 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, in groups: model, link, compute, search, checks, output."""
     p = _Parser(
         prog="flcompile",
-        description="Tile a CNN's early layers into fused-layer paths and split them between "
-        "an IoT device and an edge server: writes device.onnx, edge.onnx, tiled.onnx, "
-        "plan.json and timeline.png.",
-        epilog="Example: flcompile model.onnx --rate 1.8 -o out/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=DESCRIPTION,
+        epilog=EPILOG,
     )
     p.add_argument(
         "model",
@@ -65,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--seed", dest="seed", type=count(0), default=0, metavar="N", help="random input seed"
     )
-    link = p.add_argument_group("link (give --rate, --paper, or radio parameters)")
+    link = p.add_argument_group(
+        "link (give --rate, --paper, or radio parameters)",
+        "With radio parameters the rate follows from Shannon's formula\n"
+        "R = B·log2(1 + Q·G/σ²) bits/s (the paper's Eq. 2); unset ones take the\n"
+        "values of the paper's Table I, its simulation settings.",
+    )
     link.add_argument(
         "--rate",
         dest="rate",
@@ -77,21 +117,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--paper",
         dest="paper",
         action="store_true",
-        help="the paper's Table I: f_end 2.23e8, f_es 4.32e9, B 5 MHz, Q 0.1 W, "
-        "G 1e-6, σ² 1e-9, unlimited edge concurrency",
+        help="the paper's Table I: device speed f_end 2.23e8 FLOP/s, edge speed f_es "
+        "4.32e9 FLOP/s, the rate from Shannon's formula with B 5 MHz, Q 0.1 W, G 1e-6, "
+        "σ² 1e-9, and an unlimited edge (see --edge-concurrency)",
     )
-    for flag, dest, unit in (
-        ("--bandwidth-hz", "bandwidth_hz", "Hz"),
-        ("--tx-power-w", "tx_power_w", "W"),
-        ("--channel-gain", "channel_gain", "gain"),
-        ("--noise-w", "noise_w", "W"),
+    for flag, dest, unit, what in (
+        ("--bandwidth-hz", "bandwidth_hz", "Hz", "B, the channel bandwidth"),
+        ("--tx-power-w", "tx_power_w", "W", "Q, the device's transmit power"),
+        ("--channel-gain", "channel_gain", "gain", "G, the channel gain"),
+        ("--noise-w", "noise_w", "W", "σ², the noise power"),
     ):
         link.add_argument(
             flag,
             dest=dest,
             type=positive,
             metavar=unit,
-            help="rate by Shannon's formula (others default to Table I)",
+            help=f"{what} (radio parameter)",
         )
     link.add_argument(
         "--latency",
@@ -128,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="edge_concurrency",
         type=count(0),
         metavar="K",
-        help="1 = serial edge (default), 0 = unlimited (paper's Eq. 4), K = K at once",
+        help="how many paths the edge runs at once: 1 = serial, one at a time, as one "
+        "onnxruntime session does (default); 0 = unlimited, every path at once at full "
+        "speed (the paper's Eq. 4; the default with --paper); K = K at once",
     )
     c.add_argument(
         "--overhead-dev",
@@ -152,9 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
         dest="solver",
         choices=SOLVER_CHOICES,
         default="best",
-        help="best (default: opt, MW and NFL), opt, mw, bf or nfl",
+        help="how the paths' order and cuts are chosen. mw: the paper's Minimizing "
+        "Waiting heuristic; bf: brute force, the exact best order and cuts (small grids "
+        "only); opt: flcompile's solver, equal to bf wherever bf runs and never worse "
+        "than mw; nfl: no fused layers, the best single split point of the untiled "
+        "model; best (default): mw on every F and grid, then opt on mw's 16 best and on "
+        "every 2x2 grid. "
+        "Whatever the solver, NFL is emitted when it is faster, unless F or the grid "
+        "is fixed",
     )
-    s.add_argument("--grid", dest="grid", type=grid, metavar="RxC", help="fix the grid")
+    s.add_argument(
+        "--grid",
+        dest="grid",
+        type=grid,
+        metavar="RxC",
+        help="fix the grid: R rows by C columns of tiles of F, so R·C paths",
+    )
     s.add_argument(
         "--max-grid",
         dest="max_grid",
@@ -163,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RxC",
         help="largest grid searched (default 8x8)",
     )
-    s.add_argument("--fuse-at", dest="fuse_at", metavar="TENSOR", help="fix the fused tensor F")
+    s.add_argument(
+        "--fuse-at",
+        dest="fuse_at",
+        metavar="TENSOR",
+        help="fix the fused tensor F, by its tensor name in the model",
+    )
     v = p.add_argument_group("verification and timing")
     v.add_argument(
         "--no-verify",
@@ -171,14 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the onnxruntime equality check",
     )
-    for flag in ("rtol", "atol"):
+    for flag, scale in (("rtol", ""), ("atol", ", scaled to each tensor's largest value")):
         v.add_argument(
             f"--{flag}",
             dest=flag,
             type=non_negative,
             default=1e-5,
             metavar="X",
-            help=f"{flag} of the elementwise comparison (default 1e-5)",
+            help=f"{flag} of the elementwise comparison (default 1e-5{scale})",
         )
     v.add_argument(
         "--runs",
@@ -208,9 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--emit-stages",
         dest="emit_stages",
         action="store_true",
-        help="also write per-path stage models to OUT/stages/",
+        help="also write one model per path and the fuse model, with stages.json, to "
+        "OUT/stages/ (for serving paths as they become ready)",
     )
-    o.add_argument("-v", "--verbose", dest="verbose", action="count", default=0)
+    o.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbose",
+        action="count",
+        default=0,
+        help="more logging (-vv: debug)",
+    )
     o.add_argument("-q", "--quiet", dest="quiet", action="store_true", help="print errors only")
     o.add_argument(
         "--debug",
