@@ -1,7 +1,7 @@
 """All-or-nothing output directory: write into a sibling temp dir, then rename it into place.
 
 A failed run leaves no partial `OUT/` and never a half-written one over an earlier good one
-(DESIGN §6, §8). The rename is atomic because the temp dir lives in OUT's parent.
+(docs/design.md §6, §8). The rename is atomic because the temp dir lives in OUT's parent.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The analytic cost model and the link model of DESIGN §4: seconds per node and per send."""
+"""The analytic cost and link models of docs/design.md §4: seconds per node and per send."""
 
 from __future__ import annotations
 

@@ -141,7 +141,7 @@ def _stages(
     plan: FusedPlan,
     sends: list[tuple[int, list[str]]],
 ) -> tuple[dict[str, onnx.ModelProto], list[dict]]:
-    """Per-path device and edge stages and the fuse stage (DESIGN §3, --emit-stages)."""
+    """Per-path device and edge stages and the fuse stage (docs/design.md §3, --emit-stages)."""
     x = [t.name for t in graph.inputs]
     outputs = [t.name for t in graph.outputs]
     last = len(plan.candidate.block)

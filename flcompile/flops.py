@@ -1,6 +1,6 @@
 """FLOP and byte counts per node, with one counting rule used everywhere.
 
-The rule (DESIGN §2): Conv, ConvTranspose, Gemm and MatMul count 2·MACs (bias adds are not
+The rule (docs/design.md §2): Conv, ConvTranspose, Gemm and MatMul count 2·MACs (bias adds are not
 counted); every other op counts one FLOP per output element; Slice, Concat, Identity,
 Reshape-like and shape ops count zero, since they only move data.
 """

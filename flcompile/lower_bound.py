@@ -1,4 +1,4 @@
-"""The fluid lower bound ("physical limit") of DESIGN §4 for one fused tensor F, in closed form.
+"""The fluid lower bound ("physical limit", docs/design.md §4) of one fused tensor F, closed form.
 
 Relaxation: infinitely fine tiles, no halo redundancy, a fraction α_k of F's area sent at
 cut k. Device, link and edge then each need a total of Σα_k·(their cost at cut k), and no

@@ -123,7 +123,7 @@ def single_cuts(costs: ModelCosts, compute: ComputeModel, link: LinkModel) -> li
 
 @dataclass(frozen=True)
 class Baselines:
-    """The plans without fused layers, as DESIGN §6's baselines{}."""
+    """The plans without fused layers, as docs/design.md §6's baselines{}."""
 
     local: SingleCut
     full_offload: SingleCut

@@ -1,4 +1,4 @@
-"""plan.json, schema 1 (DESIGN §6): build it from a search result, and re-simulate it.
+"""plan.json, schema 1 (docs/design.md §6): build it from a search result, and re-simulate it.
 
 `resimulate(plan)` rebuilds the timeline from `paths[]` alone with the one simulator; its
 answer equals `predicted_s`, which lets anyone check a plan without flcompile's internals.

@@ -335,7 +335,7 @@ def fluid_bound_of_block(
     return_s: float,
     cache: AxisCache | None = None,
 ) -> float:
-    """The fluid lower bound of one F (DESIGN §4) from its untiled block.
+    """The fluid lower bound of one F (docs/design.md §4) from its untiled block.
 
     Per-node overheads and the link latency are left out, which keeps it a lower bound.
 

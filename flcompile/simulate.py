@@ -1,4 +1,4 @@
-"""The one simulator that scores every plan: device, FCFS link and edge timeline of DESIGN §4.
+"""The one simulator that scores every plan: the device, FCFS link and edge of docs/design.md §4.
 
 Semantics (the same in `simulate`, `makespan` and the vectorised `advance`):
 

@@ -1,4 +1,4 @@
-"""Measure onnxruntime wall times of device.onnx, edge.onnx and the original model (DESIGN §7).
+"""Time device.onnx, edge.onnx and the original model in onnxruntime (docs/design.md §7).
 
 Each model gets its own CPU session with a fixed number of intra-op threads (inter-op 1);
 a few warm-up runs are discarded and the median of the timed runs is reported.
@@ -63,7 +63,7 @@ class MeasuredTimes:
     edge_threads: int | None
 
     def to_json(self) -> dict[str, Any]:
-        """The `measured{...}` object of plan.json (DESIGN §6)."""
+        """The `measured{...}` object of plan.json (docs/design.md §6)."""
         return {
             "device_s": self.device_s,
             "edge_s": self.edge_s,

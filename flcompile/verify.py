@@ -510,7 +510,7 @@ class VerifyResult:
         return next((c for c in self.compared if not c.passed), None)
 
     def to_json(self) -> dict[str, Any]:
-        """The `verify{...}` object of plan.json (DESIGN §6); non-finite numbers become null."""
+        """plan.json's `verify{...}` (docs/design.md §6); non-finite numbers become null."""
         return {
             "passed": self.passed,
             "max_abs_err": _json_float(self.max_abs_err),

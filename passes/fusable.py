@@ -1,4 +1,4 @@
-"""Find the fusable prefix (DESIGN §1) and the tensors F at which it can be fused.
+"""Find the fusable prefix (docs/design.md §1) and the tensors F at which it can be fused.
 
 The prefix is what is reachable from the spatial model input through local ops only. A
 candidate F is a spatial tensor of the prefix that every input→output path passes through:

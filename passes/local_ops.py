@@ -1,4 +1,4 @@
-"""Which ops are local (DESIGN §1) and, for each, the per-axis window that maps output to input.
+"""Which ops are local (docs/design.md §1) and, for each, the per-axis window from output to input.
 
 `classify(node, is_spatial)` returns a `LocalOp` or, when the op cannot be tiled, the reason as
 a string (it never raises for an unsupported op: the fusable region simply ends there).

@@ -1,4 +1,4 @@
-"""Receptive-field analysis (DESIGN §2): which region of every block tensor a tile of F needs.
+"""Receptive-field analysis (docs/design.md §2): the region of each block tensor a tile of F needs.
 
 Regions are half-open intervals per axis in the unpadded coordinates of each tensor. The
 backward step of a window op maps output [o0, o1) to the wanted input
@@ -245,7 +245,7 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
 
 
 def window_step(window: AxisWindow, out: Interval, size: int) -> tuple[Interval, tuple[int, int]]:
-    """The backward step of DESIGN §2 for one axis of a window op.
+    """The backward step of docs/design.md §2 for one axis of a window op.
 
     Args:
         window: the op's window along this axis.

@@ -1,4 +1,4 @@
-"""Device/edge split (DESIGN §3): cut an annotated graph into device.onnx and edge.onnx.
+"""Device/edge split (docs/design.md §3): cut an annotated graph into device.onnx and edge.onnx.
 
     x ─ [device nodes] ─ t1, t2 ─ [edge nodes] ─ y      becomes
     device: x ─ [device nodes] ─ outputs t1, t2

@@ -152,7 +152,7 @@ def compute_model(paper: bool, edge_concurrency: int | None) -> ComputeModel:
 
 
 def edge_label(compute: ComputeModel) -> str:
-    """Which edge model produced a number, in words (DESIGN §4: always say so)."""
+    """Which edge model produced a number, in words (docs/design.md §4: always say so)."""
     k = compute.edge_concurrency
     if k == 0:
         return "unlimited edge (edge_concurrency 0, the paper's Eq. 4)"

@@ -2,7 +2,7 @@
 
 For each model it prints three latencies under the same simulator and cost model:
 
-- the fluid lower bound (DESIGN §4): infinitely fine tiles with no halo, any cut mix;
+- the fluid lower bound (docs/design.md §4): infinitely fine tiles with no halo, any cut mix;
 - the same relaxation on the finest real grid of each F (up to 8×8), whose per-cut costs
   include the halo redundancy of real tiles (overlapping raw input tiles, recomputed
   pixels); its minimum over F says what fine tiles can reach once halos are paid;

@@ -187,7 +187,7 @@ def sweep_rate(
         for scores, solver in ((mw, "mw"), (opt, "opt"), (bf, "bf")):
             scores.solve(solver, entries[i].table, i)
 
-    # Per F: opt must equal BF, and MW must not beat BF (DESIGN §5); BF may refuse.
+    # Per F: opt must equal BF, and MW must not beat BF (docs/design.md §5); BF may refuse.
     ran = [i for i in two if math.isfinite(bf.latency[i])]
     lat = {i: (mw.latency[i], opt.latency[i], bf.latency[i]) for i in ran}
     notes = []

@@ -1,4 +1,4 @@
-"""Bad input and broken rewrites: exit 2 or 3, one clean line, nothing written (DESIGN §8).
+"""Bad input and broken rewrites: exit 2 or 3, one clean line, nothing written (docs/design.md §8).
 
 Each case calls the CLI's `main` in-process as a user's shell would, and checks the exit
 code, that stderr is one `flcompile: error:` line naming the culprit, and that OUT was not

@@ -2,7 +2,7 @@
 
 For every file in ../shared/fixtures and every zoo model (width 0.25), both a fixed 2×2 grid
 and the default search must give models that verify in onnxruntime (rtol = atol = 1e-5, as
-DESIGN §7), a tiled.onnx whose every node is annotated, and no copied weights.
+docs/design.md §7), a tiled.onnx whose every node is annotated, and no copied weights.
 """
 
 from __future__ import annotations

@@ -488,7 +488,7 @@ def run(
 
 
 def export(graph: gs.Graph) -> onnx.ModelProto:
-    """Export a graph and check it as DESIGN §3 asks (full check, strict shape inference)."""
+    """Export a graph and check it as docs/design.md §3 asks (full check and strict inference)."""
     model = gs.export_onnx(graph)
     onnx.checker.check_model(model, full_check=True)
     onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)

@@ -1,4 +1,4 @@
-"""Tests for flcompile.passes.receptive_field: the region math of DESIGN §2.
+"""Tests for flcompile.passes.receptive_field: the region math of docs/design.md §2.
 
 Two kinds: hand-computed numbers for `window_step`, `split_axis` and `backward`, and the
 region math of every supported op checked against onnxruntime. For the latter a one-op
@@ -310,7 +310,7 @@ def _attrs(node: onnx.NodeProto) -> dict:
 def _tile_copy(model: onnx.ModelProto, pads_h: tuple[int, int], pads_w: tuple[int, int]):
     """The one node of `model` as a tile copy: the tile pads in place of the original ones.
 
-    DESIGN §2's ceil_mode rule: a side whose tile pad exceeds the original pad ends in a
+    docs/design.md §2's ceil_mode rule: a side whose tile pad exceeds the original pad ends in a
     ceil_mode overhang; that side keeps the original pad and the copy keeps ceil_mode, which
     reproduces the original windows (and what AveragePool counts). Elsewhere ceil_mode is off.
     """

@@ -1,4 +1,4 @@
-"""Tests for flcompile.passes.split and placement: device.onnx / edge.onnx (DESIGN §3)."""
+"""Tests for flcompile.passes.split and placement: device.onnx / edge.onnx (docs/design.md §3)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _value_infos(values) -> list[tuple[str, int, tuple]]:
 
 
 def check_contract(model, compiled) -> None:
-    """DESIGN §3: device outputs are the sends in order; edge inputs are exactly them;
+    """docs/design.md §3: device outputs are the sends in order; edge inputs are exactly them;
     edge outputs are the original outputs; edge(device(x)) and F match the original."""
     device, edge = compiled.device, compiled.edge
     assert [o.name for o in device.graph.output] == compiled.sends
