@@ -1,104 +1,188 @@
-"""Draw a plan's simulated timeline as a Gantt chart PNG: device, link and edge lanes per path.
+"""Draw a plan's simulated timeline as a Gantt chart PNG: device, link and edge rows per path.
 
 The FL plan is on top; the NFL (or other baseline) timeline is drawn below it on the same
 time axis, so their finish times compare at a glance. Times are shown in milliseconds.
-Only matplotlib's object API with the Agg canvas is used, so global pyplot state is untouched.
+Where the edge runs paths at once, each runs on a lane of its own within the edge row
+(the layout is computed first, by flcompile.timeline_layout). Only matplotlib's object API
+with the Agg canvas is used, so global pyplot state is untouched.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
 
 from flcompile.errors import BadInputError
 from flcompile.instance import Timeline
+from flcompile.timeline_layout import (
+    AXES_LEFT_IN,
+    AXES_RIGHT_IN,
+    FIG_WIDTH_IN,
+    LABEL_PAD_PT,
+    ROW_IN,
+    Bar,
+    Panel,
+    TimelineLayout,
+    format_ms,
+    layout_timelines,
+)
 
 logger = logging.getLogger(__name__)
 
-LANES = ("device", "link", "edge")
-_LANE_Y = {"device": 2.0, "link": 1.0, "edge": 0.0}
-_BAR_HEIGHT = 0.7
-_LEGEND_MAX_PATHS = 16
-_FUSE_COLOR = "0.35"
-_NFL_COLORS = {"device": "tab:blue", "link": "tab:orange", "edge": "tab:green"}
+_TITLE_IN = 0.45  # above the first panel, for the figure's title
+_HEADING_IN = 0.3  # above each panel, for its heading
+_BOTTOM_IN = 0.55  # below the last panel, for the time axis
+_LEGEND_ROW_IN = 0.17
+_MIN_OUTLINED_PT = 4.0
+_PLAN_FINISH = "tab:red"
+_BASELINE_FINISH = "tab:purple"
 
 
-def _path_colors(paths: Sequence[int]) -> dict[int, tuple[float, ...]]:
-    """A distinct colour per path: tab10/tab20 for few paths, a cyclic map for many."""
-    from matplotlib import colormaps
-
-    ordered = sorted(set(paths))
-    n = len(ordered)
-    cmap: Colormap
-    if n <= 10:
-        cmap = colormaps["tab10"]
-        return {p: cmap(i) for i, p in enumerate(ordered)}
-    if n <= 20:
-        cmap = colormaps["tab20"]
-        return {p: cmap(i) for i, p in enumerate(ordered)}
-    cmap = colormaps["turbo"]
-    return {p: cmap(0.05 + 0.9 * i / (n - 1)) for i, p in enumerate(ordered)}
+def _text_color(bar: Bar) -> str:
+    r, g, b, _a = bar.segment.color
+    return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
 
 
-def _setup_lanes(ax: Axes, subtitle: str) -> None:
-    ax.set_yticks([_LANE_Y[lane] for lane in LANES])
-    ax.set_yticklabels(list(LANES))
-    ax.set_ylim(-0.6, 2.6)
-    ax.set_title(subtitle, fontsize=10, loc="left")
-    ax.grid(axis="x", alpha=0.3)
+def _draw_bar(ax: Axes, bar: Bar, gid: str, pt_per_ms: float) -> None:
+    """One bar and, if it fits, its label, centred in the bar (gids pair them for tests).
 
-
-def _bar(
-    ax: Axes,
-    lane: str,
-    start_ms: float,
-    end_ms: float,
-    *,
-    color: object,
-    label: str | None,
-    min_label_ms: float,
-) -> None:
-    width = end_ms - start_ms
-    if width <= 0:
-        return
-    y = _LANE_Y[lane]
-    ax.broken_barh(
-        [(start_ms, width)],
-        (y - _BAR_HEIGHT / 2, _BAR_HEIGHT),
-        facecolors=color,
-        edgecolors="white",
-        linewidth=0.5,
+    A bar only a few points wide gets no outline, which would hide its colour.
+    """
+    seg = bar.segment
+    outline = 0.5 if (bar.x1 - bar.x0) * pt_per_ms >= _MIN_OUTLINED_PT else 0.0
+    rect = Rectangle(
+        (bar.x0, bar.y0),
+        bar.x1 - bar.x0,
+        bar.y1 - bar.y0,
+        facecolor=seg.color,
+        edgecolor="white" if seg.hatch is None else "0.3",
+        linewidth=outline,
+        hatch=seg.hatch,
+        gid=f"bar:{gid}",
     )
-    if label and width >= min_label_ms:
-        ax.text(
-            start_ms + width / 2,
-            y,
-            label,
-            ha="center",
-            va="center",
-            fontsize=7,
-            clip_on=True,
-        )
+    ax.add_patch(rect)
+    if bar.label_size is None:
+        return
+    box = None
+    if seg.hatch is not None:
+        pad = LABEL_PAD_PT / bar.label_size
+        box = {"boxstyle": f"square,pad={pad:.3f}", "facecolor": "white", "linewidth": 0}
+    ax.text(
+        (bar.x0 + bar.x1) / 2,
+        (bar.y0 + bar.y1) / 2,
+        seg.label,
+        ha="center",
+        va="center",
+        fontsize=bar.label_size,
+        color=_text_color(bar),
+        bbox=box,
+        gid=f"label:{gid}",
+    )
+
+
+def _draw_rows(ax: Axes, panel: Panel) -> None:
+    """Row names on the y axis, faint lines between rows, the time grid, and the heading."""
+    ax.set_ylim(panel.height, 0.0)
+    ax.set_yticks([(y0 + y1) / 2 for y0, y1 in panel.rows.values()])
+    ax.set_yticklabels(list(panel.rows))
+    for _y0, y1 in list(panel.rows.values())[:-1]:
+        ax.axhline(y1, color="0.85", linewidth=0.6)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(panel.heading, fontsize=10, loc="left")
 
 
 def _finish_line(ax: Axes, finish_ms: float, color: str) -> None:
     ax.axvline(finish_ms, color=color, linestyle="--", linewidth=1.2)
     ax.annotate(
-        f"{finish_ms:.3g} ms",
-        xy=(finish_ms, 2.45),
-        xytext=(3, 0),
+        format_ms(finish_ms),
+        xy=(finish_ms, 1.0),
+        xycoords=ax.get_xaxis_transform(),
+        xytext=(3, -8),
         textcoords="offset points",
         fontsize=8,
         color=color,
         va="center",
     )
+
+
+def _legend(ax: Axes, panel: Panel, extra: Sequence[Line2D] = ()) -> None:
+    """The panel's legend to the right of its axes, in as many columns as its height needs."""
+    handles: list[Patch | Line2D] = [
+        Patch(
+            facecolor=e.color, hatch=e.hatch, edgecolor="0.3" if e.hatch else e.color, label=e.label
+        )
+        for e in panel.legend
+    ]
+    handles += extra
+    if not handles:
+        return
+    ncol = max(1, math.ceil(len(handles) * _LEGEND_ROW_IN / (panel.height * ROW_IN)))
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=7,
+        frameon=False,
+        ncol=ncol,
+    )
+
+
+def _draw_panel(
+    ax: Axes, panel: Panel, index: int, pt_per_ms: float, plan_finish_ms: float | None
+) -> None:
+    """One panel; `plan_finish_ms` also marks the FL plan's finish (on the baseline's panel)."""
+    _draw_rows(ax, panel)
+    for i, bar in enumerate(panel.bars):
+        _draw_bar(ax, bar, f"{index}:{i}", pt_per_ms)
+    extra = []
+    if panel.bars:
+        color = _PLAN_FINISH if plan_finish_ms is None else _BASELINE_FINISH
+        _finish_line(ax, panel.finish_ms, color)
+    if plan_finish_ms is not None and plan_finish_ms > 0:
+        ax.axvline(plan_finish_ms, color=_PLAN_FINISH, linestyle=":", linewidth=1.0)
+        extra.append(Line2D([], [], color=_PLAN_FINISH, linestyle=":", label="FL plan finish"))
+    _legend(ax, panel, extra)
+
+
+def draw_timelines(layout: TimelineLayout, title: str) -> Figure:
+    """Draw a laid-out timeline on a new Agg figure whose axes have the layout's exact size.
+
+    Args:
+        layout: the panels, from `layout_timelines`.
+        title: the figure's title.
+
+    Returns:
+        The figure; each bar's patch has gid "bar:P:I" and its label "label:P:I", for
+        panel P and bar I.
+    """
+    heights = [_HEADING_IN + p.height * ROW_IN for p in layout.panels]
+    fig_h = _TITLE_IN + sum(heights) + _BOTTOM_IN
+    fig = Figure(figsize=(FIG_WIDTH_IN, fig_h))
+    FigureCanvasAgg(fig)
+    fig.suptitle(title, fontsize=12, y=1.0 - 0.1 / fig_h, va="top")
+    width = (FIG_WIDTH_IN - AXES_LEFT_IN - AXES_RIGHT_IN) / FIG_WIDTH_IN
+    top = fig_h - _TITLE_IN
+    axes: list[Axes] = []
+    for index, (panel, h) in enumerate(zip(layout.panels, heights, strict=True)):
+        top -= h
+        rect = (AXES_LEFT_IN / FIG_WIDTH_IN, top / fig_h, width, (h - _HEADING_IN) / fig_h)
+        ax = fig.add_axes(rect, sharex=axes[0] if axes else None)
+        plan_finish = layout.panels[0].finish_ms if index else None
+        _draw_panel(ax, panel, index, layout.pt_per_ms, plan_finish)
+        axes.append(ax)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time (ms)")
+    axes[-1].set_xlim(0, layout.x_max_ms)
+    return fig
 
 
 def plot_timelines(
@@ -113,11 +197,13 @@ def plot_timelines(
 ) -> None:
     """Write a Gantt chart of `plan_timeline`, with the NFL timeline beneath it, as a PNG.
 
-    The top panel has three lanes (device, link, edge) with one bar per path segment,
+    The top panel has three rows (device, link, edge) with one bar per path segment,
     labelled "p{path}" (or `labels[path]`) and coloured per path; zero-length segments are
-    skipped. The fuse and the rest of the model are one grey edge bar from `fuse_start`,
-    and a dashed line marks the finish. The bottom panel draws `nfl_segments` on the same
-    time axis. A legend is drawn only for up to 16 paths; bar labels only where they fit.
+    skipped. Paths that overlap in time within a row (an edge running paths at once) each
+    get a lane of their own in that row. The fuse and the rest of the model are one grey
+    edge bar from `fuse_start`, and a dashed line marks the finish. The bottom panel draws
+    `nfl_segments` on the same time axis, in hatched neutral fills of their own. A legend
+    names up to 16 paths; a label is drawn only inside its own bar, where it fits.
 
     Args:
         path: where to write the PNG.
@@ -125,95 +211,23 @@ def plot_timelines(
         nfl_segments: the baseline as (lane, start_s, end_s, label) tuples, lane one of
             "device", "link", "edge"; None draws the plan alone.
         title: the figure's title (e.g. the model name, rate and solver).
-        plan_label: the top panel's heading (default "FL plan: N paths").
         post_fuse_s: edge seconds of the fuse and everything after it.
         labels: optional bar labels by path index, in place of "p{path}".
+        plan_label: the top panel's heading (default "FL plan: N paths").
 
     Raises:
         BadInputError: an NFL segment names an unknown lane, or the PNG cannot be written.
     """
-    labels = dict(labels or {})
-    segments = list(nfl_segments or [])
-    for lane, _start, _end, _label in segments:
-        if lane not in _LANE_Y:
-            raise BadInputError(
-                f"timeline segment lane '{lane}' is not one of {', '.join(LANES)}",
-                hint="use 'device', 'link' or 'edge'",
-            )
-
-    plan_finish_ms = plan_timeline.finish * 1e3
-    fuse_start_ms = plan_timeline.fuse_start * 1e3
-    nfl_finish_ms = max((end for _l, _s, end, _t in segments), default=0.0) * 1e3
-    span_ms = max(plan_finish_ms, nfl_finish_ms, fuse_start_ms + post_fuse_s * 1e3, 1e-9)
-    min_label_ms = span_ms * 0.03
-
-    n_panels = 2 if nfl_segments is not None else 1
-    fig = Figure(figsize=(12, 2.6 * n_panels + 0.9), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(n_panels, 1, sharex=True, squeeze=False)[:, 0]
-    fig.suptitle(title, fontsize=12)
-
-    ax = axes[0]
-    paths = [pt.path for pt in plan_timeline.paths]
-    colors = _path_colors(paths)
-    heading = plan_label or f"FL plan: {len(paths)} paths"
-    _setup_lanes(ax, f"{heading}, finish {plan_finish_ms:.3g} ms")
-    for pt in plan_timeline.paths:
-        text = labels.get(pt.path, f"p{pt.path}")
-        color = colors[pt.path]
-        for lane, start, end in (
-            ("device", pt.device_start, pt.device_end),
-            ("link", pt.link_start, pt.link_end),
-            ("edge", pt.edge_start, pt.edge_end),
-        ):
-            _bar(
-                ax, lane, start * 1e3, end * 1e3, color=color, label=text, min_label_ms=min_label_ms
-            )
-    _bar(
-        ax,
-        "edge",
-        fuse_start_ms,
-        fuse_start_ms + post_fuse_s * 1e3,
-        color=_FUSE_COLOR,
-        label="fuse + rest",
-        min_label_ms=min_label_ms,
+    layout = layout_timelines(
+        plan_timeline,
+        nfl_segments,
+        post_fuse_s=post_fuse_s,
+        labels=labels,
+        plan_label=plan_label,
     )
-    _finish_line(ax, plan_finish_ms, "tab:red")
-    handles = []
-    if len(colors) <= _LEGEND_MAX_PATHS:
-        handles = [Patch(color=c, label=labels.get(p, f"p{p}")) for p, c in colors.items()]
-    if handles or post_fuse_s > 0:
-        handles.append(Patch(color=_FUSE_COLOR, label="fuse + rest"))
-        ax.legend(
-            handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(1.01, 1.0),
-            fontsize=7,
-            frameon=False,
-        )
-
-    if nfl_segments is not None:
-        ax_nfl = axes[1]
-        _setup_lanes(ax_nfl, f"NFL baseline: finish {nfl_finish_ms:.3g} ms")
-        for lane, start, end, text in segments:
-            _bar(
-                ax_nfl,
-                lane,
-                start * 1e3,
-                end * 1e3,
-                color=_NFL_COLORS[lane],
-                label=text,
-                min_label_ms=min_label_ms,
-            )
-        if segments:
-            _finish_line(ax_nfl, nfl_finish_ms, "tab:purple")
-        if plan_finish_ms > 0:
-            ax_nfl.axvline(plan_finish_ms, color="tab:red", linestyle=":", linewidth=1.0)
-
-    axes[-1].set_xlabel("time (ms)")
-    axes[-1].set_xlim(0, span_ms * 1.08)
+    fig = draw_timelines(layout, title)
     try:
-        fig.savefig(os.fspath(path), format="png", dpi=110)
+        fig.savefig(os.fspath(path), format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
     except OSError as e:
         raise BadInputError(
             f"{os.fspath(path)}: cannot write the timeline plot ({e.strerror or e})",
