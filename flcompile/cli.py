@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="flcompile",
         description="Tile a CNN's early layers into fused-layer paths and split them between "
-        "an IoT device and an edge server: writes device.onnx, edge.onnx, tiled.onnx, "
+        "an IoT device and an edge server: writes device.onnx, edge.onnx, "
         "plan.json and timeline.png.",
         epilog="Example: flcompile model.onnx --rate 1.8 -o out/",
     )
@@ -210,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write per-path stage models to OUT/stages/",
     )
+    o.add_argument(
+        "--emit-tiled",
+        dest="emit_tiled",
+        action="store_true",
+        help="also write tiled.onnx, the whole rewritten model before the split (a third copy "
+        "of the weights)",
+    )
     o.add_argument("-v", "--verbose", dest="verbose", action="count", default=0)
     o.add_argument("-q", "--quiet", dest="quiet", action="store_true", help="print errors only")
     o.add_argument(
@@ -277,6 +284,7 @@ def options_from(args: argparse.Namespace) -> CompileOptions:
         device_threads=args.device_threads,
         edge_threads=args.edge_threads,
         emit_stages=args.emit_stages,
+        emit_tiled=args.emit_tiled,
         debug=args.debug,
         progress=not args.quiet and sys.stderr.isatty(),
     )
