@@ -280,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="more logging (-vv: debug)",
     )
+    o.add_argument(
+        "--emit-tiled",
+        dest="emit_tiled",
+        action="store_true",
+        help="also write tiled.onnx, the whole rewritten model before the split (a third copy "
+        "of the weights)",
+    )
     o.add_argument("-q", "--quiet", dest="quiet", action="store_true", help="print errors only")
     o.add_argument(
         "--debug",
@@ -346,6 +353,7 @@ def options_from(args: argparse.Namespace) -> CompileOptions:
         device_threads=args.device_threads,
         edge_threads=args.edge_threads,
         emit_stages=args.emit_stages,
+        emit_tiled=args.emit_tiled,
         debug=args.debug,
         progress=not args.quiet and sys.stderr.isatty(),
     )

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from flcompile.atomic_output import atomic_directory, check_writable
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.emit import (
+    STAGES_JSON,
     Emitted,
     check_emitted,
     emit_fused,
@@ -35,7 +36,7 @@ from flcompile.errors import VerificationError
 from flcompile.instance import PathTimes, Timeline
 from flcompile.load import LoadedModel, load_model
 from flcompile.model_costs import ModelCosts, SingleCut, model_costs
-from flcompile.model_io import save_model
+from flcompile.model_io import file_sizes, save_model
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
 from flcompile.plan_json import build_plan_json
@@ -65,6 +66,7 @@ class CompileOptions:
     device_threads: int = 1
     edge_threads: int | None = None
     emit_stages: bool = False
+    emit_tiled: bool = False
     debug: bool = False
     progress: bool = False
 
@@ -99,6 +101,7 @@ class CompileResult:
     measured: MeasuredTimes | None
     phase_s: dict[str, float]
     out_dir: Path | None
+    written: dict[str, int] = field(default_factory=dict)  # OUT's files: relative path -> bytes
 
 
 def analyse(loaded: LoadedModel) -> Analysis:
@@ -185,7 +188,7 @@ def _nfl_segments(cut: SingleCut) -> list[tuple[str, float, float, str]]:
 def compile_model(
     source: str, out_dir: str | Path | None, options: CompileOptions
 ) -> CompileResult:
-    """Compile `source` (a file or zoo name) into OUT: device/edge/tiled models, plan, plot.
+    """Compile `source` (a file or zoo name) into OUT: device/edge models, plan, plot.
 
     Args:
         source: an .onnx path or a zoo model name.
@@ -217,7 +220,10 @@ def compile_model(
     finally:
         phases.close()
     out = Path(out_dir) if out_dir is not None else None
-    return CompileResult(analysis, result, plan, timeline, verified, measured, phases.seconds, out)
+    written = file_sizes(out) if out is not None else {}
+    return CompileResult(
+        analysis, result, plan, timeline, verified, measured, phases.seconds, out, written
+    )
 
 
 def _emit(
@@ -264,15 +270,13 @@ def _write_and_check(
         for name, model in [
             ("device.onnx", emitted.device),
             ("edge.onnx", emitted.edge),
-            ("tiled.onnx", emitted.tiled),
+            *([("tiled.onnx", emitted.tiled)] if options.emit_tiled else []),
             *emitted.stages.items(),
         ]:
             save_model(model, tmp / name)
             check_emitted(tmp / name, name)
-        if emitted.stage_index:
-            (tmp / "stages" / "stages.json").write_text(
-                json.dumps({"paths": list(emitted.stage_index)}, indent=2) + "\n"
-            )
+        if emitted.stages_json is not None:
+            (tmp / STAGES_JSON).write_text(json.dumps(emitted.stages_json, indent=2) + "\n")
     original = loaded.path if not loaded.path.startswith("zoo:") else loaded.model
     verified = None
     if options.verify:

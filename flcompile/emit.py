@@ -1,4 +1,7 @@
-"""Build the emitted models of a plan: tiled.onnx (annotated), device.onnx, edge.onnx, stages.
+"""Build the emitted models of a plan: device.onnx, edge.onnx, tiled.onnx and the stages.
+
+Every node of every emitted model carries `fl.placement` and `fl.path` metadata, and every
+model the plan summary.
 
 Every model keeps the source's opset and IR version; `check_emitted` runs
 `onnx.checker.check_model(full_check=True)` (strict shape inference) on each written file.
@@ -6,6 +9,7 @@ Every model keeps the source's opset and IR version; `check_emitted` runs
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,19 +24,24 @@ from flcompile.passes.tile import tile_graph, tile_tensor_name
 from flcompile.search import FusedPlan
 
 PRODUCER = "flcompile"
+STAGES_DIR = "stages"
+STAGES_JSON = f"{STAGES_DIR}/stages.json"
+STAGES_SCHEMA = 1
+FUSE_STAGE = "edge_fuse.onnx"
 
 
 @dataclass(frozen=True, eq=False)
 class Emitted:
-    """The models of one plan.
+    """The models of one plan; every node of every model carries fl.placement / fl.path.
 
     Attributes:
-        tiled: the whole rewritten model, every node annotated with fl.placement / fl.path.
+        tiled: the whole rewritten model (written only with --emit-tiled; verification reads
+            the fused tensor from it).
         device: what runs on the device.
         edge: what runs on the edge.
         sends: per path in run order (a single entry without FL), the tensors it sends.
-        stages: file name -> model, for --emit-stages (empty otherwise).
-        stage_index: per path, its stage files and tensors, for stages/stages.json.
+        stages: path under OUT -> model, for --emit-stages (empty otherwise).
+        stages_json: the content of stages/stages.json (None without stages).
     """
 
     tiled: onnx.ModelProto
@@ -40,7 +49,7 @@ class Emitted:
     edge: onnx.ModelProto
     sends: tuple[tuple[int | None, tuple[str, ...]], ...]
     stages: dict[str, onnx.ModelProto]
-    stage_index: tuple[dict, ...]
+    stages_json: dict | None
 
 
 # IR 3 wants every initializer listed as a graph input, which exported graphs do not do.
@@ -84,7 +93,14 @@ def fused_prefix(model: onnx.ModelProto, fused: str) -> onnx.ModelProto:
 
 
 def annotate(model: onnx.ModelProto, placement: dict[str, tuple[str, str]], summary: dict) -> None:
-    """Write `fl.placement` / `fl.path` on every node and the plan summary on the model."""
+    """Write `fl.placement` / `fl.path` on every node and the plan summary on the model.
+
+    Args:
+        model: an emitted model, annotated in place.
+        placement: node name -> (placement, path); a node not listed runs on the edge, in no
+            path (the fuse and the rest of the model).
+        summary: key/values written as the model's `fl.{key}` metadata.
+    """
     for node in model.graph.node:
         where, path = placement.get(node.name, ("edge", ""))
         del node.metadata_props[:]
@@ -97,6 +113,15 @@ def annotate(model: onnx.ModelProto, placement: dict[str, tuple[str, str]], summ
         entry.key, entry.value = f"fl.{key}", str(value)
 
 
+def annotated_model(
+    graph: gs.Graph, template: onnx.ModelProto, placement: dict[str, tuple[str, str]], summary: dict
+) -> onnx.ModelProto:
+    """`to_model(graph, template)`, annotated by `annotate(model, placement, summary)`."""
+    model = to_model(graph, template)
+    annotate(model, placement, summary)
+    return model
+
+
 def emit_fused(
     normalized: onnx.ModelProto, plan: FusedPlan, summary: dict, *, stages: bool
 ) -> Emitted:
@@ -105,7 +130,7 @@ def emit_fused(
     Args:
         normalized: the normalized model the plan was made for.
         plan: the plan.
-        summary: key/values for the tiled model's metadata.
+        summary: key/values for every emitted model's metadata.
         stages: also build the per-path stage models.
 
     Returns:
@@ -117,57 +142,76 @@ def emit_fused(
     sends = path_sends(plan.costs.crossing, order, cuts)
     flat = [name for _, names in sends for name in names]
     device_graph, edge_graph = split(tiled.graph, device_nodes(tiled, cuts), flat)
-    tiled_model = to_model(tiled.graph, normalized)
-    annotate(tiled_model, placement_of(tiled, cuts), summary)
-    device = to_model(device_graph, normalized)
-    edge = to_model(edge_graph, normalized)
+    export = functools.partial(
+        annotated_model, template=normalized, placement=placement_of(tiled, cuts), summary=summary
+    )
     stage_models: dict[str, onnx.ModelProto] = {}
-    index: list[dict] = []
+    index = None
     if stages:
-        stage_models, index = _stages(tiled.graph, normalized, plan, sends)
+        stage_graphs, index = stage_graphs_of(tiled.graph, plan, sends)
+        stage_models = {f"{STAGES_DIR}/{name}": export(g) for name, g in stage_graphs.items()}
     return Emitted(
-        tiled_model,
-        device,
-        edge,
+        export(tiled.graph),
+        export(device_graph),
+        export(edge_graph),
         tuple((p, tuple(names)) for p, names in sends),
         stage_models,
-        tuple(index),
+        index,
     )
 
 
-def _stages(
-    graph: gs.Graph,
-    normalized: onnx.ModelProto,
-    plan: FusedPlan,
-    sends: list[tuple[int, list[str]]],
-) -> tuple[dict[str, onnx.ModelProto], list[dict]]:
-    """Per-path device and edge stages and the fuse stage (docs/design.md §3, --emit-stages)."""
+def stage_graphs_of(
+    graph: gs.Graph, plan: FusedPlan, sends: list[tuple[int, list[str]]]
+) -> tuple[dict[str, gs.Graph], dict]:
+    """Per-path device and edge stages, the fuse stage, and stages.json (docs/design.md §3).
+
+    A runner needs stages.json alone: run `device_p{p}.onnx` for each p of `run_order` on the
+    model's inputs; feed its outputs, named as in `sends`, to `edge_p{p}.onnx` (which returns
+    `fused_tile`), or, where `edge` is null, use them as `fused_tile` directly; then feed the
+    fused tiles to the fuse stage, whose outputs are the model's outputs.
+
+    Args:
+        graph: the tiled graph.
+        plan: the plan it was tiled for.
+        sends: per path in run order, the names of the tensors it sends.
+
+    Returns:
+        (file name under stages/ -> graph, the content of stages.json).
+    """
     x = [t.name for t in graph.inputs]
     outputs = [t.name for t in graph.outputs]
     last = len(plan.candidate.block)
-    models: dict[str, onnx.ModelProto] = {}
-    index = []
+    graphs: dict[str, gs.Graph] = {}
+    paths = []
     f_tiles = [tile_tensor_name(p, plan.candidate.tensor) for p in range(plan.tiling.num_paths)]
-    for p, names in sends:
-        device_name = f"stages/device_p{p}.onnx"
-        models[device_name] = to_model(extract(graph, x, names, device_name), normalized)
+    for order, (p, names) in enumerate(sends):
+        device_name = f"device_p{p}.onnx"
+        graphs[device_name] = extract(graph, x, names, f"{STAGES_DIR}/{device_name}")
         edge_name = None
         if plan.schedule.cuts[p] < last:
-            edge_name = f"stages/edge_p{p}.onnx"
-            sub = extract(graph, names, [f_tiles[p]], edge_name)
-            models[edge_name] = to_model(sub, normalized)
-        index.append(
+            edge_name = f"edge_p{p}.onnx"
+            graphs[edge_name] = extract(graph, names, [f_tiles[p]], f"{STAGES_DIR}/{edge_name}")
+        elif list(names) != [f_tiles[p]]:
+            raise InternalError(f"path {p} runs whole on the device but sends {names}")
+        paths.append(
             {
                 "path": p,
+                "order": order,
                 "device": device_name,
-                "sends": list(names),
                 "edge": edge_name,
+                "sends": list(names),
                 "fused_tile": f_tiles[p],
             }
         )
-    fuse = extract(graph, f_tiles, outputs, "stages/edge_fuse.onnx")
-    models["stages/edge_fuse.onnx"] = to_model(fuse, normalized)
-    return models, index
+    graphs[FUSE_STAGE] = extract(graph, f_tiles, outputs, f"{STAGES_DIR}/{FUSE_STAGE}")
+    index = {
+        "schema": STAGES_SCHEMA,
+        "inputs": x,
+        "run_order": [p for p, _ in sends],
+        "paths": paths,
+        "fuse": {"model": FUSE_STAGE, "inputs": f_tiles, "outputs": outputs},
+    }
+    return graphs, index
 
 
 def emit_single_cut(
@@ -177,9 +221,9 @@ def emit_single_cut(
     graph = gs.import_onnx(normalized)
     on_device, sends = prepare_single_cut(graph, set(node_order[: cut.index]))
     device_graph, edge_graph = split(graph, on_device, sends)
-    tiled_model = to_model(graph, normalized)
     placement = {n.name: ("device" if n.name in on_device else "edge", "") for n in graph.nodes}
-    annotate(tiled_model, placement, summary)
-    device = to_model(device_graph, normalized)
-    edge = to_model(edge_graph, normalized)
-    return Emitted(tiled_model, device, edge, ((None, tuple(sends)),), {}, ())
+    tiled, device, edge = (
+        annotated_model(g, normalized, placement, summary)
+        for g in (graph, device_graph, edge_graph)
+    )
+    return Emitted(tiled, device, edge, ((None, tuple(sends)),), {}, None)

@@ -1,4 +1,4 @@
-"""Model sizes and saving: cheap size estimates, and external data past protobuf's 2 GB limit."""
+"""Model and file sizes, and saving: cheap size estimates, external data past 2 GB."""
 
 from __future__ import annotations
 
@@ -56,3 +56,12 @@ def save_model(model: onnx.ModelProto, path: Path) -> None:
         )
     else:
         onnx.save_model(model, str(path))
+
+
+def file_sizes(directory: Path) -> dict[str, int]:
+    """Every file under `directory` (path relative to it, with "/") -> its size in bytes."""
+    return {
+        path.relative_to(directory).as_posix(): path.stat().st_size
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }

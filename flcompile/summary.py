@@ -5,6 +5,8 @@ from __future__ import annotations
 from flcompile.compile import CompileResult
 
 MAX_PATH_ROWS = 16
+# The order OUT's entries are listed in; anything else follows in name order.
+OUT_ORDER = ("device.onnx", "edge.onnx", "tiled.onnx", "plan.json", "timeline.png", "stages/")
 
 
 def _ms(seconds: float | None) -> str:
@@ -32,6 +34,22 @@ def _bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+def written_line(out_dir: str, written: dict[str, int]) -> str:
+    """ "OUT/: device.onnx edge.onnx … (245.3 MB)": OUT's top-level entries and their total size.
+
+    Args:
+        out_dir: the output directory as the user named it.
+        written: every file written, relative to OUT ("stages/edge_fuse.onnx") -> bytes.
+
+    Returns:
+        The entries (a subdirectory once, as "stages/") and the sum of all the files' sizes.
+    """
+    entries = {name.split("/")[0] + ("/" if "/" in name else "") for name in written}
+    known = [name for name in OUT_ORDER if name in entries]
+    names = known + sorted(entries - set(known))
+    return f"{out_dir}/: {' '.join(names)} ({_bytes(sum(written.values()))})"
 
 
 def format_summary(result: CompileResult) -> str:
@@ -107,7 +125,5 @@ def format_summary(result: CompileResult) -> str:
             f"({on_device}); this machine's onnxruntime CPU, medians of {measured['runs']}"
         )
     if result.out_dir is not None:
-        lines.append(
-            f"wrote      {result.out_dir}/: device.onnx edge.onnx tiled.onnx plan.json timeline.png"
-        )
+        lines.append(f"wrote      {written_line(str(result.out_dir), result.written)}")
     return "\n".join(line for line in lines if line)

@@ -1,10 +1,16 @@
 """Normalize what exporters emit so the tiler sees one canonical form.
 
 Rewrites, in order:
-    Identity(initializer), Constant, shape subgraphs  ->  folded constants
+    Identity(initializer)                             ->  the initializer itself (see below)
+    Constant, shape subgraphs                         ->  folded constants
     Dropout(x) (inference), Identity(x)               ->  x          (where x is no graph output)
     Conv/MaxPool/AveragePool(auto_pad=SAME_*/VALID)   ->  the same op with explicit pads
     nodes without a name                              ->  unique names "{op}_{index}"
+
+The legacy torch exporter deduplicates identical initializers and feeds each further consumer
+through its own Identity. Folding those Identities would give every consumer its own copy of
+the tensor, so their consumers read the one shared initializer instead: every emitted model
+then holds one copy of each original initializer.
 """
 
 from __future__ import annotations
@@ -45,6 +51,13 @@ def _bypass(graph: gs.Graph, node: gs.Node) -> bool:
     node.outputs.clear()
     node.inputs.clear()
     return True
+
+
+def _share_identity_fed_constants(graph: gs.Graph) -> None:
+    """Let consumers of Identity(constant) read the constant itself, shared, not a folded copy."""
+    for node in graph.nodes:
+        if node.op == "Identity" and node.inputs and isinstance(node.inputs[0], gs.Constant):
+            _bypass(graph, node)
 
 
 def explicit_pads(node: gs.Node) -> list[int] | None:
@@ -88,6 +101,7 @@ def normalize(graph: gs.Graph) -> NormalizeReport:
         Counts of what was rewritten.
     """
     before = len(graph.nodes)
+    _share_identity_fed_constants(graph)
     graph.fold_constants(fold_shapes=True, error_ok=True, flatten_subgraphs=False)
     graph.cleanup(remove_unused_graph_inputs=False)
     folded = before - len(graph.nodes)

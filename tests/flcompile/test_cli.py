@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 from flcompile import models
 from flcompile.cli import main
+from flcompile.summary import written_line
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -65,9 +66,10 @@ def test_main_job_writes_every_file_and_a_summary(tiny_model: Path, tmp_path: Pa
     proc = run(str(tiny_model), "--rate", "1.8", "-o", "out", "--runs", "2", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
-    assert {"device.onnx", "edge.onnx", "tiled.onnx", "plan.json", "timeline.png"} <= set(
-        leftovers(out)
-    )
+    assert {"device.onnx", "edge.onnx", "plan.json", "timeline.png"} <= set(leftovers(out))
+    assert "tiled.onnx" not in leftovers(out), "tiled.onnx is written only with --emit-tiled"
+    sizes = {str(p.relative_to(out)): p.stat().st_size for p in out.rglob("*") if p.is_file()}
+    assert f"wrote      {written_line('out', sizes)}\n" in proc.stdout
     plan = json.loads((out / "plan.json").read_text())
     assert plan["schema"] == 1
     assert plan["verify"]["passed"] and plan["measured"]["runs"] == 2
@@ -94,9 +96,10 @@ def test_emit_stages_writes_runnable_stage_models(tiny_model: Path, tmp_path: Pa
     stages = tmp_path / "out" / "stages"
     index = json.loads((stages / "stages.json").read_text())
     assert len(index["paths"]) == 4
-    assert (stages / "edge_fuse.onnx").exists()
+    assert index["fuse"]["model"] == "edge_fuse.onnx" and (stages / "edge_fuse.onnx").exists()
+    assert sorted(index["run_order"]) == [0, 1, 2, 3]
     for entry in index["paths"]:
-        onnx.checker.check_model(str(tmp_path / "out" / entry["device"]), full_check=True)
+        onnx.checker.check_model(str(stages / entry["device"]), full_check=True)
 
 
 def test_zoo_name_is_accepted(tmp_path: Path) -> None:

@@ -88,3 +88,45 @@ def opset9_ir3_model() -> ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
     model.ir_version = 3
     return model
+
+
+SHARED_WEIGHT_SHAPE = (4, 4, 3, 3)
+
+
+def shared_weight_model() -> ModelProto:
+    """Graph, as the legacy torch exporter writes deduplicated weights:
+    x[1,16,16,16] -> Conv(w0, 4 out) -> Relu -> Conv(ws) -> Relu -> Conv(Identity(ws)) -> Relu
+    -> Conv(Identity(ws)) -> Relu -> Conv(Identity(ws)) -> Relu -> GlobalAveragePool -> y.
+
+    One initializer `ws` feeds four convolutions, three of them through their own Identity. The
+    input is wider than what follows, so a fast device keeps convolutions for itself.
+    """
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((4, 16, 3, 3)).astype(np.float32) * 0.1, "w0"),
+        numpy_helper.from_array(
+            rng.standard_normal(SHARED_WEIGHT_SHAPE).astype(np.float32) * 0.2, "ws"
+        ),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu0"),
+    ]
+    for i in range(1, 5):
+        weight = "ws" if i == 1 else f"ws_{i}"
+        if i > 1:
+            nodes.append(helper.make_node("Identity", ["ws"], [weight], name=f"identity{i}"))
+        conv = helper.make_node("Conv", [f"r{i - 1}", weight], [f"c{i}"], f"conv{i}", pads=[1] * 4)
+        nodes.append(conv)
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}"))
+    nodes.append(helper.make_node("GlobalAveragePool", ["r4"], ["y"], name="gap"))
+    graph = helper.make_graph(
+        nodes,
+        "shared",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 1])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model

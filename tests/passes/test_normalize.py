@@ -64,6 +64,32 @@ def test_identity_fed_initializers_are_folded() -> None:
     _same_outputs(model, out)
 
 
+def test_an_initializer_shared_through_identities_stays_one_constant() -> None:
+    # Graph (the legacy torch exporter's deduplicated weights):
+    #   x -> Conv(x, W) -> a;  W -> Identity -> W2;  a -> Conv(a, W2) -> b;  W -> Identity -> W3;
+    #   b -> Conv(b, W3) -> y
+    # Should become: the three Convs read the one constant W (one tensor, not three copies).
+    w = np.random.default_rng(1).standard_normal((2, 2, 3, 3)).astype(np.float32)
+    model = _model(
+        [
+            helper.make_node("Conv", [INPUT, "W"], ["a"], name="c1", pads=[1, 1, 1, 1]),
+            helper.make_node("Identity", ["W"], ["W2"], name="id2"),
+            helper.make_node("Conv", ["a", "W2"], ["b"], name="c2", pads=[1, 1, 1, 1]),
+            helper.make_node("Identity", ["W"], ["W3"], name="id3"),
+            helper.make_node("Conv", ["b", "W3"], [OUTPUT], name="c3", pads=[1, 1, 1, 1]),
+        ],
+        [_y((1, 2, 7, 9))],
+        [numpy_helper.from_array(w, "W")],
+    )
+    graph, report, out = normalized(model)
+    assert [n.op for n in graph.nodes] == ["Conv"] * 3
+    weights = {id(n.inputs[1]) for n in graph.nodes}
+    assert len(weights) == 1 and graph.nodes[0].inputs[1].name == "W"
+    assert report.folded == 2
+    assert [t.name for t in out.graph.initializer] == ["W"]
+    _same_outputs(model, out)
+
+
 def test_constant_nodes_are_folded() -> None:
     # Graph: Constant -> W;  Constant -> B;  x -> Conv(x, W, B) -> y
     # Should become: x -> Conv(x, W, B) -> y with W and B constants.
