@@ -2,7 +2,8 @@
 
 For every file in ../shared/fixtures and every zoo model (width 0.25), both a fixed 2×2 grid
 and the default search must give models that verify in onnxruntime (rtol = atol = 1e-5, as
-docs/design.md §7), a device.onnx and edge.onnx whose every node is annotated, and no copied weights.
+docs/design.md §7), a device.onnx and edge.onnx whose every node is annotated, and no copied
+weights.
 """
 
 from __future__ import annotations
