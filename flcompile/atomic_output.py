@@ -2,6 +2,7 @@
 
 A failed run leaves no partial `OUT/` and never a half-written one over an earlier good one
 (docs/design.md §6, §8). The rename is atomic because the temp dir lives in OUT's parent.
+Only a missing or empty OUT, or one that flcompile wrote, is ever replaced (see `output_guard`).
 """
 
 from __future__ import annotations
@@ -11,10 +12,17 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from flcompile.errors import BadInputError
+from flcompile.errors import BadInputError, user_path_errors
+from flcompile.output_guard import (
+    check_replaceable,
+    is_flcompile_output,
+    not_flcompile_output,
+    remove_output,
+    write_marker,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,46 +33,56 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def check_writable(out_dir: str | os.PathLike, *, overwrite: bool = True) -> Path:
+def check_writable(
+    out_dir: str | os.PathLike,
+    *,
+    overwrite: bool = True,
+    protected: Iterable[str | os.PathLike] = (),
+) -> Path:
     """Check, before any heavy work, that `out_dir` can be created or replaced.
+
+    Besides the checks of `output_guard.check_replaceable`, a directory is created and
+    removed beside `out_dir`, as the temporary output will be, so that a path the system
+    refuses (/proc, a read-only mount, a name too long) fails now rather than at the end.
 
     Args:
         out_dir: the output directory.
         overwrite: whether an existing `out_dir` may be replaced.
+        protected: the user's input files, never to be replaced or held by `out_dir`.
 
     Returns:
         `out_dir` as an absolute path (symlinks not resolved).
 
     Raises:
-        BadInputError: `out_dir` is an existing file, exists while `overwrite` is False,
-            has a file among its ancestors, or its nearest existing ancestor is not writable.
+        BadInputError: `out_dir` is a file, a symbolic link, a directory that flcompile
+            did not write, is or holds an input, exists while `overwrite` is False, has a
+            file among its ancestors, or cannot be created.
     """
     out = Path(os.path.abspath(os.fspath(out_dir)))
     if out.parent == out:
         raise BadInputError(f"{out}: cannot write the output to a filesystem root")
-    if out.exists() or out.is_symlink():
-        if not out.is_dir():
-            raise BadInputError(
-                f"{out}: exists and is not a directory",
-                hint="pass -o with a directory path, or remove the file",
-            )
-        if not overwrite:
+    with user_path_errors(out, "use it as the output directory", hint="choose another -o"):
+        check_replaceable(out, protected)
+        if out.exists() and not overwrite:
             raise BadInputError(
                 f"{out}: output directory already exists",
                 hint="remove it or choose another -o",
             )
-    base = _nearest_existing(out.parent)
+        base = _nearest_existing(out.parent)
     if not base.is_dir():
         raise BadInputError(
             f"{out}: cannot create the output directory, {base} is a file",
             hint="pass -o with a path under a directory",
         )
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise BadInputError(
-            f"{out}: cannot create the output directory, {base} is not writable",
-            hint="choose a writable -o directory",
-        )
+    with _creating(out):
+        _make_unique_dir(base, f".{out.name}.tmp-").rmdir()
     return out
+
+
+def _creating(out: Path) -> contextlib.AbstractContextManager[None]:
+    return user_path_errors(
+        out, "create the output directory", hint="choose a writable -o directory"
+    )
 
 
 def _make_unique_dir(parent: Path, prefix: str) -> Path:
@@ -87,20 +105,15 @@ def _unused_name(parent: Path, prefix: str) -> Path:
     raise BadInputError(f"{parent}: cannot find a free name to back up the old output")
 
 
-def _make_parents(parent: Path) -> list[Path]:
-    """Create `parent` and its missing ancestors; return those created, deepest first."""
+def _make_parents(out: Path) -> list[Path]:
+    """Create `out`'s parent and its missing ancestors; return those created, deepest first."""
     created = []
-    path = parent
+    parent = path = out.parent
     while not path.exists():
         created.append(path)
         path = path.parent
-    try:
+    with _creating(out):
         parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BadInputError(
-            f"{parent}: cannot create the output's parent directory ({e.strerror})",
-            hint="choose a writable -o directory",
-        ) from e
     return created
 
 
@@ -110,67 +123,79 @@ def _remove_created(created: list[Path]) -> None:
             path.rmdir()
 
 
-def _commit(tmp: Path, out: Path) -> None:
-    """Rename `tmp` to `out`, replacing an existing `out` via a backup that is then deleted."""
-    backup = None
-    if out.exists() or out.is_symlink():
-        backup = _unused_name(out.parent, f".{out.name}.old-")
-        os.rename(out, backup)
+def _commit(tmp: Path, out: Path, protected: Iterable[str | os.PathLike]) -> None:
+    """Rename `tmp` to `out`. An earlier output is moved to a backup first, then deleted.
+
+    `out` is checked again first: it may have changed while the output was being made.
+    Renaming onto a missing or empty `out` fails by itself if `out` filled up meanwhile.
+    """
+    check_replaceable(out, protected)
+    if not out.exists() or not any(out.iterdir()):
+        os.rename(tmp, out)
+        return
+    backup = _unused_name(out.parent, f".{out.name}.old-")
+    os.rename(out, backup)
+    if not is_flcompile_output(backup):  # a file was added since the check: give it back
+        os.rename(backup, out)
+        raise not_flcompile_output(out)
     try:
         os.rename(tmp, out)
     except OSError:
-        if backup is not None:
-            os.rename(backup, out)
+        os.rename(backup, out)
         raise
-    if backup is not None:
-        if backup.is_dir() and not backup.is_symlink():
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            backup.unlink()
+    if not remove_output(backup):
+        logger.warning("%s: the earlier output was kept; files were added to it", backup)
 
 
 @contextlib.contextmanager
-def atomic_directory(out_dir: str | os.PathLike, *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_directory(
+    out_dir: str | os.PathLike,
+    *,
+    overwrite: bool = True,
+    protected: Iterable[str | os.PathLike] = (),
+) -> Iterator[Path]:
     """Yield a temporary directory that becomes `out_dir` only if the block succeeds.
 
     The temporary directory `.{name}.tmp-XXXXXXXX` is made next to `out_dir`. On normal
-    exit an existing `out_dir` is renamed to a backup, the temporary directory is renamed
-    into place and the backup is deleted (restored if the rename fails). On an exception
-    the temporary directory (and any parent this call created) is removed, an existing
-    `out_dir` is left untouched, and the exception propagates.
+    exit the marker of `output_guard` is written into it, and it is renamed into place; an
+    earlier flcompile output there is moved aside and then deleted (restored if the rename
+    fails). On an exception the temporary directory (and any parent this call created) is
+    removed, an existing `out_dir` is left untouched, and the exception propagates.
 
     Args:
         out_dir: the final output directory.
         overwrite: whether an existing `out_dir` may be replaced.
+        protected: the user's input files, never to be replaced or held by `out_dir`.
 
     Yields:
         The temporary directory to write every output file into.
 
     Raises:
-        BadInputError: `out_dir` cannot be written (checked before the block runs; see
-            `check_writable`), or the final rename fails.
+        BadInputError: `out_dir` may not or cannot be written (checked before the block
+            runs, see `check_writable`, and again before the rename), or the rename fails.
     """
-    out = check_writable(out_dir, overwrite=overwrite)
-    created = _make_parents(out.parent)
+    protected = tuple(protected)
+    out = check_writable(out_dir, overwrite=overwrite, protected=protected)
+    created = _make_parents(out)
     try:
-        tmp = _make_unique_dir(out.parent, f".{out.name}.tmp-")
+        with _creating(out):
+            tmp = _make_unique_dir(out.parent, f".{out.name}.tmp-")
     except BaseException:
         _remove_created(created)
         raise
     logger.debug("writing output to %s", tmp)
     try:
         yield tmp
+        with user_path_errors(out, "write the output", hint="check the free space"):
+            write_marker(tmp)
+        with user_path_errors(
+            out,
+            "move the finished output into place",
+            hint="check that the directory is not in use and is writable",
+        ):
+            _commit(tmp, out, protected)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_created(created)
         raise
-    try:
-        _commit(tmp, out)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _remove_created(created)
-        raise BadInputError(
-            f"{out}: cannot move the finished output into place ({e.strerror or e})",
-            hint="check that the directory is not in use and is writable",
-        ) from e
     logger.debug("output written to %s", out)

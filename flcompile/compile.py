@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -32,11 +33,12 @@ from flcompile.emit import (
     fused_prefix,
     to_model,
 )
-from flcompile.errors import VerificationError
+from flcompile.errors import BadInputError, VerificationError, user_path_errors
 from flcompile.instance import PathTimes, Timeline
 from flcompile.load import LoadedModel, load_model
 from flcompile.model_costs import ModelCosts, SingleCut, model_costs
 from flcompile.model_io import file_sizes, save_model
+from flcompile.output_guard import check_protected
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
 from flcompile.plan_json import build_plan_json
@@ -201,21 +203,28 @@ def compile_model(
     Raises:
         FlCompileError: a user error (exit 2), failed verification (exit 3) or a bug (exit 4).
     """
+    inputs = [p for p in (source, options.input_path) if p is not None and os.path.lexists(p)]
     if out_dir is not None:
-        check_writable(out_dir)
+        check_writable(out_dir, protected=inputs)
     phases = _Phases(options.progress)
     try:
         with phases("load"):
             loaded = load_model(source, input_shapes=options.input_shapes)
+            inputs += loaded.data_files
+            if out_dir is not None:
+                check_protected(Path(os.path.abspath(out_dir)), loaded.data_files)
             analysis = analyse(loaded)
             feeds = make_feeds(loaded.model, seed=options.seed, input_path=options.input_path)
         with phases("plan"):
             result = analysis.search(options.compute, options.link, options.search)
         with phases("rewrite"):
             emitted, timeline = _emit(analysis, result, options)
-        with _target_dir(out_dir) as target, atomic_directory(target) as tmp:
+        with (
+            _target_dir(out_dir) as target,
+            atomic_directory(target, protected=inputs) as tmp,
+        ):
             verified, measured, plan = _write_and_check(
-                tmp, target, loaded, result, emitted, timeline, feeds, options, phases
+                tmp, target, inputs, loaded, result, emitted, timeline, feeds, options, phases
             )
     finally:
         phases.close()
@@ -253,6 +262,7 @@ def _target_dir(out_dir: str | Path | None) -> Iterator[Path]:
 def _write_and_check(
     tmp: Path,
     target: Path,
+    inputs: list[str],
     loaded: LoadedModel,
     result: SearchResult,
     emitted: Emitted,
@@ -266,7 +276,7 @@ def _write_and_check(
     with phases("verify"):  # before writing: saving with external data rewrites the protos
         tiled_prefix = fused_prefix(emitted.tiled, fused) if fused else None
         original_prefix = fused_prefix(loaded.model, fused) if fused else None
-    with phases("write"):
+    with phases("write"), _writing(target):
         for name, model in [
             ("device.onnx", emitted.device),
             ("edge.onnx", emitted.edge),
@@ -294,7 +304,7 @@ def _write_and_check(
                 seed=options.seed,
             )
         if not verified.passed:
-            _keep_failed(tmp, target, options.debug)
+            _keep_failed(tmp, target, inputs, options.debug)
             verified.raise_if_failed(loaded.path)
     measured = None
     if options.runs > 0:
@@ -308,7 +318,7 @@ def _write_and_check(
                 edge_threads=options.edge_threads,
                 runs=options.runs,
             )
-    with phases("write"):
+    with phases("write"), _writing(target):
         plan = build_plan_json(
             loaded,
             result,
@@ -340,13 +350,26 @@ def _title(result: SearchResult) -> str:
     return f"no fused layers ({result.baselines.nfl.label})"
 
 
-def _keep_failed(tmp: Path, target: Path, debug: bool) -> None:
-    """With --debug, copy the models that failed verification to OUT.failed for inspection."""
+def _writing(target: Path) -> AbstractContextManager[None]:
+    """A failed write into OUT's temp dir (full disk, quota) is the user's to fix: exit 2."""
+    return user_path_errors(target, "write the output", hint="check the free space")
+
+
+def _keep_failed(tmp: Path, target: Path, inputs: list[str], debug: bool) -> None:
+    """With --debug, copy the models that failed verification to OUT.failed for inspection.
+
+    OUT.failed follows OUT's rules: only a missing, empty or earlier flcompile output is
+    replaced; otherwise the models are not kept, and the log says why.
+    """
     if not debug:
         return
     failed = target.with_name(target.name + ".failed")
-    shutil.rmtree(failed, ignore_errors=True)
-    shutil.copytree(tmp, failed)
+    try:
+        with atomic_directory(failed, protected=inputs) as keep, _writing(failed):
+            shutil.copytree(tmp, keep, dirs_exist_ok=True)
+    except BadInputError as e:
+        log.error("the models that failed verification were not kept: %s", e.one_line())
+        return
     log.error("the models that failed verification are in %s", failed)
 
 

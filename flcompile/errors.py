@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 
 class FlCompileError(Exception):
     """Root of every user-facing failure; the CLI prints it as one line.
@@ -59,3 +63,27 @@ class InternalError(FlCompileError):
             message,
             hint=hint or "this is a bug in flcompile; rerun with --debug and report it",
         )
+
+
+@contextlib.contextmanager
+def user_path_errors(
+    path: str | os.PathLike, action: str, *, hint: str | None = None
+) -> Iterator[None]:
+    """Turn an OSError raised in the block into a one-line BadInputError naming `path`.
+
+    A file system failure on a path the user gave (the model, its data, --input, -o) is
+    the user's to fix, never a bug: "PATH: cannot ACTION (OS reason)", exit 2.
+
+    Args:
+        path: the user's path the block works on.
+        action: what the block does, e.g. "write the output".
+        hint: what the user can do about it.
+
+    Raises:
+        BadInputError: the block raised an OSError.
+    """
+    try:
+        yield
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        raise BadInputError(f"{os.fspath(path)}: cannot {action} ({reason})", hint=hint) from e

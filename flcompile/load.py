@@ -11,9 +11,10 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
+from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
 from flcompile import models
-from flcompile.errors import BadInputError, UsageError
+from flcompile.errors import BadInputError, UsageError, user_path_errors
 from flcompile.model_io import fits_in_protobuf, without_weight_data
 
 log = logging.getLogger(__name__)
@@ -28,12 +29,14 @@ class LoadedModel:
         path: the file it was read from, or "zoo:NAME" for a built-in model.
         sha256: hex digest of the file's bytes (of the serialized model for zoo models).
         name: a short label for messages and summaries.
+        data_files: the external data files the model was read with (none for most).
     """
 
     model: onnx.ModelProto
     path: str
     sha256: str
     name: str
+    data_files: tuple[str, ...] = ()
 
 
 def parse_input_shapes(specs: list[str] | None) -> dict[str | None, tuple[int, ...]]:
@@ -65,7 +68,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read(path: Path) -> onnx.ModelProto:
+def _data_files(model: onnx.ModelProto, folder: Path) -> tuple[str, ...]:
+    """The external data files a model (loaded without them) refers to, relative to `folder`."""
+    # onnx's own walk over every tensor, initializers and attributes, as its loader uses.
+    tensors = onnx.external_data_helper._get_all_tensors(model)
+    locations = {ExternalDataInfo(t).location for t in tensors if uses_external_data(t)}
+    return tuple(str(folder / loc) for loc in sorted(locations))
+
+
+def _read(path: Path) -> tuple[onnx.ModelProto, tuple[str, ...]]:
     label = str(path)
     if not path.exists():
         raise BadInputError(
@@ -91,13 +102,14 @@ def _read(path: Path) -> onnx.ModelProto:
             hint="the file is corrupt, truncated or of another format; re-export it",
         )
     try:
+        data_files = _data_files(model, path.parent)
         onnx.load_external_data_for_model(model, str(path.parent))
     except (OSError, ValueError, onnx.checker.ValidationError) as e:
         raise BadInputError(
             f"{label}: its external data cannot be read ({e})",
             hint="keep the .data files next to the model, as the exporter wrote them",
         ) from e
-    return model
+    return model, data_files
 
 
 def _fix_input_dims(model: onnx.ModelProto, shapes: dict[str | None, tuple[int, ...]]) -> None:
@@ -197,17 +209,22 @@ def load_model(
         UsageError: the input shapes do not fit the model.
     """
     path = Path(source)
-    if not path.exists() and isinstance(source, str) and re.fullmatch(r"[A-Za-z0-9_]+", source):
+    data_files: tuple[str, ...] = ()
+    if (
+        not os.path.lexists(path)
+        and isinstance(source, str)
+        and re.fullmatch(r"[A-Za-z0-9_]+", source)
+    ):
         model = models.build(source)
         label = f"zoo:{source}"
         sha = hashlib.sha256(model.SerializeToString()).hexdigest()
         name = source
     else:
-        model = _read(path)
-        label, sha, name = str(path), _sha256(path), path.stem
-    if not label.startswith("zoo:"):  # zoo models are checked by their own tests
-        check(path, label)
+        with user_path_errors(path, "be read", hint="check the path and its permissions"):
+            model, data_files = _read(path)
+            label, sha, name = str(path), _sha256(path), path.stem
+            check(path, label)  # zoo models are checked by their own tests
     if input_shapes:
         _fix_input_dims(model, input_shapes)
     model = infer_shapes(model, label)
-    return LoadedModel(model=model, path=label, sha256=sha, name=name)
+    return LoadedModel(model=model, path=label, sha256=sha, name=name, data_files=data_files)

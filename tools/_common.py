@@ -21,10 +21,11 @@ import onnx
 from flcompile import models
 from flcompile.arg_types import count, grid
 from flcompile.arg_types import positive as positive_float
+from flcompile.atomic_output import atomic_directory
 from flcompile.compile import Analysis, analyse
 from flcompile.cost_table import TileCosts, cost_table
 from flcompile.costs import PAPER_DEVICE_FLOPS, PAPER_EDGE_FLOPS, ComputeModel, LinkModel
-from flcompile.errors import FlCompileError
+from flcompile.errors import FlCompileError, user_path_errors
 from flcompile.instance import CostTable
 from flcompile.load import load_model
 from flcompile.passes.fusable import Candidate
@@ -52,6 +53,13 @@ def run_main(name: str, body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+
+
+def write_output(out: Path, write: Callable[[Path], None]) -> None:
+    """Write a tool's files into the directory OUT all at once, by flcompile's rules for -o:
+    only a missing or empty OUT, or one a tool or flcompile wrote, is replaced."""
+    with atomic_directory(out) as tmp, user_path_errors(out, "write the output"):
+        write(tmp)
 
 
 # --- argument types -------------------------------------------------------------------------

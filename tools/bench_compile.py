@@ -40,10 +40,12 @@ from _common import (
     model_source,
     positive_float,
     run_main,
+    write_output,
 )
 from tqdm import tqdm
 
 from flcompile import models
+from flcompile.atomic_output import check_writable
 from flcompile.compile import CompileOptions, analyse, compile_model
 from flcompile.costs import LinkModel
 from flcompile.load import load_model
@@ -236,14 +238,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             runs=args.runs,
         )
         rows = []
-        out = Path(args.out) if args.out else None
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
+        out = check_writable(args.out) if args.out else None
         with tempfile.TemporaryDirectory(prefix="bench-compile-") as tmp:
             for name in tqdm(args.models, desc="bench_compile", unit="model", disable=None):
                 rows.append(bench_model(name, args, options, Path(tmp)))
                 if out is not None:  # after every model, so a cut-short run keeps its rows
-                    write_csv(out / "bench_compile.csv", rows)
+                    write_output(out, lambda d: write_csv(d / "bench_compile.csv", rows))
         print(report(rows, args, compute))
         if out is not None:
             print(f"wrote {out / 'bench_compile.csv'}")

@@ -55,11 +55,13 @@ from _common import (
     rate_list,
     run_main,
     timed,
+    write_output,
 )
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from flcompile.atomic_output import check_writable
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.errors import SolverLimitError
 from flcompile.instance import CostTable
@@ -420,8 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         started = time.perf_counter()
         compute = compute_model(args.paper, args.edge_concurrency)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = check_writable(args.out)
         rows: list[Row] = []
         build_s: dict[str, float] = {}
         refresh = {"tables": 0.0, "bound": 0.0}
@@ -444,12 +445,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     refresh[k] += v
                 bar.update()
         bar.close()
-        write_csv(out / "sweep.csv", rows)
         title = (
             f"{'Table I (--paper)' if args.paper else 'Table I speeds'}, "
             f"{edge_label(compute)}, grids up to {grid_text(args.max_grid)}"
         )
-        plot(out / "sweep.png", rows, args.models, title, args.log_y)
         wall = time.perf_counter() - started
         header = [
             f"# Rate sweep: {', '.join(args.models)}",
@@ -467,7 +466,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"- rerun: `python tools/sweep.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
         ]
         summary = summarize(rows, args.models, compute, header)
-        (out / "summary.md").write_text(summary)
+
+        def write(folder: Path) -> None:
+            write_csv(folder / "sweep.csv", rows)
+            plot(folder / "sweep.png", rows, args.models, title, args.log_y)
+            (folder / "summary.md").write_text(summary)
+
+        write_output(out, write)
         print(summary)
         print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.png'}, {out / 'summary.md'}")
         return 0

@@ -18,7 +18,9 @@ from tiny_models import conv_relu_model
 import flcompile.emit
 import flcompile.model_io
 from flcompile import models
+from flcompile.atomic_output import atomic_directory
 from flcompile.cli import main
+from flcompile.output_guard import MARKER
 
 
 def flcompile_cli(args: list[str], capsys) -> tuple[int, str]:
@@ -144,14 +146,15 @@ def test_a_broken_rewrite_is_caught_and_named(tmp_path, capsys, monkeypatch) -> 
 
     monkeypatch.setattr("flcompile.compile.emit_fused", broken_emit)
     model = save(conv_relu_model(), tmp_path / "m.onnx")
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "keep.txt").write_text("an earlier good result")
+    with atomic_directory(tmp_path / "out") as earlier:
+        (earlier / "keep.txt").write_text("an earlier good result")
     args = [str(model), "--rate", "0.01", "--grid", "2x2", "--fuse-at", "r", "-o", "out"]
     monkeypatch.chdir(tmp_path)
     code, line = flcompile_cli(args, capsys)
     assert code == 3
     assert "verification failed" in line and "'y'" in line
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARKER, "keep.txt"]
+    assert (tmp_path / "out" / "keep.txt").read_text() == "an earlier good result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "out"]
 
 

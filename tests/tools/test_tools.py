@@ -158,6 +158,17 @@ def test_bad_arguments_exit_2_with_one_line(tool, argv, capsys):
     assert len(err.splitlines()) == 1 and "error:" in err
 
 
+@pytest.mark.parametrize("tool", [sweep, bench_compile])
+def test_tools_never_write_into_a_users_folder(tool, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    argv = ["--models", "squeezenet", "--rates", "1.8"] if tool is sweep else ["--repeats", "1"]
+    assert tool.main([*argv, *TINY, "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not an flcompile output" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_rate_list():
     rates = _common.rate_list("1.1:3.0:0.1")
     assert len(rates) == 20 and rates[0] == 1.1 and rates[-1] == 3.0
