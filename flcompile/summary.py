@@ -44,9 +44,14 @@ def written_line(out_dir: str, written: dict[str, int]) -> str:
         written: every file written, relative to OUT ("stages/edge_fuse.onnx") -> bytes.
 
     Returns:
-        The entries (a subdirectory once, as "stages/") and the sum of all the files' sizes.
+        The entries (a subdirectory once, as "stages/"; hidden files such as the output
+        marker are counted in the size but not listed) and the sum of all the files' sizes.
     """
-    entries = {name.split("/")[0] + ("/" if "/" in name else "") for name in written}
+    entries = {
+        name.split("/")[0] + ("/" if "/" in name else "")
+        for name in written
+        if not name.startswith(".")
+    }
     known = [name for name in OUT_ORDER if name in entries]
     names = known + sorted(entries - set(known))
     return f"{out_dir}/: {' '.join(names)} ({_bytes(sum(written.values()))})"

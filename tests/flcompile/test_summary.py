@@ -29,6 +29,10 @@ def test_written_line_lists_entries_once_and_sums_every_file() -> None:
     assert written_line("o", {"device.onnx": 10, "edge.onnx": 2_500}) == (
         "o/: device.onnx edge.onnx (2.5 KB)"
     )
+    # The output marker counts in the size but is not listed.
+    assert written_line("o", {"device.onnx": 10, ".flcompile-output.json": 2_500}) == (
+        "o/: device.onnx (2.5 KB)"
+    )
 
 
 def test_summary_reports_the_size_of_what_was_written(tmp_path: Path) -> None:
