@@ -493,7 +493,8 @@ class VerifyResult:
         atol: the absolute tolerance used (scaled to each reference's magnitude).
         rtol: the relative tolerance used.
         seed: the seed of the random input (recorded; the feeds are made by the caller).
-        compared: the comparisons, original outputs first, then the fused tensor.
+        compared: the comparisons: the original outputs, the fused tensor, then a failed
+            entry for each original output that was not compared.
     """
 
     passed: bool
@@ -503,6 +504,44 @@ class VerifyResult:
     rtol: float
     seed: int
     compared: tuple[TensorComparison, ...]
+
+    @classmethod
+    def summarize(
+        cls,
+        comparisons: Sequence[TensorComparison],
+        *,
+        expected: Sequence[str],
+        atol: float,
+        rtol: float,
+        seed: int,
+    ) -> VerifyResult:
+        """The result of `comparisons`, failing unless every expected tensor was compared.
+
+        Args:
+            comparisons: the comparisons made.
+            expected: the tensors that must be among them (the original's outputs).
+            atol: the absolute tolerance used.
+            rtol: the relative tolerance used.
+            seed: the seed of the random input.
+
+        Returns:
+            The result; each expected tensor without a comparison adds a failed one, and
+            so does an empty `comparisons`: a check that compared nothing never passes.
+        """
+        done = {c.name for c in comparisons}
+        missing = [
+            _failed(n, (), "not among edge.onnx's outputs") for n in expected if n not in done
+        ]
+        compared = (*comparisons, *missing) or (_failed("(none)", (), "nothing was compared"),)
+        return cls(
+            passed=all(c.passed for c in compared),
+            max_abs_err=max(c.max_abs_err for c in compared),
+            max_rel_err=max(c.max_rel_err for c in compared),
+            atol=float(atol),
+            rtol=float(rtol),
+            seed=int(seed),
+            compared=compared,
+        )
 
     @property
     def first_failure(self) -> TensorComparison | None:
@@ -629,12 +668,11 @@ def verify_split(
         got = _run(sess, sent)
     logger.debug("verify: ran original, device (%d tensors sent) and edge", len(sent))
 
-    comparisons = []
-    for name in original_outputs:
-        if name not in got:
-            comparisons.append(_failed(name, tuple(ref[name].shape), "edge.onnx lacks it"))
-            continue
-        comparisons.append(compare(name, got[name], ref[name], rtol=rtol, atol=atol))
+    comparisons = [
+        compare(name, got[name], ref[name], rtol=rtol, atol=atol)
+        for name in original_outputs
+        if name in got
+    ]
 
     if tiled is not None and fused_tensor:
         tiled_name = tiled_fused_tensor or fused_tensor
@@ -642,16 +680,10 @@ def verify_split(
             fused = _run(s, feeds)[tiled_name]
         comparisons.append(compare(fused_tensor, fused, ref[fused_tensor], rtol=rtol, atol=atol))
 
-    result = VerifyResult(
-        passed=all(c.passed for c in comparisons),
-        max_abs_err=max((c.max_abs_err for c in comparisons), default=0.0),
-        max_rel_err=max((c.max_rel_err for c in comparisons), default=0.0),
-        atol=float(atol),
-        rtol=float(rtol),
-        seed=int(seed),
-        compared=tuple(comparisons),
+    result = VerifyResult.summarize(
+        comparisons, expected=original_outputs, atol=atol, rtol=rtol, seed=seed
     )
-    for c in comparisons:
+    for c in result.compared:
         logger.info(
             "verify %s: max abs %.3g, max rel %.3g: %s",
             c.name,

@@ -1,10 +1,17 @@
-"""Shared test configuration: the hypothesis profiles (FLCOMPILE_HYPOTHESIS_PROFILE picks one)."""
+"""Shared test configuration: the hypothesis profiles (FLCOMPILE_HYPOTHESIS_PROFILE picks one),
+and tools/ on sys.path, so tests import the scripts there as they import each other."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 

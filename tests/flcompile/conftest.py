@@ -1,7 +1,12 @@
-"""Fixtures for the pipeline tests: the real exports in ../shared/fixtures and small zoo models."""
+"""Fixtures for the pipeline tests: real torchvision exports and small zoo models.
+
+The real exports are read from the folder FLCOMPILE_FIXTURES names, by default
+../shared/fixtures beside the clone; `python tools/export_fixtures.py DIR` writes them.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import onnx
@@ -10,19 +15,33 @@ import pytest
 from flcompile import models
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES_ENV = "FLCOMPILE_FIXTURES"
+DEFAULT_FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+def fixtures_folder() -> Path:
+    """The folder of real exports: $FLCOMPILE_FIXTURES, else ../shared/fixtures."""
+    chosen = os.environ.get(FIXTURES_ENV)
+    return Path(chosen).expanduser() if chosen else DEFAULT_FIXTURES
 
 
 def _fixture_path(name: str) -> Path:
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the real exports live in ../shared/fixtures beside a clone")
+    folder = fixtures_folder()
+    if os.environ.get(FIXTURES_ENV) and not folder.is_dir():
+        pytest.fail(f"{FIXTURES_ENV}={folder} is not a folder", pytrace=False)
+    path = folder / name
+    if not path.is_file():
+        pytest.skip(
+            f"{path} is absent: write the real exports with "
+            f"`python tools/export_fixtures.py DIR` (pip install -e '.[fixtures]'), "
+            f"then set {FIXTURES_ENV}=DIR"
+        )
     return path
 
 
 @pytest.fixture(scope="session")
 def real_export():
-    """A function: file name -> path of a real export, skipping when ../shared is absent."""
+    """A function: file name -> path of a real export, skipping when it is absent."""
     return _fixture_path
 
 

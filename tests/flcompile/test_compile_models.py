@@ -1,6 +1,6 @@
 """End to end on real exports and zoo models: edge(device(x)) equals the original, F too.
 
-For every file in ../shared/fixtures and every zoo model (width 0.25), both a fixed 2×2 grid
+For every real export (tools/export_fixtures.py) and zoo model (width 0.25), both a fixed 2×2 grid
 and the default search must give models that verify in onnxruntime (rtol = atol = 1e-5, as
 docs/design.md §7), a device.onnx and edge.onnx whose every node is annotated, and no copied
 weights.
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+from export_fixtures import EXPORTS
 from tiny_models import nhwc_model, opset9_ir3_model
 
 from flcompile import models
@@ -21,13 +22,7 @@ from flcompile.costs import LinkModel
 from flcompile.plan_json import resimulate
 from flcompile.search import SearchOptions
 
-FIXTURE_FILES = (
-    "squeezenet1_1.legacy.onnx",
-    "squeezenet1_1.dynamo.onnx",
-    "resnet18.legacy.onnx",
-    "mobilenet_v2.dynamo.onnx",
-    "googlenet.legacy.onnx",
-)
+FIXTURE_FILES = tuple(e.file_name for e in EXPORTS)  # what tools/export_fixtures.py writes
 
 
 def initializer_bytes(path: Path) -> int:

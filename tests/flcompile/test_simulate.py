@@ -207,7 +207,35 @@ def test_batch_rejects_bad_shapes():
         makespan_batch(table, np.zeros((2, 2), int), np.zeros((2, 2), int))
 
 
-def test_every_permutation_is_accepted():
-    table = random_table(np.random.default_rng(5), 4, 2, 1)
+def _flow_shop_finish(table: CostTable, order, cuts) -> float:
+    """The textbook 3-machine permutation flow shop (device, link, edge), for sends and edge
+    parts of positive length: C[i][m] = max(C[i-1][m], C[i][m-1]) + p[i][m]. With an
+    unlimited edge, each edge part starts as soon as its data has arrived."""
+    done = [0.0, 0.0, 0.0]
+    fuse = 0.0
+    for p in order:
+        k = cuts[p]
+        costs = (table.device_s[p, k], table.link_s[p, k], table.edge_s[p, k])
+        ready = 0.0
+        for m, cost in enumerate(costs):
+            if m == 2 and table.edge_concurrency == 0:
+                done[m] = ready + cost
+            else:
+                done[m] = max(done[m], ready) + cost
+            ready = done[m]
+        fuse = max(fuse, done[2])
+    return fuse + table.post_fuse_s + table.return_s
+
+
+@pytest.mark.parametrize("concurrency", [0, 1])
+def test_every_permutation_matches_the_flow_shop_recurrence(concurrency):
+    # Three cuts, none the last, so every send and edge part takes time.
+    table = random_table(np.random.default_rng(5), 4, 3, concurrency)
+    cuts = (1, 0, 1, 0)
+    assert np.all(table.link_s[:, :2] > 0) and np.all(table.edge_s[:, :2] > 0)
+    finishes = set()
     for order in itertools.permutations(range(4)):
-        assert makespan(table, order, (1, 0, 1, 0)) > 0
+        finish = makespan(table, order, cuts)
+        assert finish == pytest.approx(_flow_shop_finish(table, order, cuts), rel=1e-12)
+        finishes.add(round(finish, 12))
+    assert len(finishes) > 1  # the order matters on this table

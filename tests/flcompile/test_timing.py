@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from flcompile import timing
 from flcompile.errors import UsageError
 from flcompile.timing import time_model, time_split
 from flcompile.verify import make_feeds
@@ -49,11 +52,17 @@ def test_time_model_reports_requested_runs():
     assert min(result.all_s) <= result.median_s <= max(result.all_s)
 
 
-def test_time_model_from_path(tmp_path):
+def test_time_model_from_path(tmp_path, monkeypatch):
+    # A clock that makes the three timed runs last 0.5, 0.25 and 1 s: the median is 0.5.
+    ticks = iter([0.0, 0.5, 1.0, 1.25, 2.0, 3.0])
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
     path = tmp_path / "m.onnx"
     onnx.save_model(original_model(), path)
-    result = time_model(path, make_feeds(original_model()), threads=None, runs=2, warmup=0)
-    assert result.threads is None and result.median_s > 0
+    result = time_model(path, make_feeds(original_model()), threads=None, runs=3, warmup=1)
+    assert result.threads is None
+    assert result.runs == 3 and result.all_s == (0.5, 0.25, 1.0)
+    assert result.median_s == 0.5
+    assert next(ticks, None) is None  # each timed run read the clock twice, warm-up never
 
 
 def test_time_split_measures_all_three():

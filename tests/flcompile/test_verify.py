@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from flcompile.errors import BadInputError, VerificationError
-from flcompile.verify import compare, make_feeds, verify_split
+from flcompile.verify import VerifyResult, compare, make_feeds, verify_split
 
 OPSET = [helper.make_opsetid("", 17)]
 X_SHAPE = [1, 3, 8, 8]
@@ -262,6 +262,39 @@ def test_verify_split_checks_fused_tensor_of_tiled():
     assert not result.passed
     assert [c.passed for c in result.compared] == [True, False]
     assert result.first_failure.name == "conv_out"
+
+
+def test_verify_split_fails_when_edge_lacks_an_original_output():
+    # edge.onnx computes the right values under another name: 'Y' is never compared, and
+    # the fused tensor passing must not make up for it.
+    edge = edge_model()
+    edge.graph.node[0].output[0] = "Y_renamed"
+    edge.graph.output[0].name = "Y_renamed"
+    feeds = make_feeds(original_model(), seed=0)
+    result = verify_split(
+        original_model(),
+        device_model(),
+        edge,
+        feeds,
+        tiled=tiled_model(),
+        fused_tensor="conv_out",
+    )
+    assert not result.passed
+    assert [(c.name, c.passed) for c in result.compared] == [("conv_out", True), ("Y", False)]
+    assert result.first_failure.name == "Y"
+    assert result.to_json()["passed"] is False
+    with pytest.raises(VerificationError, match=r"'Y': not among edge\.onnx's outputs"):
+        result.raise_if_failed("tiny.onnx")
+
+
+def test_a_verification_that_compared_nothing_fails():
+    result = VerifyResult.summarize([], expected=[], atol=1e-5, rtol=1e-5, seed=0)
+    assert not result.passed
+    assert [c.reason for c in result.compared] == ["nothing was compared"]
+    with pytest.raises(VerificationError, match="nothing was compared"):
+        result.raise_if_failed("tiny.onnx")
+    ok = compare("Y", np.ones(2), np.ones(2), rtol=1e-5, atol=1e-5)
+    assert VerifyResult.summarize([ok], expected=["Y"], atol=1e-5, rtol=1e-5, seed=0).passed
 
 
 def test_verify_split_accepts_paths_with_external_data(tmp_path):

@@ -270,10 +270,20 @@ def test_weights_over_2_gib_raise_usage_error() -> None:
 
 @pytest.mark.parametrize("opset", [zoo.MIN_OPSET, zoo.MAX_OPSET])
 def test_opset_range_runs(opset: int) -> None:
+    # The same seeded weights at either end of the opset range compute what the default
+    # opset's model computes, output and every intermediate tensor alike.
     model = build("mobilenet_v2", width=SMALL_WIDTH, size=32, opset=opset)
+    reference = build("mobilenet_v2", width=SMALL_WIDTH, size=32)
+    assert [o.version for o in model.opset_import] == [opset]
+    assert [o.version for o in reference.opset_import] == [17]
     onnx.checker.check_model(model, full_check=True)
-    (out,) = run(model)
-    assert out.shape == (1, 1000)
+    tensors = tuple(o for n in reference.graph.node for o in n.output if o != "output")
+    got, want = run(model, tensors), run(reference, tensors)
+    assert got[0].shape == (1, 1000) and float(np.std(want[0])) > 0
+    assert len(got) == len(want) == len(tensors) + 1
+    for name, a, r in zip(("output", *tensors), got, want, strict=True):
+        scale = max(float(np.max(np.abs(r))), 1e-30)
+        np.testing.assert_allclose(a, r, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
 
 
 def test_cli_writes_a_model(tmp_path: Path) -> None:

@@ -125,11 +125,10 @@ def test_mixed_cuts_and_random_orders(model, prepared, seed) -> None:
     check_contract(model, compiled)
 
 
-def test_a_cut_inside_a_residual_block_sends_both_branches() -> None:
-    # Graph: x -> conv0 -> relu1 -> a; Add(a, conv3(relu(conv2(a)))) -> F -> tail.
-    # Should become, with cut 3 (after relu1, conv2 and relu3): both a (for the Add) and
-    # relu3's tile cross, in production order.
-    model = build(
+def _residual_with_a_crop() -> onnx.ModelProto:
+    # Graph: x -> conv0 -> relu1 -> a; add5 = Add(a, conv4(relu3(conv2(a)))) -> F -> tail.
+    # Every tile of a carries the branch's 3-pixel halo; add5 reads a cropped copy of it.
+    return build(
         [
             conv(3, 3, 1, 1, (1, 1, 1, 1)),
             act("Relu"),
@@ -137,9 +136,35 @@ def test_a_cut_inside_a_residual_block_sends_both_branches() -> None:
         ],
         (1, 3, 11, 13),
     )
+
+
+def test_a_cut_inside_a_residual_block_sends_both_branches() -> None:
+    # Graph: x -> conv0 -> relu1 -> a; Add(a, conv3(relu(conv2(a)))) -> F -> tail.
+    # Should become, with cut 3 (after relu1, conv2 and relu3): both a (for the Add) and
+    # relu3's tile cross, in production order.
+    model = _residual_with_a_crop()
     compiled = compile_fl(model, "add5_out", (2, 2), 4, [3, 2, 1, 0])
     assert compiled.sends[:2] == ["fl_p3_relu1_out", "fl_p3_relu3_out"]
     assert len(compiled.sends) == 8
+    check_contract(model, compiled)
+
+
+@pytest.mark.parametrize("cuts", [[c] * 4 for c in range(7)] + [[5, 4, 6, 5], [6, 5, 0, 5]])
+def test_a_crop_runs_beside_the_node_it_feeds_at_every_cut(cuts) -> None:
+    # The crop of a for add5 (block node 5) runs on the device exactly when add5 does: with
+    # cut 5, add5 is the first edge node, so its crop is on the edge and a's tile is sent.
+    model = _residual_with_a_crop()
+    compiled = compile_fl(model, "add5_out", (2, 2), cuts, [3, 1, 2, 0])
+    assert [n.name for n in compiled.block.nodes][5] == "add5"
+    on_device = device_nodes(compiled.tiled, cuts)
+    for p, cut in enumerate(cuts):
+        assert compiled.tiled.crops[p] == {f"add5/p{p}/crop_relu1_out": 5}
+        assert (f"add5/p{p}/crop_relu1_out" in on_device) == (cut > 5)
+        assert (f"add5/p{p}" in on_device) == (cut > 5)
+        if cut == 5:
+            assert f"fl_p{p}_relu1_out" in compiled.sends
+    device_ops = {n.name for n in compiled.device.graph.node}
+    assert device_ops == on_device
     check_contract(model, compiled)
 
 
