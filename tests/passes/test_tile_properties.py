@@ -15,6 +15,7 @@ floor on that count, so a strategy that rejects everything cannot pass unnoticed
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import random
 
@@ -496,3 +497,31 @@ def test_regression_the_whole_tool_fuses_before_a_pool_onnx_infers_wrongly(tmp_p
     with pytest.raises(UsageError, match="not a tensor the model can be fused at"):
         compile_model(str(path), None, after)
 
+
+# --------------------------------------------------------------------------- determinism
+
+
+def _drawn_examples() -> list[str]:
+    """The examples `plans()` draws under the "ci" profile's settings, as text."""
+    drawn = []
+
+    @settings(max_examples=40, derandomize=True, database=None)
+    @given(plans())
+    def record(plan) -> None:
+        *stack, rnd = plan  # check_plan draws its F, grid, cuts and order from rnd
+        drawn.append(repr((*stack, rnd.random(), rnd.randrange(1000), rnd.random())))
+
+    record()
+    return drawn
+
+
+def test_the_examples_do_not_depend_on_the_modules_imported(tmp_path, monkeypatch) -> None:
+    # Hypothesis draws constants from the source of local modules; which ones are imported
+    # depends on what pytest collects. A module full of small integers and fractions,
+    # imported between two runs, must not change the derandomized examples.
+    first = _drawn_examples()
+    probe = tmp_path / "flcompile_constants_probe.py"
+    probe.write_text(f"SIZES = {list(range(1000))}\nSCALES = {[i / 100 for i in range(100)]}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module(probe.stem)
+    assert _drawn_examples() == first
