@@ -1,7 +1,9 @@
 """Which ops are local (docs/design.md §1) and, for each, the per-axis window from output to input.
 
 `classify(node, is_spatial)` returns a `LocalOp` or, when the op cannot be tiled, the reason as
-a string (it never raises for an unsupported op: the fusable region simply ends there).
+a string (it never raises for an unsupported op: the fusable region simply ends there). A Conv
+or pool whose inferred output size is not what onnxruntime computes is not tiled either;
+`misinferred_tensors` names every tensor whose inferred shape such a node makes wrong.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ POINTWISE_UNARY = frozenset(
 )  # fmt: skip
 POINTWISE_NARY = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "PRelu"})
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+WINDOW_OPS = frozenset({"Conv", "MaxPool", "AveragePool"})
+GLOBAL_POOLS = frozenset({"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"})
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,27 @@ class AxisWindow:
     def span(self) -> int:
         """d·(k − 1) + 1, the input extent of one output pixel."""
         return self.dilation * (self.kernel - 1) + 1
+
+    def output_size(self, size: int, ceil_mode: bool = False) -> int:
+        """The output length over an input of `size`, by the ONNX rule that onnxruntime follows.
+
+        Under ceil_mode the last window may run past the end pad, but a window that would
+        start in the end padding is dropped.
+
+        Args:
+            size: the input's length along this axis.
+            ceil_mode: the op's ceil_mode.
+
+        Returns:
+            The number of windows.
+        """
+        room = size + self.pad_begin + self.pad_end - self.span
+        if not ceil_mode:
+            return room // self.stride + 1
+        out = -(-room // self.stride) + 1
+        if (out - 1) * self.stride >= size + self.pad_begin:
+            out -= 1
+        return out
 
 
 @dataclass(frozen=True)
@@ -95,7 +120,11 @@ def _broadcast_over_hw(tensor: gs.Constant) -> bool:
     return padded[2] == 1 and padded[3] == 1
 
 
-def _window(node: gs.Node, kernel: list[int]) -> tuple[AxisWindow, AxisWindow]:
+def _window(node: gs.Node) -> tuple[AxisWindow, AxisWindow] | str:
+    """The (H, W) windows of a Conv or pool with explicit pads, or why it has none."""
+    kernel = node.attrs.get("kernel_shape") or list(node.inputs[1].shape or [])[2:]
+    if len(kernel) != 2:
+        return f"it is {len(kernel)}-D, not 2-D"
     strides = node.attrs.get("strides", [1, 1])
     dilations = node.attrs.get("dilations", [1, 1])
     pads = node.attrs.get("pads", [0, 0, 0, 0])
@@ -106,6 +135,60 @@ def _window(node: gs.Node, kernel: list[int]) -> tuple[AxisWindow, AxisWindow]:
         for i in range(2)
     ]
     return axes[0], axes[1]
+
+
+def inferred_size_mismatch(node: gs.Node) -> str | None:
+    """Why a Conv or pool's inferred output H×W is not what onnxruntime computes, or None.
+
+    onnx shape inference (1.23) keeps a ceil_mode window that would start in the end
+    padding, which the ONNX spec and onnxruntime drop: the model then declares a size it does
+    not compute, and tiles sized by it would not fit together.
+
+    Args:
+        node: a Conv, MaxPool or AveragePool with explicit pads and inferred shapes.
+
+    Returns:
+        The reason, or None when the sizes agree or are not all known.
+    """
+    if node.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+        return None  # normalize resolves auto_pad; such a node is refused elsewhere
+    size, inferred = hw(node.inputs[0]), hw(node.outputs[0])
+    windows = _window(node)
+    if size is None or inferred is None or isinstance(windows, str):
+        return None
+    ceil_mode = bool(node.attrs.get("ceil_mode", 0))
+    rule = tuple(w.output_size(n, ceil_mode) for w, n in zip(windows, size, strict=True))
+    if rule == inferred:
+        return None
+    why = " (a ceil_mode window would start in the end padding)" if ceil_mode else ""
+    return (
+        f"onnx shape inference gives it {inferred[0]}x{inferred[1]} outputs where onnxruntime "
+        f"computes {rule[0]}x{rule[1]}{why}"
+    )
+
+
+def misinferred_tensors(graph: gs.Graph) -> dict[str, str]:
+    """The tensors whose inferred shape onnxruntime does not compute, each with the reason.
+
+    A Conv or pool that `inferred_size_mismatch` flags starts it; every tensor computed from
+    such a tensor inherits it, up to a global pool, whose 1×1 output is right whatever the
+    size of its input.
+
+    Args:
+        graph: a toposorted graph with inferred shapes.
+
+    Returns:
+        tensor name -> "node (op): reason".
+    """
+    wrong: dict[str, str] = {}
+    for node in graph.nodes:
+        reason = next((wrong[t.name] for t in node.inputs if t.name in wrong), None)
+        if reason is None and node.op in WINDOW_OPS:
+            mismatch = inferred_size_mismatch(node)
+            reason = f"{node.name} ({node.op}): {mismatch}" if mismatch else None
+        if reason is not None and node.op not in GLOBAL_POOLS:
+            wrong.update({o.name: reason for o in node.outputs if o.name})
+    return wrong
 
 
 def pad_amounts(node: gs.Node) -> list[int] | str:
@@ -159,16 +242,15 @@ def classify(node: gs.Node, is_spatial: callable) -> LocalOp | str:  # type: ign
         return "it reads no tensor of the fusable region"
     data = node.inputs[spatial[0]]
 
-    if op in ("Conv", "MaxPool", "AveragePool"):
+    if op in WINDOW_OPS:
         if spatial != (0,) or any(not _constant(t) for t in node.inputs[1:] if t.name):
             return "its weights are not constants"
         if node.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
             return "auto_pad could not be resolved to explicit pads"
-        kernel = node.attrs.get("kernel_shape") or list(node.inputs[1].shape[2:])
-        if len(kernel) != 2:
-            return f"it is {len(kernel)}-D, not 2-D"
-        h, w = _window(node, kernel)
-        return LocalOp("window", h, w)
+        windows = _window(node)
+        if isinstance(windows, str):
+            return windows
+        return inferred_size_mismatch(node) or LocalOp("window", *windows)
     if op == "Pad":
         mode = node.attrs.get("mode", "constant")
         if (mode.decode() if isinstance(mode, bytes) else mode) != "constant":

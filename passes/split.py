@@ -6,13 +6,22 @@
 
 For a plan without fused layers the one tensor t that crosses is renamed `fl_cut_{t}`, with
 an Identity where t is a graph input (full offload) or a graph output (local-only).
+
+Where onnx shape inference gets a tensor's shape wrong (see `misinferred_tensors`), both
+models leave that shape out, and a graph input or output gets symbolic dims instead, so
+onnxruntime never checks a tensor against a size it does not compute.
 """
 
 from __future__ import annotations
 
+import logging
+
 import onnx_graphsurgeon as gs
 
 from flcompile.errors import InternalError
+from flcompile.passes.local_ops import misinferred_tensors
+
+log = logging.getLogger(__name__)
 
 
 def crossing_tensors(graph: gs.Graph, device_nodes: set[str]) -> set[str]:
@@ -58,6 +67,9 @@ def extract(graph: gs.Graph, inputs: list[str], outputs: list[str], label: str) 
 def split(graph: gs.Graph, device_nodes: set[str], sends: list[str]) -> tuple[gs.Graph, gs.Graph]:
     """Split `graph` into the device and edge graphs.
 
+    The shapes onnx infers wrongly are left out of `graph` itself too (see
+    `forget_misinferred_shapes`).
+
     Args:
         graph: the annotated graph (tiled, or with a single cut prepared by `prepare_single_cut`).
         device_nodes: names of the nodes that run on the device.
@@ -76,9 +88,31 @@ def split(graph: gs.Graph, device_nodes: set[str], sends: list[str]) -> tuple[gs
         )
     inputs = [t.name for t in graph.inputs]
     outputs = [t.name for t in graph.outputs]
+    forget_misinferred_shapes(graph, {*sends, *outputs})
     device = extract(graph, inputs, sends, "device.onnx")
     edge = extract(graph, sends, outputs, "edge.onnx")
     return device, edge
+
+
+def forget_misinferred_shapes(graph: gs.Graph, boundary: set[str]) -> None:
+    """Drop, in place, the shapes of the tensors whose inferred shape is wrong.
+
+    Args:
+        graph: the graph to split, with inferred shapes.
+        boundary: the tensors that become graph inputs or outputs: they keep their rank, with
+            a symbolic dim in place of each number.
+    """
+    wrong = misinferred_tensors(graph)
+    tensors = graph.tensors()
+    for name in wrong:
+        tensor = tensors[name]
+        if name in boundary and tensor.shape is not None:
+            tensor.shape = [f"{name}_dim{i}" for i in range(len(tensor.shape))]
+        else:
+            tensor.shape = None
+    if wrong:
+        first = next(iter(wrong.values()))
+        log.info("left out %d tensor shape(s) that onnx infers wrongly, from %s", len(wrong), first)
 
 
 def single_cut_name(tensor: str) -> str:

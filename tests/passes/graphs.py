@@ -97,9 +97,20 @@ def concat(*branches: Sequence[dict]) -> dict:
     return dict(op="concat", branches=[list(b) for b in branches])
 
 
-def split(sizes: Sequence[int], *branches: Sequence[dict]) -> dict:
-    """Channel Split into `sizes`, one branch per part, then a channel Concat of the results."""
-    return dict(op="split", sizes=list(sizes), branches=[list(b) for b in branches])
+def split(sizes: Sequence[int], *branches: Sequence[dict], unused: bool = False) -> dict:
+    """Channel Split into `sizes`, one branch per part, then a channel Concat of the results;
+    with `unused`, the last part is left unread (a Split output that nothing consumes)."""
+    return dict(op="split", sizes=list(sizes), branches=[list(b) for b in branches], unused=unused)
+
+
+def dead(branch: Sequence[dict]) -> dict:
+    """A side branch on x whose result nothing reads (normalize removes it); x goes on."""
+    return dict(op="dead", branch=list(branch))
+
+
+def side_output(branch: Sequence[dict]) -> dict:
+    """A side branch on x whose result is an extra graph output, so it never reaches F."""
+    return dict(op="side_output", branch=list(branch))
 
 
 def pad(pads: tuple[int, int, int, int], value: float = 0.0, axes: bool = False) -> dict:
@@ -174,9 +185,12 @@ class ShapeError(ValueError):
 
 
 class _Builder:
-    def __init__(self, opset: int, seed: int, batch: int) -> None:
+    def __init__(self, opset: int, seed: int, batch: int, misinferred_ok: bool = False) -> None:
         self.opset = opset
         self.batch = batch
+        self.misinferred_ok = misinferred_ok
+        self.misinferred = False  # a pool whose output size onnx infers wrongly was built
+        self.extra_outputs: list[T] = []
         self.rng = np.random.default_rng(seed)
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
@@ -241,7 +255,9 @@ class _Builder:
             if ceil and (
                 ceil_disagrees(x.h, kh, sh, dh, t, b) or ceil_disagrees(x.w, kw, sw, dw, left, r)
             ):
-                raise ShapeError("onnx shape inference and onnxruntime disagree on this ceil_mode")
+                if not self.misinferred_ok or min(h, w) < 1:
+                    raise ShapeError("onnx shape inference and onnxruntime disagree on ceil_mode")
+                self.misinferred = True
         if h < 1 or w < 1:
             raise ShapeError(f"{spec} leaves no output on {x.h}x{x.w}")
         return attrs, h, w
@@ -333,6 +349,8 @@ class _Builder:
         sizes = spec["sizes"]
         if sum(sizes) != x.c or len(sizes) != len(spec["branches"]) or min(sizes) < 1:
             raise ShapeError(f"split {sizes} of {x.c} channels")
+        if spec.get("unused") and len(sizes) < 2:
+            raise ShapeError("an unused Split part needs another part")
         if self.opset >= 13:
             sizes_name = self.init("split", np.array(sizes, np.int64))
             parts = self.node("Split", [x.name, sizes_name], n_out=len(sizes), axis=1)
@@ -342,10 +360,23 @@ class _Builder:
             self.apply_all(branch, T(p, size, x.h, x.w))
             for p, size, branch in zip(parts, sizes, spec["branches"], strict=True)
         ]
+        if spec.get("unused"):
+            outs = outs[:-1]
         if len({(o.h, o.w) for o in outs}) != 1:
             raise ShapeError(f"split branches of different H×W: {outs}")
         (y,) = self.node("Concat", [o.name for o in outs], axis=1)
         return T(y, sum(o.c for o in outs), outs[0].h, outs[0].w)
+
+    def _dead(self, spec: dict, x: T) -> T:
+        self.apply_all(spec["branch"], x)
+        return x
+
+    def _side_output(self, spec: dict, x: T) -> T:
+        out = self.apply_all(spec["branch"], x)
+        if out.name == x.name:
+            raise ShapeError("a side output needs at least one layer")
+        self.extra_outputs.append(out)
+        return x
 
     def _pad(self, spec: dict, x: T) -> T:
         t, left, b, r = spec["pads"]
@@ -397,13 +428,20 @@ class _Builder:
         raise ValueError(f"unknown tail {kind}")
 
 
-def shape_after(specs: Sequence[dict], x: T, opset: int = 17) -> T:
-    """The tensor `specs` turn `x` into, without building a model.
+def shape_after(specs: Sequence[dict], x: T, opset: int = 17, misinferred_ok: bool = False) -> T:
+    """The tensor `specs` turn `x` into (onnxruntime's sizes), without building a model.
 
     Raises:
         ShapeError: the specs do not fit `x`.
     """
-    return _Builder(opset, 0, 1).apply_all(specs, x)
+    return _Builder(opset, 0, 1, misinferred_ok).apply_all(specs, x)
+
+
+def misinferred(specs: Sequence[dict], x: T, opset: int = 17) -> bool:
+    """True when onnx shape inference gets the output size of some pool of `specs` wrong."""
+    builder = _Builder(opset, 0, 1, misinferred_ok=True)
+    builder.apply_all(specs, x)
+    return builder.misinferred
 
 
 def build(
@@ -415,15 +453,23 @@ def build(
     seed: int = 0,
     name: str = "net",
     check_ort: bool = True,
+    misinferred_ok: bool = False,
 ) -> onnx.ModelProto:
-    """A checked model: input "x" of `shape` → specs → tail → output "y".
+    """A checked model: input "x" of `shape` → specs → tail → output "y" (and side outputs).
+
+    With `misinferred_ok`, a ceil_mode pool may keep a window that would start in the end
+    padding: onnx shape inference counts it, the ONNX spec and onnxruntime do not. Such a
+    model declares sizes it does not compute, so it needs a tail (the output is right) and
+    only its outputs are checked against onnxruntime.
 
     Raises:
         ShapeError: the specs do not fit `shape`, or (with `check_ort`) onnxruntime computes
             a tensor of another shape than onnx infers.
     """
-    builder = _Builder(opset, seed, shape[0])
+    builder = _Builder(opset, seed, shape[0], misinferred_ok)
     x = builder.apply_all(specs, T(INPUT, shape[1], shape[2], shape[3]))
+    if builder.misinferred and (tail in (None, "none") or builder.extra_outputs):
+        raise ShapeError("a stack onnx infers wrongly needs the tail and no side output")
     last, out_shape = builder.tail(tail, x)
     if last == INPUT:
         builder.node("Identity", [INPUT])
@@ -431,11 +477,15 @@ def build(
     for node in builder.nodes:
         node.input[:] = [OUTPUT if i == last else i for i in node.input]
         node.output[:] = [OUTPUT if o == last else o for o in node.output]
+    sides = [
+        helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [shape[0], t.c, t.h, t.w])
+        for t in builder.extra_outputs
+    ]
     graph = helper.make_graph(
         builder.nodes,
         name,
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, list(shape))],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, out_shape)],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, out_shape), *sides],
         initializer=builder.inits,
     )
     opsets = [helper.make_opsetid("", opset)]
@@ -443,17 +493,16 @@ def build(
     model.ir_version = helper.find_min_ir_version_for(opsets)
     onnx.checker.check_model(model, full_check=True)
     if check_ort:
-        check_shapes(model)
+        check_shapes(model, outputs_only=builder.misinferred)
     return model
 
 
-def check_shapes(model: onnx.ModelProto) -> None:
-    """Raise ShapeError when onnxruntime computes a tensor of another shape than onnx infers."""
+def check_shapes(model: onnx.ModelProto, outputs_only: bool = False) -> None:
+    """Raise ShapeError when onnxruntime computes a tensor of another shape than onnx infers
+    (only the graph outputs with `outputs_only`)."""
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    expected = {
-        vi.name: tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
-        for vi in [*inferred.graph.value_info, *inferred.graph.output]
-    }
+    values = [*([] if outputs_only else inferred.graph.value_info), *inferred.graph.output]
+    expected = {vi.name: tuple(d.dim_value for d in vi.type.tensor_type.shape.dim) for vi in values}
     got = run(model, random_input(model), extra=list(expected))
     for name, value in got.items():
         if value.shape != expected[name]:

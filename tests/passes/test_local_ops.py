@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import onnx
 import onnx_graphsurgeon as gs
+import onnxruntime as ort
 import pytest
 
-from flcompile.passes.local_ops import AxisWindow, LocalOp, classify
+from flcompile.passes.local_ops import AxisWindow, LocalOp, classify, misinferred_tensors
 
 N, C, H, W = 1, 3, 7, 9
 
@@ -189,7 +193,7 @@ LOCAL = {
         node(
             "Conv",
             [X, WEIGHT, const("b", np.zeros(4, np.float32))],
-            [var("y", (N, 4, 4, 3))],
+            [var("y", (N, 4, 5, 3))],
             pads=[1, 2, 3, 4],
             strides=[2, 3],
             dilations=[1, 2],
@@ -296,3 +300,71 @@ def test_axis_window_span() -> None:
     assert AxisWindow(3, 1, 2).span == 5
     assert AxisWindow(1).span == 1
     assert AxisWindow(4, 2, 3).span == 10
+
+
+def _pool_lengths(op: str, k: int, s: int, pads: tuple[int, int], ceil: int, sizes) -> list[int]:
+    """onnxruntime's output widths of a 1×k pool over inputs 1 pixel high and `sizes` wide."""
+    y = onnx.helper.make_node(
+        op, ["x"], ["y"], kernel_shape=[1, k], strides=[1, s], pads=[0, pads[0], 0, pads[1]],
+        ceil_mode=ceil,
+    )  # fmt: skip
+    graph = onnx.helper.make_graph(
+        [y],
+        "pool",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 1, "w"])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [sess.run(None, {"x": np.zeros((1, 1, 1, n), np.float32)})[0].shape[3] for n in sizes]
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+def test_axis_window_output_size_is_what_onnxruntime_computes(op: str) -> None:
+    # Every kernel up to 3, stride up to 4 (windows that skip pixels included), pad pair
+    # below the kernel and ceil_mode, on every input the window fits (padded).
+    checked = 0
+    for k, s, ceil in itertools.product((1, 2, 3), (1, 2, 3, 4), (0, 1)):
+        for pads in itertools.product(range(k), repeat=2):
+            sizes = [n for n in range(1, 12) if n + sum(pads) >= k]
+            window = AxisWindow(k, s, 1, *pads)
+            want = [window.output_size(n, bool(ceil)) for n in sizes]
+            assert _pool_lengths(op, k, s, pads, ceil, sizes) == want, (k, s, pads, ceil)
+            checked += len(sizes)
+    assert checked > 1000
+
+
+def _ceil_pool(declared: tuple[int, int]) -> gs.Node:
+    # MaxPool k 2, s 3, pads (0, 0, 1, 1), ceil over 6x6: the third window would start at 6,
+    # in the end pad, so onnxruntime computes 2x2 where onnx infers 3x3.
+    x = var("x", (N, C, 6, 6))
+    y = var("y", (N, C, *declared))
+    return node("MaxPool", [x], [y], kernel_shape=[2, 2], strides=[3, 3], pads=[0, 0, 1, 1],
+                ceil_mode=1)  # fmt: skip
+
+
+def test_a_pool_whose_size_onnx_infers_wrongly_is_not_local() -> None:
+    assert classify(_ceil_pool((3, 3)), spatial) == (
+        "onnx shape inference gives it 3x3 outputs where onnxruntime computes 2x2 "
+        "(a ceil_mode window would start in the end padding)"
+    )
+    assert classify(_ceil_pool((2, 2)), spatial) == LocalOp(
+        "window", AxisWindow(2, 3, 1, 0, 1), AxisWindow(2, 3, 1, 0, 1)
+    )
+
+
+def test_misinferred_tensors_run_from_the_pool_to_a_global_pool() -> None:
+    # Graph: x -> MaxPool (declared 3x3, computes 2x2) -> p -> Relu -> r -> GAP -> g -> Relu -> h
+    pool = _ceil_pool((3, 3))
+    p = pool.outputs[0]
+    r, g, h = var("r", p.shape), var("g", (N, C, 1, 1)), var("h", (N, C, 1, 1))
+    nodes = [
+        pool,
+        gs.Node("Relu", "relu", inputs=[p], outputs=[r]),
+        gs.Node("GlobalAveragePool", "gap", inputs=[r], outputs=[g]),
+        gs.Node("Relu", "relu2", inputs=[g], outputs=[h]),
+    ]
+    graph = gs.Graph(nodes=nodes, inputs=[pool.inputs[0]], outputs=[h])
+    wrong = misinferred_tensors(graph)
+    assert set(wrong) == {"y", "r"}
+    assert wrong["r"].startswith("maxpool (MaxPool): onnx shape inference gives it 3x3")

@@ -381,11 +381,32 @@ def test_window_region_math_against_onnxruntime(case) -> None:
     assert checked >= 3
 
 
-def _random_partition(size: int, rng: np.random.Generator) -> tuple[Interval, ...]:
-    parts = int(rng.integers(1, min(size, 4) + 1))
-    cuts = sorted(rng.choice(np.arange(1, size), parts - 1, replace=False)) if parts > 1 else []
-    bounds = [0, *(int(c) for c in cuts), size]
+def _real_pixels(block, axis: int, size: int) -> list[int]:
+    """The pixels of F along `axis` whose one-pixel tile reads some real input pixel."""
+    real = []
+    for i in range(size):
+        try:
+            backward(block, axis, Interval(i, i + 1))
+        except EmptyRegionError:
+            continue
+        real.append(i)
+    return real
+
+
+def _random_partition(size: int, real: list[int], rng: np.random.Generator):
+    """A random partition of [0, size) into 1 to 4 parts, each holding a pixel of `real`.
+
+    A part cut at `real` pixels always holds one, so no tile lies wholly in a Pad's padding
+    and every partition drawn is checked. (Tiles of padding alone are refused; the test
+    checks that too.)
+    """
+    parts = int(rng.integers(1, min(len(real), 4) + 1))
+    starts = sorted(int(c) for c in rng.choice(real[1:], parts - 1, replace=False))
+    bounds = [0, *starts, size]
     return tuple(Interval(a, b) for a, b in itertools.pairwise(bounds))
+
+
+PARTITIONS = 3  # random partitions checked per case
 
 
 ALL_CASES = {**WINDOW_CASES, **POINTWISE_CASES, **DAG_CASES}
@@ -401,15 +422,19 @@ def test_tiles_of_a_random_partition_match_onnxruntime(case) -> None:
     x = random_input(model, seed=2)
     full = run(prep.model, x)[OUTPUT]
     rng = np.random.default_rng(sum(map(ord, str(specs))))
-    for _ in range(3):
-        row_parts = _random_partition(full.shape[2], rng)
-        col_parts = _random_partition(full.shape[3], rng)
-        try:
-            rows = tuple(backward(block, 0, iv) for iv in row_parts)
-            cols = tuple(backward(block, 1, iv) for iv in col_parts)
-        except EmptyRegionError:
+    real = [_real_pixels(block, axis, full.shape[2 + axis]) for axis in (0, 1)]
+    for axis, pixels in enumerate(real):
+        if pixels != list(range(full.shape[2 + axis])):  # a Pad's padding alone is refused
             assert any(n.op == "Pad" for n in block.nodes)
-            continue
+            alone = next(i for i in range(full.shape[2 + axis]) if i not in pixels)
+            with pytest.raises(EmptyRegionError):
+                backward(block, axis, Interval(alone, alone + 1))
+    checked = 0
+    for _ in range(PARTITIONS):
+        row_parts = _random_partition(full.shape[2], real[0], rng)
+        col_parts = _random_partition(full.shape[3], real[1], rng)
+        rows = tuple(backward(block, 0, iv) for iv in row_parts)
+        cols = tuple(backward(block, 1, iv) for iv in col_parts)
         tiling = Tiling(block, (len(rows), len(cols)), rows, cols)
         tiled = export(tile_graph(gs.import_onnx(prep.model), tiling).graph)
         paths = [(r, c) for r in range(len(rows)) for c in range(len(cols))]
@@ -419,3 +444,5 @@ def test_tiles_of_a_random_partition_match_onnxruntime(case) -> None:
         for name, (r, c) in zip(names, paths, strict=True):
             want = _slice(full, rows[r].tensors[OUTPUT], cols[c].tensors[OUTPUT])
             np.testing.assert_allclose(got[name], want, rtol=1e-6, atol=1e-6, err_msg=name)
+        checked += 1
+    assert checked == PARTITIONS

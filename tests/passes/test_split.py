@@ -279,3 +279,29 @@ def test_local_only_with_two_outputs_restores_both_names() -> None:
     assert [o.name for o in em.graph.output] == [OUTPUT, "y2"]
     result = verify_split(model, dm, em, make_feeds(model), rtol=1e-5, atol=1e-5)
     assert result.passed, result.first_failure
+
+
+def test_every_single_cut_of_a_model_onnx_infers_wrongly() -> None:
+    # Graph: x (1x3x20x17) -> conv0 -> maxpool1 (k 2, s 3, pads (0, 1, 1, 0), ceil: onnx
+    #        infers 8x7, onnxruntime computes 7x6) -> conv2 -> relu3 -> GAP -> Flatten -> Gemm
+    # A cut after maxpool1 sent a tensor declared 8x7 and the edge refused the 7x6 it got
+    # ("Got invalid dimensions for input: fl_cut_maxpool1_out"). Should become: the tensors
+    # from maxpool1 to the GAP lose their inferred shape, a sent one keeps its rank with
+    # symbolic dims, and every cut verifies.
+    specs = [
+        conv(4, 3, 1, 1, (1, 1, 1, 1)),
+        maxpool(2, 3, 1, (0, 1, 1, 0), ceil=True),
+        conv(4, 3, 1, 1, (1, 1, 1, 1)),
+        act("Relu"),
+    ]
+    model = build(specs, (1, 3, 20, 17), misinferred_ok=True)
+    prepared = prepare(model)
+    names = [n.name for n in prepared.graph.nodes]
+    wrong = {"maxpool1_out", "conv2_out", "relu3_out"}
+    for k in range(len(names) + 1):
+        _, em, sends = single_cut(model, prepared, set(names[:k]))
+        crossing = sends[0].removeprefix("fl_cut_")
+        dims = [d.dim_value for d in em.graph.input[0].type.tensor_type.shape.dim]
+        assert (crossing in wrong) == (0 in dims), (k, crossing, dims)
+        shaped = {v.name for v in em.graph.value_info if v.type.tensor_type.HasField("shape")}
+        assert not shaped & wrong, shaped & wrong

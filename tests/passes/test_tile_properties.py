@@ -1,21 +1,29 @@
 """Property tests of the whole fused-layer rewrite on random local stacks.
 
 Every example draws a stack of local ops (Conv with any padding, stride, dilation and
-grouping, both pools with ceil_mode, per-pixel ops, constant broadcasts, residual Add,
-Concat and Split branches, Pad, SpaceToDepth/DepthToSpace), an F among its candidates, a
-grid (1×N, N×1 and one-pixel tiles included), per-path cuts and a run order, and checks that
-edge(device(x)) and the fused tensor match the original in onnxruntime (rtol = atol = 1e-5).
+grouping, both pools with ceil_mode and every asymmetric pad, strides larger than the
+kernel, per-pixel ops, constant broadcasts, residual Add, Concat and Split branches, Pad,
+SpaceToDepth/DepthToSpace, dead side branches and side outputs that never reach F, and
+ceil_mode pools whose output size onnx shape inference gets wrong), an F among its
+candidates, a grid (1×N, N×1, one-pixel tiles and any grid up to a small F's size), per-path
+cuts and a run order, and checks that edge(device(x)) and the fused tensor match the
+original in onnxruntime (rtol = atol = 1e-5).
+
+Each property runs inside a plain test that counts the examples it checked and asserts a
+floor on that count, so a strategy that rejects everything cannot pass unnoticed.
 """
 
 from __future__ import annotations
 
+import importlib
+import itertools
 import random
 
+import onnx
 import pytest
 from graphs import (
     INPUT,
     MIN_OPSET,
-    OUTPUT,
     POINTWISE,
     ShapeError,
     T,
@@ -28,22 +36,29 @@ from graphs import (
     const_op,
     conv,
     d2s,
+    dead,
     initializer_bytes,
     maxpool,
+    misinferred,
     pad,
     prepare,
     residual,
     s2d,
     shape_after,
+    side_output,
     split,
 )
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
+from flcompile.compile import CompileOptions, compile_model
+from flcompile.errors import UsageError
 from flcompile.passes.receptive_field import EmptyRegionError
+from flcompile.search import SearchOptions
 from flcompile.verify import make_feeds, verify_split
 
-H_W = (5, 7, 8, 9, 11, 12, 13, 16, 17, 23, 31)
+H_W = (3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17, 23, 31)
+MISINFERRED = "onnx shape inference gives it"  # the reason the prefix stops at such a pool
 OPSETS = (11, 13, 17, 17, 17, 21)
 
 
@@ -56,9 +71,12 @@ def pointwise(opset: int) -> list[str]:
 
 
 @st.composite
-def window_pads(draw, span: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """None, or pads smaller than the window, often asymmetric."""
-    if draw(st.booleans()):
+def window_pads(
+    draw, span: tuple[int, int], p_none: float = 0.5
+) -> tuple[int, int, int, int] | None:
+    """None (with probability about `p_none`), or four independent pads smaller than the
+    window: every asymmetric combination."""
+    if draw(st.integers(0, 99)) < 100 * p_none:
         return None
     t, b = (draw(st.integers(0, span[0] - 1)) for _ in range(2))
     left, r = (draw(st.integers(0, span[1] - 1)) for _ in range(2))
@@ -66,9 +84,18 @@ def window_pads(draw, span: tuple[int, int]) -> tuple[int, int, int, int] | None
 
 
 @st.composite
+def strides(draw, kernel: tuple[int, int], common: list) -> int | tuple[int, int]:
+    """One of `common`, or (a quarter of the time) strides larger than the kernel: windows
+    that skip input pixels."""
+    if draw(st.integers(0, 3)) == 0:
+        return tuple(k + draw(st.integers(1, 2)) for k in kernel)
+    return draw(st.sampled_from(common))
+
+
+@st.composite
 def conv_spec(draw, c: int, opset: int) -> dict:
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    s = draw(st.sampled_from([1, 1, 2, 3, (1, 2), (2, 1)]))
+    s = draw(strides((kh, kw), [1, 1, 2, 3, (1, 2), (2, 1)]))
     d = draw(st.sampled_from([1, 1, 1, 2, (2, 1)]))
     dh, dw = (d, d) if isinstance(d, int) else d
     group = draw(st.sampled_from([1, 1, 1, "dw", 2]))
@@ -88,15 +115,17 @@ def conv_spec(draw, c: int, opset: int) -> dict:
 def pool_spec(draw, opset: int) -> dict:
     k = draw(st.sampled_from([1, 2, 3, (2, 3), (3, 1)]))
     kh, kw = (k, k) if isinstance(k, int) else k
-    s = draw(st.sampled_from([1, 2, 2, 3, (1, 2)]))
+    s = draw(strides((kh, kw), [1, 2, 2, 3, (1, 2)]))
     ceil = draw(st.booleans())
     auto_pad = draw(st.sampled_from([None, None, None, None, "SAME_UPPER", "SAME_LOWER"]))
+    p_none = 0.2 if ceil else 0.5  # ceil_mode meets every pad, asymmetric ones above all
     if draw(st.booleans()):
         d = draw(st.sampled_from([1, 2])) if opset >= 10 else 1
-        pads = None if auto_pad else draw(window_pads((d * (kh - 1) + 1, d * (kw - 1) + 1)))
+        span = (d * (kh - 1) + 1, d * (kw - 1) + 1)
+        pads = None if auto_pad else draw(window_pads(span, p_none))
         return maxpool(k, s, d, pads, ceil, auto_pad)
     d = draw(st.sampled_from([1, 2])) if opset >= 19 else 1
-    pads = None if auto_pad else draw(window_pads((d * (kh - 1) + 1, d * (kw - 1) + 1)))
+    pads = None if auto_pad else draw(window_pads((d * (kh - 1) + 1, d * (kw - 1) + 1), p_none))
     return avgpool(k, s, pads, ceil, draw(st.integers(0, 1)), auto_pad, d)
 
 
@@ -148,6 +177,7 @@ def single_layer(draw, x: T, opset: int) -> dict:
             + ["pool"] * 3
             + ["act"] * 2
             + ["const", "residual", "residual", "concat", "split", "pad", "s2d", "d2s"]
+            + ["dead", "side_output"]
         )
     )
     if kind == "conv":
@@ -170,7 +200,12 @@ def single_layer(draw, x: T, opset: int) -> dict:
             [first, x.c - first],
             draw(branch(first, opset, False)),
             draw(branch(x.c - first, opset, False)),
+            unused=draw(st.integers(0, 3)) == 0,
         )
+    if kind == "dead":
+        return dead([draw(same_size_spec(x.c, opset))])
+    if kind == "side_output":
+        return side_output([draw(same_size_spec(x.c, opset))])
     if kind == "pad":
         amounts = tuple(draw(st.integers(0, 2)) for _ in range(4))
         return pad(amounts, draw(st.sampled_from([0.0, 0.5])), opset >= 18 and draw(st.booleans()))
@@ -193,15 +228,20 @@ def stacks(draw) -> tuple[list[dict], tuple[int, int, int, int], int, str | None
     for _ in range(draw(st.integers(1, 6))):
         new = draw(layer(x, opset))
         try:
-            after = shape_after([*specs, *new], T(INPUT, *shape[1:]), opset)
+            after = shape_after([*specs, *new], T(INPUT, *shape[1:]), opset, misinferred_ok=True)
         except ShapeError:
             continue
         if after.c > 16 or after.h > 40 or after.w > 40:
             continue
         specs.extend(new)
         x = after
-    assume(specs)
-    return specs, shape, opset, draw(st.sampled_from(["gap", None]))
+    assume(any(s["op"] not in ("dead", "side_output") for s in specs))
+    tail = draw(st.sampled_from(["gap", None]))
+    if misinferred(specs, T(INPUT, *shape[1:]), opset):
+        # Such a model declares sizes it does not compute: only its (GAP) output is right.
+        assume(not any(s["op"] == "side_output" for s in specs))
+        tail = "gap"
+    return specs, shape, opset, tail
 
 
 @st.composite
@@ -218,9 +258,11 @@ def _draw_grid(rnd: random.Random, fh: int, fw: int) -> tuple[int, int]:
     choice = rnd.random()
     if choice < 0.1 and fh * fw <= 64:
         return (fh, fw)  # one-pixel tiles
-    if choice < 0.25:
+    if choice < 0.25 and fh * fw <= 144:
+        return (rnd.randint(1, fh), rnd.randint(1, fw))  # any grid up to a small F's size
+    if choice < 0.35:
         return (1, rnd.randint(1, min(fw, 5)))
-    if choice < 0.4:
+    if choice < 0.5:
         return (rnd.randint(1, min(fh, 5)), 1)
     return (rnd.randint(1, min(fh, 4)), rnd.randint(1, min(fw, 4)))
 
@@ -235,10 +277,23 @@ def _draw_cuts(rnd: random.Random, paths: int, length: int) -> list[int]:
 
 
 def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=None, order=None):
-    """Build, tile, split and verify one plan; the choices not given come from `rnd`."""
-    model = build(specs, shape, tail=tail, opset=opset, seed=rnd.randrange(1000))
+    """Build, tile, split and verify one plan; the choices not given come from `rnd`.
+
+    Returns:
+        The compiled plan, or None when the model has no F (a side branch on the input, or
+        a first pool whose size onnx infers wrongly).
+    """
+    model = build(specs, shape, tail=tail, opset=opset, seed=rnd.randrange(1000),
+                  misinferred_ok=True)  # fmt: skip
     prep = prepare(model)
-    assert prep.candidates, f"no candidate F in {prep.prefix}"
+    if misinferred(specs, T(INPUT, *shape[1:]), opset):
+        assert any(MISINFERRED in stop for stop in prep.prefix.stops), prep.prefix.stops
+    if not prep.candidates:
+        assert any(s["op"] == "side_output" for s in specs) or misinferred(
+            specs, T(INPUT, *shape[1:]), opset
+        ), f"no candidate F in {prep.prefix}"
+        event("no candidate F")
+        return None
     if f_pick is None:  # the deepest F half of the time: long blocks find more bugs
         f_pick = -1 if rnd.random() < 0.5 else rnd.randrange(len(prep.candidates))
     cand = prep.candidates[f_pick]
@@ -269,7 +324,8 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
         atol=1e-5,
     )
     assert result.passed, (cand.tensor, grid, cuts, order, result.first_failure)
-    assert [c.name for c in result.compared] == [OUTPUT, cand.tensor]  # y and F compared
+    outputs = [o.name for o in model.graph.output]
+    assert [c.name for c in result.compared] == [*outputs, cand.tensor]  # y (sides) and F
     assert [o.name for o in compiled.device.graph.output] == compiled.sends
     assert_unique_names(compiled.tiled.graph)
     # Weights are shared: float initializers are exported once; the per-path Slice and Pad
@@ -282,18 +338,34 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
     return compiled
 
 
-@given(plans())
-def test_edge_of_device_equals_original(plan) -> None:
-    check_plan(*plan)
+def _checked_plans(property_settings: settings | None = None) -> list:
+    """Run the property over `plans()`; return the plans it compiled and verified."""
+    checked = []
+
+    @given(plans())
+    def edge_of_device_equals_original(plan) -> None:
+        compiled = check_plan(*plan)
+        if compiled is not None:
+            checked.append(compiled)
+
+    if property_settings is not None:
+        edge_of_device_equals_original = property_settings(edge_of_device_equals_original)
+    edge_of_device_equals_original()
+    return checked
+
+
+def test_edge_of_device_equals_original() -> None:
+    # Under the "ci" profile: 40 derandomized examples, of which most must reach onnxruntime.
+    checked = _checked_plans()
+    assert len(checked) >= 0.6 * settings().max_examples, len(checked)
 
 
 @pytest.mark.slow
-@settings(max_examples=500)
-@given(plans())
-def test_edge_of_device_equals_original_slow(plan) -> None:
+def test_edge_of_device_equals_original_slow() -> None:
     # 500 examples, derandomized under the "ci" profile; FLCOMPILE_HYPOTHESIS_PROFILE=slow
     # draws fresh ones on every run (and keeps failures in .hypothesis/).
-    check_plan(*plan)
+    checked = _checked_plans(settings(max_examples=500))
+    assert len(checked) >= 300, len(checked)
 
 
 # --------------------------------------------------------------------------- regressions
@@ -339,3 +411,117 @@ def test_regression_dilated_maxpool_ceil_overhang() -> None:
         cuts=[0, 1, 2] * 4,
         order=list(range(11, -1, -1)),
     )
+
+
+# A ceil_mode pool whose last window would start in the end padding: onnx shape inference
+# (1.23) counts that window, the ONNX spec and onnxruntime drop it. Tiles sized by the
+# inferred shapes did not fit, and the whole tool stopped with an internal error (exit 4):
+# the edge expected a tile wider than the device sent ("Got invalid dimensions for input:
+# fl_p2_..."), or a tiled pool copy failed in onnxruntime ("Non-zero status code returned
+# while running MaxPool node ... /p4"). The fusable prefix now ends before such a pool.
+MISINFERRED_STACKS = {
+    # The reported family: a MaxPool with k 2 < s 3 (windows that skip input pixels), ceil
+    # and asymmetric pads (onnx 8x7, onnxruntime 7x6), then a SAME_LOWER conv, a ceil
+    # AveragePool without its pads in the count, and a grouped strided conv.
+    "maxpool_k2_s3_ceil_asym": (
+        [
+            conv(4, 3, 1, 1, (1, 1, 1, 1)),
+            maxpool(2, 3, 1, (0, 1, 1, 0), ceil=True),
+            conv(4, 3, auto_pad="SAME_LOWER"),
+            avgpool(3, 2, (1, 0, 0, 1), ceil=True, cip=0),
+            conv(4, 3, 2, 1, (1, 1, 0, 0), group=2),
+        ],
+        (1, 3, 20, 17),
+        17,
+    ),
+    # Found by the property above: a tiled AveragePool copy failed in onnxruntime ("Shape
+    # mismatch attempting to re-use buffer").
+    "avgpool_k2_s4x3_ceil": (
+        [avgpool(2, (4, 3), None, ceil=True), conv(4, 1), d2s(2)],
+        (1, 2, 7, 3),
+        11,
+    ),
+    # Found by the property above: the same pool before a SAME_UPPER conv verified wrong.
+    "avgpool_k2_s4x3_ceil_same_upper": (
+        [
+            avgpool(2, (4, 3), None, ceil=True),
+            conv(2, (2, 1), auto_pad="SAME_UPPER", bias=False),
+            conv(4, 1),
+            d2s(2),
+        ],
+        (1, 2, 7, 3),
+        11,
+    ),
+    # Found by the property above: SpaceToDepth's tile copy got an odd width.
+    "avgpool_k1_s2x3_ceil_pad_s2d": (
+        [conv(2, 1), avgpool(1, (2, 3), None, ceil=True), pad((0, 0, 0, 1)), s2d(2)],
+        (1, 2, 3, 3),
+        11,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MISINFERRED_STACKS.values(), ids=MISINFERRED_STACKS.keys())
+def test_regression_a_pool_onnx_infers_wrongly_ends_the_prefix(case) -> None:
+    specs, shape, opset = case
+    assert misinferred(specs, T(INPUT, *shape[1:]), opset)
+    model = build(specs, shape, opset=opset, misinferred_ok=True)
+    prep = prepare(model)
+    (stop,) = [s for s in prep.prefix.stops if MISINFERRED in s]
+    assert "ceil_mode window would start in the end padding" in stop
+    pool = stop.split(" ")[0]
+    assert pool not in prep.prefix.nodes
+    assert all(pool not in c.block for c in prep.candidates)
+    # Every F left, at grids up to its size and at every cut, compiles and verifies.
+    for f_pick, cand in enumerate(prep.candidates):
+        fh, fw = cand.shape[2:]
+        grids = {(1, 1), (min(3, fh), 1), (1, min(3, fw)), (min(3, fh), min(3, fw)), (fh, fw)}
+        for grid, cut in itertools.product(sorted(grids), range(len(cand.block) + 1)):
+            paths = grid[0] * grid[1]
+            check_plan(specs, shape, opset, "gap", random.Random(0), f_pick=f_pick, grid=grid,
+                       cuts=[cut] * paths, order=list(range(paths)))  # fmt: skip
+
+
+@pytest.mark.parametrize("grid", [(3, 1), (3, 3)])
+def test_regression_the_whole_tool_fuses_before_a_pool_onnx_infers_wrongly(tmp_path, grid):
+    # The grids of the report: the tool fuses at conv0 and verifies; F past the pool is not
+    # offered, and asking for it is a user error (exit 2), not an internal one.
+    specs, shape, opset = MISINFERRED_STACKS["maxpool_k2_s3_ceil_asym"]
+    path = tmp_path / "model.onnx"
+    onnx.save(build(specs, shape, opset=opset, misinferred_ok=True), path)
+    options = CompileOptions(search=SearchOptions(grid=grid), runs=0)
+    result = compile_model(str(path), None, options)
+    assert result.result.use_fused and result.result.fused.candidate.tensor == "conv0_out"
+    assert result.verify.passed
+    after = CompileOptions(search=SearchOptions(grid=grid, fuse_at="conv2_out"), runs=0)
+    with pytest.raises(UsageError, match="not a tensor the model can be fused at"):
+        compile_model(str(path), None, after)
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def _drawn_examples() -> list[str]:
+    """The examples `plans()` draws under the "ci" profile's settings, as text."""
+    drawn = []
+
+    @settings(max_examples=40, derandomize=True, database=None)
+    @given(plans())
+    def record(plan) -> None:
+        *stack, rnd = plan  # check_plan draws its F, grid, cuts and order from rnd
+        drawn.append(repr((*stack, rnd.random(), rnd.randrange(1000), rnd.random())))
+
+    record()
+    return drawn
+
+
+def test_the_examples_do_not_depend_on_the_modules_imported(tmp_path, monkeypatch) -> None:
+    # Hypothesis draws constants from the source of local modules; which ones are imported
+    # depends on what pytest collects. A module full of small integers and fractions,
+    # imported between two runs, must not change the derandomized examples.
+    first = _drawn_examples()
+    probe = tmp_path / "flcompile_constants_probe.py"
+    probe.write_text(f"SIZES = {list(range(1000))}\nSCALES = {[i / 100 for i in range(100)]}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module(probe.stem)
+    assert _drawn_examples() == first
