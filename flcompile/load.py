@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
@@ -28,12 +28,22 @@ class LoadedModel:
         path: the file it was read from, or "zoo:NAME" for a built-in model.
         sha256: hex digest of the file's bytes (of the serialized model for zoo models).
         name: a short label for messages and summaries.
+        serialized: a zoo model's bytes as built (what sha256 hashes), kept so that
+            onnxruntime loads the original without serializing it again; None for files.
     """
 
     model: onnx.ModelProto
     path: str
     sha256: str
     name: str
+    serialized: bytes | None = field(default=None, repr=False)
+
+    @property
+    def original(self) -> onnx.ModelProto | str | bytes:
+        """The source model as onnxruntime should load it: the file, or a zoo model's bytes."""
+        if self.serialized is not None:
+            return self.serialized
+        return self.model if self.path.startswith("zoo:") else self.path
 
 
 def parse_input_shapes(specs: list[str] | None) -> dict[str | None, tuple[int, ...]]:
@@ -200,14 +210,15 @@ def load_model(
     if not path.exists() and isinstance(source, str) and re.fullmatch(r"[A-Za-z0-9_]+", source):
         model = models.build(source)
         label = f"zoo:{source}"
-        sha = hashlib.sha256(model.SerializeToString()).hexdigest()
+        serialized = model.SerializeToString()
+        sha = hashlib.sha256(serialized).hexdigest()
         name = source
     else:
         model = _read(path)
-        label, sha, name = str(path), _sha256(path), path.stem
+        label, sha, name, serialized = str(path), _sha256(path), path.stem, None
     if not label.startswith("zoo:"):  # zoo models are checked by their own tests
         check(path, label)
     if input_shapes:
         _fix_input_dims(model, input_shapes)
     model = infer_shapes(model, label)
-    return LoadedModel(model=model, path=label, sha256=sha, name=name)
+    return LoadedModel(model=model, path=label, sha256=sha, name=name, serialized=serialized)
