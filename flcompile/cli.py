@@ -255,14 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=count(1),
         default=1,
-        help="onnxruntime threads for device.onnx (default 1)",
+        help="onnxruntime threads for device.onnx and the local-only original (default 1)",
     )
     v.add_argument(
         "--edge-threads",
         dest="edge_threads",
         metavar="N",
         type=count(1),
-        help="onnxruntime threads for edge.onnx (default: onnxruntime's)",
+        help="onnxruntime threads for edge.onnx and the original it is compared with "
+        "(default: onnxruntime's, one per physical core)",
     )
     o = p.add_argument_group("output")
     o.add_argument(

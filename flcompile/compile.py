@@ -46,7 +46,7 @@ from flcompile.search import SearchOptions, SearchResult, search
 from flcompile.simulate import simulate
 from flcompile.timeline_plot import plot_timelines
 from flcompile.timing import MeasuredTimes, time_split
-from flcompile.verify import VerifyResult, make_feeds, verify_split
+from flcompile.verify import SessionCache, VerifyResult, make_feeds, verify_split
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +222,20 @@ def compile_model(
         with (
             _target_dir(out_dir) as target,
             atomic_directory(target, protected=inputs) as tmp,
+            SessionCache() as sessions,  # closed first: verification and timing share it
         ):
             verified, measured, plan = _write_and_check(
-                tmp, target, inputs, loaded, result, emitted, timeline, feeds, options, phases
+                tmp,
+                target,
+                inputs,
+                loaded,
+                result,
+                emitted,
+                timeline,
+                feeds,
+                options,
+                phases,
+                sessions,
             )
     finally:
         phases.close()
@@ -270,6 +281,7 @@ def _write_and_check(
     feeds: dict,
     options: CompileOptions,
     phases: _Phases,
+    sessions: SessionCache,
 ) -> tuple[VerifyResult | None, MeasuredTimes | None, dict]:
     """Write the models into `tmp`, check and verify them there, time them, write the plan."""
     fused = result.fused.candidate.tensor if result.use_fused and options.verify else None
@@ -283,11 +295,11 @@ def _write_and_check(
             *([("tiled.onnx", emitted.tiled)] if options.emit_tiled else []),
             *emitted.stages.items(),
         ]:
-            save_model(model, tmp / name)
-            check_emitted(tmp / name, name)
+            written = save_model(model, tmp / name)
+            check_emitted(tmp / name if written is None else written, name)
         if emitted.stages_json is not None:
             (tmp / STAGES_JSON).write_text(json.dumps(emitted.stages_json, indent=2) + "\n")
-    original = loaded.path if not loaded.path.startswith("zoo:") else loaded.model
+    original = loaded.original
     verified = None
     if options.verify:
         with phases("verify"):
@@ -302,6 +314,9 @@ def _write_and_check(
                 rtol=options.rtol,
                 atol=options.atol,
                 seed=options.seed,
+                device_threads=options.device_threads,
+                edge_threads=options.edge_threads,
+                sessions=sessions,
             )
         if not verified.passed:
             _keep_failed(tmp, target, inputs, options.debug)
@@ -317,6 +332,7 @@ def _write_and_check(
                 device_threads=options.device_threads,
                 edge_threads=options.edge_threads,
                 runs=options.runs,
+                sessions=sessions,
             )
     with phases("write"), _writing(target):
         plan = build_plan_json(

@@ -4,7 +4,7 @@ Every node of every emitted model carries `fl.placement` and `fl.path` metadata,
 model the plan summary.
 
 Every model keeps the source's opset and IR version; `check_emitted` runs
-`onnx.checker.check_model(full_check=True)` (strict shape inference) on each written file.
+`onnx.checker.check_model(full_check=True)` (strict shape inference) on each written model.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import onnx_graphsurgeon as gs
 
 from flcompile.errors import InternalError
 from flcompile.model_costs import SingleCut
+from flcompile.model_io import export_graph
 from flcompile.passes.placement import device_nodes, path_sends, placement_of
 from flcompile.passes.split import extract, prepare_single_cut, split
 from flcompile.passes.tile import tile_graph, tile_tensor_name
@@ -58,7 +59,7 @@ MIN_IR_VERSION = 4
 
 def to_model(graph: gs.Graph, template: onnx.ModelProto) -> onnx.ModelProto:
     """Export `graph` with the template's opsets and IR version (at least IR 4)."""
-    model = gs.export_onnx(graph)
+    model = export_graph(graph)
     model.ir_version = max(template.ir_version, MIN_IR_VERSION)
     del model.opset_import[:]
     model.opset_import.extend(template.opset_import)
@@ -66,16 +67,19 @@ def to_model(graph: gs.Graph, template: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def check_emitted(path: Path, label: str) -> None:
+def check_emitted(model: Path | bytes, label: str) -> None:
     """Run onnx.checker (full_check: strict shape inference too) on a written model.
 
-    Checking the file rather than the proto avoids serializing large models once more.
+    Args:
+        model: the bytes that were written (checked without reading the file back), or the
+            file's path (needed for a model with external data).
+        label: the file's name, for the message.
 
     Raises:
         InternalError: the model fails the check.
     """
     try:
-        onnx.checker.check_model(str(path), full_check=True)
+        onnx.checker.check_model(model if isinstance(model, bytes) else str(model), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         first = str(e).strip().splitlines()[0][:300]
         raise InternalError(f"{label} fails onnx.checker: {first}") from e

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
@@ -30,6 +30,8 @@ class LoadedModel:
         sha256: hex digest of the file's bytes (of the serialized model for zoo models).
         name: a short label for messages and summaries.
         data_files: the external data files the model was read with (none for most).
+        serialized: a zoo model's bytes as built (what sha256 hashes), kept so that
+            onnxruntime loads the original without serializing it again; None for files.
     """
 
     model: onnx.ModelProto
@@ -37,6 +39,14 @@ class LoadedModel:
     sha256: str
     name: str
     data_files: tuple[str, ...] = ()
+    serialized: bytes | None = field(default=None, repr=False)
+
+    @property
+    def original(self) -> onnx.ModelProto | str | bytes:
+        """The source model as onnxruntime should load it: the file, or a zoo model's bytes."""
+        if self.serialized is not None:
+            return self.serialized
+        return self.model if self.path.startswith("zoo:") else self.path
 
 
 def parse_input_shapes(specs: list[str] | None) -> dict[str | None, tuple[int, ...]]:
@@ -217,14 +227,22 @@ def load_model(
     ):
         model = models.build(source)
         label = f"zoo:{source}"
-        sha = hashlib.sha256(model.SerializeToString()).hexdigest()
+        serialized = model.SerializeToString()
+        sha = hashlib.sha256(serialized).hexdigest()
         name = source
     else:
         with user_path_errors(path, "be read", hint="check the path and its permissions"):
             model, data_files = _read(path)
-            label, sha, name = str(path), _sha256(path), path.stem
+            label, sha, name, serialized = str(path), _sha256(path), path.stem, None
             check(path, label)  # zoo models are checked by their own tests
     if input_shapes:
         _fix_input_dims(model, input_shapes)
     model = infer_shapes(model, label)
-    return LoadedModel(model=model, path=label, sha256=sha, name=name, data_files=data_files)
+    return LoadedModel(
+        model=model,
+        path=label,
+        sha256=sha,
+        name=name,
+        data_files=data_files,
+        serialized=serialized,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flcompile.compile import CompileResult
+from flcompile.timing import MeasuredTimes, threads_text
 
 MAX_PATH_ROWS = 16
 # The order OUT's entries are listed in; anything else follows in name order.
@@ -21,11 +22,24 @@ def _shape(shape) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def threads(count: int | None) -> str:
-    """ "1 thread", "4 threads" or onnxruntime's default."""
-    if count is None:
-        return "default threads"
-    return f"{count} thread{'s' if count != 1 else ''}"
+def _measured_lines(m: MeasuredTimes, fused: bool) -> list[str]:
+    """edge.onnx against the original at equal threads, then the device side, and what the
+    ratio means."""
+    on_edge = threads_text(m.edge_thread_count, m.edge_threads is None)
+    on_device = threads_text(m.device_thread_count, m.device_threads is None)
+    meaning = (
+        "what recomputed halos, smaller convolutions and the fuse cost"
+        if fused
+        else "the share of the work after the cut"
+    )
+    return [
+        f"measured   at {on_edge}: edge.onnx {_ms(m.edge_s)}, original "
+        f"{_ms(m.original_edge_threads_s)}, edge/original {m.edge_over_original:.2f}x; "
+        f"at {on_device}: device.onnx {_ms(m.device_s)}, original {_ms(m.original_s)}; "
+        f"medians of {m.runs}",
+        f"  edge/original is {meaning} in onnxruntime on this machine's CPU, "
+        "not the predicted latency",
+    ]
 
 
 def _bytes(n: float) -> str:
@@ -121,14 +135,9 @@ def format_summary(result: CompileResult) -> str:
             f"onnxruntime, max abs err {verify['max_abs_err']:.3g}, max rel err "
             f"{verify['max_rel_err']:.3g} (rtol {verify['rtol']:g}, atol {verify['atol']:g})"
         )
-    measured = plan["measured"]
-    if measured:
-        on_device, on_edge = threads(measured["device_threads"]), threads(measured["edge_threads"])
-        lines.append(
-            f"measured   device.onnx {_ms(measured['device_s'])} ({on_device}), edge.onnx "
-            f"{_ms(measured['edge_s'])} ({on_edge}), original {_ms(measured['original_s'])} "
-            f"({on_device}); this machine's onnxruntime CPU, medians of {measured['runs']}"
-        )
+    measured = result.measured
+    if measured is not None:
+        lines.extend(_measured_lines(measured, fused=bool(fused)))
     if result.out_dir is not None:
         lines.append(f"wrote      {written_line(str(result.out_dir), result.written)}")
     return "\n".join(line for line in lines if line)

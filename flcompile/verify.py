@@ -28,8 +28,8 @@ from flcompile.model_io import PROTOBUF_LIMIT, weight_bytes, without_weight_data
 
 logger = logging.getLogger(__name__)
 
-#: A model given in memory or as a file path (a path is needed for models over 2 GB).
-ModelLike = onnx.ModelProto | str | os.PathLike
+#: A model in memory, serialized, or as a file path (a path is needed for models over 2 GB).
+ModelLike = onnx.ModelProto | bytes | str | os.PathLike
 
 _FLOAT_TYPES = {
     onnx.TensorProto.FLOAT,
@@ -57,6 +57,8 @@ def _is_path(model: ModelLike) -> bool:
 
 def _load_structure(model: ModelLike) -> onnx.ModelProto:
     """The model's graph without external weights (enough for names, types and shapes)."""
+    if isinstance(model, bytes):
+        return onnx.load_model_from_string(model)
     if not _is_path(model):
         return model
     try:
@@ -101,10 +103,11 @@ def open_session(
 
     Models over 2 GB are handed to onnxruntime as files: a path is used as is, and an
     in-memory (or modified) model over the limit is saved with external data to a temporary
-    directory that lives as long as the session.
+    directory that lives as long as the session. Serialized bytes go to onnxruntime as they
+    are.
 
     Args:
-        model: a ModelProto or the path of an .onnx file.
+        model: a ModelProto, its serialized bytes, or the path of an .onnx file.
         extra_outputs: intermediate tensors to add as graph outputs (on a copy; the names
             are kept).
         graph_optimization_level: onnxruntime's graph optimization level.
@@ -118,11 +121,13 @@ def open_session(
     """
     so = _session_options(graph_optimization_level, threads)
     providers = ["CPUExecutionProvider"]
-    label = os.fspath(model) if _is_path(model) else (model.graph.name or "<model>")
+    label = _label(model)
     with contextlib.ExitStack() as stack:
         extra = [n for n in extra_outputs if n]
-        if _is_path(model) and not extra:
-            source: Any = os.fspath(model)
+        if isinstance(model, bytes) and not extra:
+            source: Any = model
+        elif _is_path(model) and not extra:
+            source = os.fspath(model)
         else:
             proto = _with_outputs(model, extra) if extra else model
             if _byte_size(proto) <= PROTOBUF_LIMIT:
@@ -147,6 +152,103 @@ def open_session(
         yield session
 
 
+_BASIC = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+
+
+class SessionCache:
+    """onnxruntime sessions opened once per model and settings, and shared.
+
+    Verification and timing run the same models: sharing their sessions spares loading a
+    large model into onnxruntime twice. A model in memory (a proto or bytes) is known by its
+    identity, and the cache holds a reference to it, so it must not change while the cache is
+    open. Use it as a context manager: the sessions (and their temporary files) close on exit,
+    or one by one with `release` once a session has had its last use.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple, tuple[ModelLike, ort.InferenceSession, contextlib.ExitStack]] = {}
+
+    @staticmethod
+    def _key(
+        model: ModelLike,
+        threads: int | None,
+        extra_outputs: Sequence[str],
+        level: ort.GraphOptimizationLevel,
+    ) -> tuple:
+        identity = os.fspath(model) if _is_path(model) else id(model)
+        return identity, threads, tuple(n for n in extra_outputs if n), int(level)
+
+    def get(
+        self,
+        model: ModelLike,
+        *,
+        threads: int | None = None,
+        extra_outputs: Sequence[str] = (),
+        graph_optimization_level: ort.GraphOptimizationLevel = _BASIC,
+    ) -> ort.InferenceSession:
+        """The session of `model` with these settings, opened on first use.
+
+        Args:
+            model: a ModelProto, its serialized bytes, or the path of an .onnx file.
+            threads: intra-op threads (inter-op is then 1); None keeps onnxruntime's default.
+            extra_outputs: intermediate tensors to add as graph outputs.
+            graph_optimization_level: onnxruntime's graph optimization level.
+
+        Returns:
+            The session, open until it is released or the cache closes.
+
+        Raises:
+            BadInputError: the model cannot be read or onnxruntime refuses it.
+        """
+        key = self._key(model, threads, extra_outputs, graph_optimization_level)
+        if key not in self._open:
+            stack = contextlib.ExitStack()
+            session = stack.enter_context(
+                open_session(
+                    model,
+                    extra_outputs=key[2],
+                    graph_optimization_level=graph_optimization_level,
+                    threads=threads,
+                )
+            )
+            self._open[key] = (model, session, stack)
+        return self._open[key][1]
+
+    def release(
+        self,
+        model: ModelLike,
+        *,
+        threads: int | None = None,
+        extra_outputs: Sequence[str] = (),
+        graph_optimization_level: ort.GraphOptimizationLevel = _BASIC,
+    ) -> None:
+        """Close the session `get` gave for these arguments, if open, to free its memory."""
+        key = self._key(model, threads, extra_outputs, graph_optimization_level)
+        entry = self._open.pop(key, None)
+        if entry is not None:
+            entry[2].close()
+
+    def close(self) -> None:
+        """Close every session."""
+        while self._open:
+            _, (_, _, stack) = self._open.popitem()
+            stack.close()
+
+    def __enter__(self) -> SessionCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _label(model: ModelLike) -> str:
+    if _is_path(model):
+        return os.fspath(model)
+    if isinstance(model, bytes):
+        return "<serialized model>"
+    return model.graph.name or "<model>"
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
@@ -156,6 +258,8 @@ def _with_outputs(model: ModelLike, names: Sequence[str]) -> onnx.ModelProto:
     """A copy of `model` (weights included) with `names` added as graph outputs."""
     if _is_path(model):
         proto = onnx.load(os.fspath(model), load_external_data=True)
+    elif isinstance(model, bytes):
+        proto = onnx.load_model_from_string(model)
     else:
         proto = onnx.ModelProto()
         proto.CopyFrom(model)
@@ -438,7 +542,7 @@ def compare(
         return _failed(name, shape, f"shape {a.shape} differs from the reference's {r.shape}")
     if a.dtype != r.dtype:
         return _failed(name, shape, f"dtype {a.dtype} differs from the reference's {r.dtype}")
-    if r.size == 0:
+    if r.size == 0 or np.array_equal(a, r):  # exact equality (NaN aside) needs no arithmetic
         return TensorComparison(name, shape, 0.0, 0.0, True, 0.0, 0.0)
 
     if np.issubdtype(r.dtype, np.floating):
@@ -610,9 +714,10 @@ def verify_split(
     rtol: float = 1e-5,
     atol: float = 1e-5,
     seed: int = 0,
-    graph_optimization_level: ort.GraphOptimizationLevel = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    ),
+    graph_optimization_level: ort.GraphOptimizationLevel = _BASIC,
+    device_threads: int | None = None,
+    edge_threads: int | None = None,
+    sessions: SessionCache | None = None,
 ) -> VerifyResult:
     """Run the original and `edge(device(x))` on `feeds` and compare them.
 
@@ -636,6 +741,11 @@ def verify_split(
         atol: absolute tolerance, scaled to each reference's magnitude (see `compare`).
         seed: the seed the feeds were made with, recorded in the result.
         graph_optimization_level: onnxruntime's level for every session.
+        device_threads: intra-op threads of device.onnx (None: onnxruntime's default).
+        edge_threads: intra-op threads of edge.onnx and the original, which timing then
+            reuses (`time_split` times the original at the edge's thread count too).
+        sessions: where to open the sessions; pass the one that timing will use to load
+            each model once. None: a private cache, closed on return.
 
     Returns:
         The comparisons and their summary.
@@ -644,28 +754,51 @@ def verify_split(
         BadInputError: a model cannot be loaded or F is not one of its tensors.
         InternalError: edge.onnx needs an input that device.onnx does not produce.
     """
-    level = graph_optimization_level
-    # Named before F is added, so an F that is also an output is compared once, as an output.
-    original_outputs = _graph_output_names(original)
-    extra = [fused_tensor] if fused_tensor and fused_reference is None else []
-    with open_session(original, extra_outputs=extra, graph_optimization_level=level) as sess:
-        ref = _run(sess, feeds)
-    if fused_tensor and fused_reference is not None:
-        with open_session(
-            fused_reference, extra_outputs=[fused_tensor], graph_optimization_level=level
-        ) as sess:
-            ref.setdefault(fused_tensor, _run(sess, feeds)[fused_tensor])
-
-    with open_session(device, graph_optimization_level=level) as sess:
-        sent = _run(sess, feeds)
-    with open_session(edge, graph_optimization_level=level) as sess:
-        edge_inputs = [i.name for i in sess.get_inputs()]
-        missing = [n for n in edge_inputs if n not in sent]
-        if missing:
-            raise InternalError(
-                f"edge.onnx input(s) {', '.join(missing)} are not outputs of device.onnx"
+    if sessions is None:
+        with SessionCache() as own:
+            return verify_split(
+                original,
+                device,
+                edge,
+                feeds,
+                tiled=tiled,
+                fused_tensor=fused_tensor,
+                tiled_fused_tensor=tiled_fused_tensor,
+                fused_reference=fused_reference,
+                rtol=rtol,
+                atol=atol,
+                seed=seed,
+                graph_optimization_level=graph_optimization_level,
+                device_threads=device_threads,
+                edge_threads=edge_threads,
+                sessions=own,
             )
-        got = _run(sess, sent)
+    level = graph_optimization_level
+    extra = [fused_tensor] if fused_tensor and fused_reference is None else []
+    sess = sessions.get(
+        original, threads=edge_threads, extra_outputs=extra, graph_optimization_level=level
+    )
+    # Named before F is added, so an F that is also an output is compared once, as an output.
+    if extra:
+        original_outputs = _graph_output_names(original)
+    else:
+        original_outputs = [o.name for o in sess.get_outputs()]
+    ref = _run(sess, feeds)
+    if fused_tensor and fused_reference is not None:
+        sess = sessions.get(
+            fused_reference, extra_outputs=[fused_tensor], graph_optimization_level=level
+        )
+        ref.setdefault(fused_tensor, _run(sess, feeds)[fused_tensor])
+
+    sent = _run(sessions.get(device, threads=device_threads, graph_optimization_level=level), feeds)
+    sess = sessions.get(edge, threads=edge_threads, graph_optimization_level=level)
+    edge_inputs = [i.name for i in sess.get_inputs()]
+    missing = [n for n in edge_inputs if n not in sent]
+    if missing:
+        raise InternalError(
+            f"edge.onnx input(s) {', '.join(missing)} are not outputs of device.onnx"
+        )
+    got = _run(sess, sent)
     logger.debug("verify: ran original, device (%d tensors sent) and edge", len(sent))
 
     comparisons = [
@@ -676,8 +809,8 @@ def verify_split(
 
     if tiled is not None and fused_tensor:
         tiled_name = tiled_fused_tensor or fused_tensor
-        with open_session(tiled, extra_outputs=[tiled_name], graph_optimization_level=level) as s:
-            fused = _run(s, feeds)[tiled_name]
+        sess = sessions.get(tiled, extra_outputs=[tiled_name], graph_optimization_level=level)
+        fused = _run(sess, feeds)[tiled_name]
         comparisons.append(compare(fused_tensor, fused, ref[fused_tensor], rtol=rtol, atol=atol))
 
     result = VerifyResult.summarize(

@@ -378,7 +378,6 @@ class GraphBuilder:
                     OUTPUT_NAME, TensorProto.FLOAT, [self.batch, *self.shape(output)]
                 )
             ],
-            initializer=self._initializers,
         )
         opsets = [helper.make_opsetid("", self.opset)]
         model = helper.make_model(
@@ -388,6 +387,11 @@ class GraphBuilder:
             producer_version=flcompile.__version__,
             doc_string=doc,
         )
+        # Added after make_model, one CopyFrom each: make_graph's `extend` re-serializes every
+        # tensor and make_model copies the graph again, which for hundreds of MB of weights
+        # costs seconds.
+        for tensor in self._initializers:
+            model.graph.initializer.add().CopyFrom(tensor)
         model.ir_version = helper.find_min_ir_version_for(opsets)
         helper.set_model_props(model, metadata)
         return model

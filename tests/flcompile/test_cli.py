@@ -75,6 +75,12 @@ def test_main_job_writes_every_file_and_a_summary(tiny_model: Path, tmp_path: Pa
     assert plan["verify"]["passed"] and plan["measured"]["runs"] == 2
     for word in ("predicted", "verify", "passed", "measured", "local-only", "NFL"):
         assert word in proc.stdout
+    # edge.onnx against the original at the same, explicit thread count, and what that means.
+    measured = plan["measured"]
+    ratio = measured["edge_s"] / measured["original_edge_threads_s"]
+    edge_threads = f"at {measured['edge_threads']} thread"
+    assert edge_threads in proc.stdout and f"edge/original {ratio:.2f}x" in proc.stdout
+    assert "not the predicted latency" in proc.stdout
     assert leftovers(tmp_path) == ["out"], "no temp dir may be left beside OUT"
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
 from flcompile import timing
 from flcompile.errors import UsageError
-from flcompile.timing import time_model, time_split
+from flcompile.timing import default_threads, time_model, time_split
 from flcompile.verify import make_feeds
 
 
@@ -71,14 +73,88 @@ def test_time_split_measures_all_three():
         original_model(), device_model(), edge_model(), feeds, runs=3, warmup=1, edge_threads=2
     )
     assert measured.device_s > 0 and measured.edge_s > 0 and measured.original_s > 0
+    assert measured.original_edge_threads_s > 0
     assert measured.to_json() == {
         "device_s": measured.device_s,
         "edge_s": measured.edge_s,
         "original_s": measured.original_s,
+        "original_edge_threads_s": measured.original_edge_threads_s,
+        "edge_over_original": measured.edge_s / measured.original_edge_threads_s,
         "runs": 3,
         "device_threads": 1,
         "edge_threads": 2,
+        "default_threads": default_threads(),
+        "requested_threads": {"device": 1, "edge": 2},
     }
+
+
+def split_times(**kwargs) -> timing.MeasuredTimes:
+    """time_split of the Conv -> Relu split above."""
+    original = original_model()
+    return time_split(original, device_model(), edge_model(), make_feeds(original), **kwargs)
+
+
+# Fixed "timed runs" per model and thread count: (label, intra-op threads) -> seconds.
+FAKE_RUNS = {
+    ("device", 1): (0.002, 0.001, 0.003),
+    ("device", 2): (0.002, 0.001, 0.003),
+    ("edge", 2): (0.030, 0.010, 0.020),
+    ("original", 2): (0.008, 0.016, 0.012),
+    ("original", 1): (0.050, 0.040, 0.060),
+}
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Replace the timed runs with FAKE_RUNS; returns the (label, threads) timed, in order."""
+    timed: list[tuple[str, int]] = []
+
+    def fake_time_session(session, feeds, *, runs, warmup, label, progress):
+        key = (label.split()[0], session.get_session_options().intra_op_num_threads)
+        timed.append(key)
+        return FAKE_RUNS[key][:runs]
+
+    monkeypatch.setattr(timing, "_time_session", fake_time_session)
+    return timed
+
+
+def test_the_ratio_is_edge_over_original_at_the_edge_threads(fake_clock):
+    measured = split_times(device_threads=1, edge_threads=2, runs=3)
+    assert measured.edge_s == pytest.approx(0.020)  # the medians of FAKE_RUNS
+    assert measured.original_edge_threads_s == pytest.approx(0.012)
+    assert measured.original_s == pytest.approx(0.050)
+    assert measured.edge_over_original == pytest.approx(0.020 / 0.012)
+    assert measured.to_json()["edge_over_original"] == measured.edge_over_original
+
+
+def test_the_original_is_timed_at_both_thread_counts(fake_clock):
+    split_times(device_threads=1, edge_threads=2, runs=3)
+    assert sorted(fake_clock) == [("device", 1), ("edge", 2), ("original", 1), ("original", 2)]
+
+
+def test_equal_thread_settings_time_the_original_once(fake_clock):
+    measured = split_times(device_threads=2, edge_threads=2, runs=3)
+    assert [label for label, _ in fake_clock].count("original") == 1
+    assert measured.original_s == measured.original_edge_threads_s
+
+
+def test_default_threads_is_the_pool_onnxruntime_starts():
+    # An intra-op pool of N threads starts N - 1 of them; the caller's thread is the N-th.
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        pytest.skip("counting a process's threads needs Linux's /proc")
+    model = original_model().SerializeToString()
+    before = len(list(tasks.iterdir()))
+    session = ort.InferenceSession(model, ort.SessionOptions(), providers=["CPUExecutionProvider"])
+    started = len(list(tasks.iterdir())) - before
+    del session
+    assert default_threads() == started + 1
+
+
+def test_default_threads_are_reported_as_a_number():
+    measured = split_times(edge_threads=None, runs=1, warmup=0)
+    assert measured.to_json()["edge_threads"] == default_threads()
+    assert measured.to_json()["requested_threads"] == {"device": 1, "edge": None}
 
 
 def test_time_model_rejects_zero_runs():

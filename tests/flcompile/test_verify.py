@@ -7,8 +7,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+import flcompile.verify
 from flcompile.errors import BadInputError, VerificationError
-from flcompile.verify import VerifyResult, compare, make_feeds, verify_split
+from flcompile.timing import time_split
+from flcompile.verify import SessionCache, VerifyResult, compare, make_feeds, verify_split
 
 OPSET = [helper.make_opsetid("", 17)]
 X_SHAPE = [1, 3, 8, 8]
@@ -193,6 +195,17 @@ def test_compare_zero_reference_uses_unit_scale():
     assert not compare("z", np.full(4, 1e-4, np.float32), ref, rtol=1e-5, atol=1e-5).passed
 
 
+def test_compare_identical_tensors_pass_with_zero_error():
+    ref = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    ref[3] = np.inf
+    same = compare("x", ref.copy(), ref, rtol=0, atol=0)
+    assert same.passed
+    assert (same.max_abs_err, same.max_rel_err, same.needed_atol, same.needed_rtol) == (0, 0, 0, 0)
+    one_ulp = ref.copy()
+    one_ulp[0] = np.nextafter(one_ulp[0], np.float32(np.inf))
+    assert compare("x", one_ulp, ref, rtol=0, atol=0).max_abs_err > 0
+
+
 def test_compare_nan_shape_dtype():
     ref = np.ones(3, np.float32)
     nan = compare("n", np.array([1, np.nan, 1], np.float32), ref, rtol=1e-5, atol=1e-5)
@@ -372,3 +385,44 @@ def test_float16_tolerances_do_not_go_below_a_few_ulps() -> None:
     # float32 keeps the requested tolerance: 1e-4 relative is far above its 8 ulps.
     ref32 = ref.astype(np.float32)
     assert not compare("f", ref32 * np.float32(1 + 1e-4), ref32, rtol=1e-5, atol=1e-5).passed
+
+
+# --------------------------------------------------------------------------- shared sessions
+
+
+def test_a_session_cache_opens_each_model_and_setting_once():
+    model = original_model()
+    with SessionCache() as sessions:
+        first = sessions.get(model, threads=1)
+        assert sessions.get(model, threads=1) is first
+        assert sessions.get(model, threads=2) is not first
+        assert sessions.get(model.SerializeToString(), threads=1) is not first
+        sessions.release(model, threads=1)
+        assert sessions.get(model, threads=1) is not first, "a released session is reopened"
+
+
+def test_verification_and_timing_load_each_model_once(monkeypatch):
+    opened = []
+    real_open = flcompile.verify.open_session
+
+    def counting_open(model, **kwargs):
+        opened.append((model, kwargs["threads"]))
+        return real_open(model, **kwargs)
+
+    monkeypatch.setattr(flcompile.verify, "open_session", counting_open)
+    original, device, edge = original_model(), device_model(), edge_model()
+    feeds = make_feeds(original)
+    threads = {"device_threads": 1, "edge_threads": 2}
+    with SessionCache() as sessions:
+        assert verify_split(original, device, edge, feeds, sessions=sessions, **threads).passed
+        time_split(original, device, edge, feeds, runs=1, warmup=0, sessions=sessions, **threads)
+    # Verification runs the original at the edge's threads; timing adds it at the device's.
+    assert opened == [(original, 2), (device, 1), (edge, 2), (original, 1)]
+
+
+def test_a_serialized_original_verifies_like_the_proto():
+    feeds = make_feeds(original_model())
+    result = verify_split(
+        original_model().SerializeToString(), device_model(), edge_model(bias=1e-3), feeds
+    )
+    assert not result.passed and [c.name for c in result.compared] == ["Y"]

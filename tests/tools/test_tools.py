@@ -135,10 +135,16 @@ def test_bench_compile_csv(tmp_path, capsys):
     argv = ["--models", "squeezenet", "--repeats", "1", "--runs", "1", "--max-grid", "2x2"]
     assert bench_compile.main([*argv, *TINY, "-o", str(tmp_path)]) == 0
     columns, rows = _read_csv(tmp_path / "bench_compile.csv")
-    assert set(columns) >= {f"{p}_s" for p in bench_compile.PHASES} | {"total_s", "mw_search_s"}
+    phases = {f"{p}_s" for p in bench_compile.PHASES}
+    assert set(columns) >= phases | {"total_s", "cpu_s", "mw_search_s"}
     assert len(rows) == 1 and rows[0]["verified"] == "True"
     assert float(rows[0]["total_s"]) >= float(rows[0]["plan_s"]) > 0
+    assert float(rows[0]["cpu_s"]) > 0
     assert "MW search" in capsys.readouterr().out
+    assert bench_compile.main([*argv, *TINY, "--no-search", "-o", str(tmp_path)]) == 0
+    _, rows = _read_csv(tmp_path / "bench_compile.csv")
+    assert rows[0]["mw_search_s"] == "nan" and float(rows[0]["total_s"]) > 0
+    assert "no search" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
