@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from flcompile.atomic_output import atomic_directory, check_writable
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.untiled import ModelCosts, SingleCut, model_costs
 from flcompile.emit import (
     Emitted,
     check_emitted,
@@ -32,13 +33,12 @@ from flcompile.emit import (
     to_model,
 )
 from flcompile.errors import VerificationError
-from flcompile.instance import PathTimes, Timeline
 from flcompile.load import LoadedModel, load_model
-from flcompile.model_costs import ModelCosts, SingleCut, model_costs
 from flcompile.model_io import save_model
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
 from flcompile.plan_json import build_plan_json
+from flcompile.schedule import PathTimes, Timeline
 from flcompile.search import SearchOptions, SearchResult, search
 from flcompile.simulate import simulate
 from flcompile.timeline_plot import plot_timelines

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 import onnx_graphsurgeon as gs
 from tqdm import tqdm
 
-from flcompile.cost_table import TileCosts, cost_table, tile_costs
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.table import CostTable, cost_table
+from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs
+from flcompile.costs.untiled import Baselines, ModelCosts, baselines
 from flcompile.errors import SolverLimitError, UsageError
-from flcompile.instance import CostTable, Schedule
 from flcompile.lower_bound import fluid_lower_bound
-from flcompile.model_costs import Baselines, ModelCosts, baselines
 from flcompile.passes.fusable import Candidate, FusablePrefix
 from flcompile.passes.receptive_field import (
     AxisCache,
@@ -30,6 +30,7 @@ from flcompile.passes.receptive_field import (
     make_block,
     make_tiling,
 )
+from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
@@ -217,8 +218,9 @@ def search(
     bound = base.nfl.total_s
     for candidate in candidates:  # the bound covers every F, whatever the options fix
         rest = set(model.nodes) - set(candidate.block)
+        block = make_block(graph, prefix, candidate)
         state = FusedTensorState(
-            candidate, make_block(graph, prefix, candidate), model.edge_s(rest, compute)
+            candidate, block, block_costs(graph, block), model.edge_s(rest, compute)
         )
         per_f[candidate.tensor] = state
         try:
@@ -266,12 +268,15 @@ class FusedTensorState:
 
     candidate: Candidate
     block: Block
+    costs: BlockCosts
     rest_s: float
     cache: AxisCache = field(default_factory=dict)
 
     def fluid_bound(self, compute: ComputeModel, link: LinkModel, return_s: float) -> float:
         """This F's fluid lower bound."""
-        return fluid_bound_of_block(self.block, self.rest_s, compute, link, return_s, self.cache)
+        return fluid_bound_of_block(
+            self.block, self.costs, self.rest_s, compute, link, return_s, self.cache
+        )
 
     def plan_entry(
         self, grid: tuple[int, int], compute: ComputeModel, link: LinkModel, return_s: float
@@ -282,7 +287,7 @@ class FusedTensorState:
             tiling = make_tiling(self.block, grid, self.cache)
         except EmptyRegionError:
             return None
-        costs = tile_costs(tiling)
+        costs = tile_costs(tiling, self.costs)
         fuse_nodes = (grid[0] if grid[1] > 1 else 0) + (1 if grid[0] > 1 else 0)
         post = self.rest_s + max(fuse_nodes, 1) * compute.overhead_edge_s
         table = cost_table(costs, compute, link, post_fuse_s=post, return_s=return_s, grid=grid)
@@ -329,6 +334,7 @@ def shortlist(tables: list[tuple[float, int, FusedPlan]]) -> list[FusedPlan]:
 
 def fluid_bound_of_block(
     block: Block,
+    costs: BlockCosts,
     rest_s: float,
     compute: ComputeModel,
     link: LinkModel,
@@ -341,6 +347,7 @@ def fluid_bound_of_block(
 
     Args:
         block: the block that computes F.
+        costs: its per-pixel costs.
         rest_s: edge seconds of everything after F.
         compute: device and edge speeds, and the edge concurrency.
         link: the link (its rate).
@@ -353,9 +360,8 @@ def fluid_bound_of_block(
     Raises:
         EmptyRegionError: some pixel of F reads only padding.
     """
-    costs = tile_costs(make_tiling(block, (1, 1), cache))
     ideal = cost_table(
-        costs,
+        tile_costs(make_tiling(block, (1, 1), cache), costs),
         replace(compute, overhead_dev_s=0.0, overhead_edge_s=0.0),
         replace(link, latency_s=0.0),
         post_fuse_s=0.0,

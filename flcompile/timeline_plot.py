@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from flcompile.errors import BadInputError
-from flcompile.instance import Timeline
+from flcompile.schedule import Timeline
 
 logger = logging.getLogger(__name__)
 

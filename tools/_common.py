@@ -22,10 +22,10 @@ from flcompile import models
 from flcompile.arg_types import count, grid
 from flcompile.arg_types import positive as positive_float
 from flcompile.compile import Analysis, analyse
-from flcompile.cost_table import TileCosts, cost_table
 from flcompile.costs import PAPER_DEVICE_FLOPS, PAPER_EDGE_FLOPS, ComputeModel, LinkModel
+from flcompile.costs.table import CostTable, cost_table
+from flcompile.costs.tiles import TileCosts, block_costs
 from flcompile.errors import FlCompileError
-from flcompile.instance import CostTable
 from flcompile.load import load_model
 from flcompile.passes.fusable import Candidate
 from flcompile.passes.receptive_field import make_block
@@ -237,7 +237,9 @@ class RateFreeTables:
                 continue
             block = make_block(a.graph, a.prefix, candidate)
             rest = set(a.costs.nodes) - set(candidate.block)
-            fs = FusedTensorState(candidate, block, a.costs.edge_s(rest, compute))
+            fs = FusedTensorState(
+                candidate, block, block_costs(a.graph, block), a.costs.edge_s(rest, compute)
+            )
             self.fstates.append(fs)
             for g in grids:
                 # The entry's table is at a placeholder link; `table()` redoes it per rate.

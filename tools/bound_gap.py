@@ -24,8 +24,9 @@ from tqdm import tqdm
 
 from flcompile.arg_types import positive
 from flcompile.compile import analyse
-from flcompile.cost_table import cost_table, tile_costs
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.table import cost_table
+from flcompile.costs.tiles import block_costs, tile_costs
 from flcompile.errors import FlCompileError
 from flcompile.load import load_model
 from flcompile.lower_bound import fluid_lower_bound
@@ -47,7 +48,12 @@ def halo_bound(analysis, compute: ComputeModel, link: LinkModel) -> tuple[float,
             continue
         rest = analysis.costs.edge_s(set(analysis.costs.nodes) - set(candidate.block), compute)
         table = cost_table(
-            tile_costs(tiling), compute, link, post_fuse_s=rest, return_s=0.0, grid=grid
+            tile_costs(tiling, block_costs(analysis.graph, block)),
+            compute,
+            link,
+            post_fuse_s=rest,
+            return_s=0.0,
+            grid=grid,
         )
         value = fluid_lower_bound(
             table.device_s.sum(axis=0),

@@ -61,9 +61,9 @@ from matplotlib.figure import Figure
 from tqdm import tqdm
 
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.table import CostTable
+from flcompile.costs.untiled import baselines
 from flcompile.errors import SolverLimitError
-from flcompile.instance import CostTable
-from flcompile.model_costs import baselines
 from flcompile.search import SOLVERS, FusedPlan, PlanTracker, SearchOptions, shortlist
 from flcompile.simulate import makespan
 

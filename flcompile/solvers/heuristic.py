@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from flcompile.instance import CostTable, Schedule
+from flcompile.costs.table import CostTable
 from flcompile.lower_bound import fluid_bound
+from flcompile.schedule import Schedule
 from flcompile.simulate import (
     advance,
     finish_of,

@@ -14,7 +14,8 @@
 
 from __future__ import annotations
 
-from flcompile.instance import CostTable, Schedule
+from flcompile.costs.table import CostTable
+from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import BF_MAX_STATES
 from flcompile.solvers.exact import branch_and_bound, search_size

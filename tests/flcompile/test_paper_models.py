@@ -9,8 +9,9 @@ import pytest
 
 from flcompile import models
 from flcompile.compile import analyse
-from flcompile.cost_table import cost_table, tile_costs
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.table import cost_table
+from flcompile.costs.tiles import block_costs, tile_costs
 from flcompile.errors import SolverLimitError
 from flcompile.load import LoadedModel, infer_shapes
 from flcompile.passes.receptive_field import EmptyRegionError, make_block, make_tiling
@@ -37,7 +38,7 @@ def test_opt_equals_bf_and_mw_is_not_better_at_2x2(name: str) -> None:
     for candidate in analysis.candidates:
         block = make_block(analysis.graph, analysis.prefix, candidate)
         try:
-            costs = tile_costs(make_tiling(block, (2, 2)))
+            costs = tile_costs(make_tiling(block, (2, 2)), block_costs(analysis.graph, block))
         except (EmptyRegionError, ValueError):
             continue
         rest = analysis.costs.edge_s(set(analysis.costs.nodes) - set(candidate.block), PAPER)

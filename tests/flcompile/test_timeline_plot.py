@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flcompile.errors import BadInputError
-from flcompile.instance import PathTimes, Timeline
+from flcompile.schedule import PathTimes, Timeline
 from flcompile.timeline_plot import plot_timelines
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
