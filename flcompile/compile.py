@@ -39,7 +39,7 @@ from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, 
 from flcompile.passes.normalize import normalize
 from flcompile.plan_json import build_plan_json
 from flcompile.schedule import PathTimes, Timeline
-from flcompile.search import SearchOptions, SearchResult, search
+from flcompile.search import SearchOptions, SearchResult, SearchSpace, build_space, solve
 from flcompile.simulate import simulate
 from flcompile.timeline_plot import plot_timelines
 from flcompile.timing import MeasuredTimes, time_split
@@ -80,11 +80,24 @@ class Analysis:
     candidates: list[Candidate]
     costs: ModelCosts
 
+    def space(
+        self, compute: ComputeModel, options: SearchOptions, *, progress: bool = False
+    ) -> SearchSpace:
+        """This model's search space (see `flcompile.search.build_space`)."""
+        args = (self.graph, self.prefix, self.candidates, self.costs, compute, options)
+        return build_space(*args, progress=progress)
+
     def search(
-        self, compute: ComputeModel, link: LinkModel, options: SearchOptions
+        self,
+        compute: ComputeModel,
+        link: LinkModel,
+        options: SearchOptions,
+        *,
+        progress: bool = False,
     ) -> SearchResult:
-        """The plan search over this model's candidates (see `flcompile.search.search`)."""
-        return search(self.graph, self.prefix, self.candidates, self.costs, compute, link, options)
+        """The plan search: this model's space solved at `link` with `options.solver`."""
+        space = self.space(compute, options, progress=progress)
+        return solve(space, link, options.solver, progress=progress)
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,7 +220,9 @@ def compile_model(
             analysis = analyse(loaded)
             feeds = make_feeds(loaded.model, seed=options.seed, input_path=options.input_path)
         with phases("plan"):
-            result = analysis.search(options.compute, options.link, options.search)
+            result = analysis.search(
+                options.compute, options.link, options.search, progress=options.progress
+            )
         with phases("rewrite"):
             emitted, timeline = _emit(analysis, result, options)
         with _target_dir(out_dir) as target, atomic_directory(target) as tmp:
