@@ -207,29 +207,6 @@ class _Run:
         return _Run(self.table, order, run_cuts)
 
 
-def local_search(
-    table: CostTable,
-    options: list[np.ndarray],
-    schedule: Schedule,
-    *,
-    max_rounds: int = MAX_ROUNDS,
-    window: int = WINDOW,
-) -> Schedule:
-    """Local search from `schedule` (see the module docstring); never worse than it.
-
-    Args:
-        table: the cost table.
-        options: per path, the cuts the search may use (its non-dominated cuts).
-        schedule: the starting schedule.
-        max_rounds: at most this many improving moves.
-        window: swaps and moves span at most this many positions.
-
-    Returns:
-        A local optimum (or the schedule after `max_rounds` improvements).
-    """
-    return _descend(table, _Neighbourhood(options, window), schedule, max_rounds).schedule()
-
-
 def _descend(table: CostTable, hood: _Neighbourhood, schedule: Schedule, max_rounds: int) -> _Run:
     """Local search from `schedule` over `hood`'s moves; the final run."""
     order = np.asarray(schedule.order)
