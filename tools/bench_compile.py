@@ -4,7 +4,7 @@ For each model, `flcompile.compile.compile_model` runs --repeats times (into a s
 directory, with verification and --runs timing runs, as `flcompile MODEL --rate R` does);
 the table shows the median seconds of each phase of CompileResult.phase_s (load, plan,
 rewrite, write, verify, time) and of the whole call. Separately, on one analysis of the
-model, it times `flcompile.search.search` with the MW-only solver over every F and grid up
+model, it times `Analysis.search` with the MW-only solver over every F and grid up
 to --max-grid and with the default "best" solver (medians of --repeats). The predicted
 latency, NFL and the chosen F / grid are printed too, so a run describes itself.
 
