@@ -14,9 +14,9 @@ from flcompile.compile import CompileOptions, compile_model
 from flcompile.costs import (
     PAPER_DEVICE_FLOPS,
     PAPER_EDGE_FLOPS,
-    ComputeModel,
     LinkModel,
     Shannon,
+    compute_model,
 )
 from flcompile.errors import FlCompileError, InternalError, UsageError
 from flcompile.load import parse_input_shapes
@@ -318,31 +318,23 @@ def link_model(args: argparse.Namespace) -> LinkModel:
     )
 
 
-def compute_model(args: argparse.Namespace) -> ComputeModel:
-    """The compute model from the options (Table I's speeds unless overridden)."""
-    concurrency = args.edge_concurrency
-    if concurrency is None:
-        concurrency = 0 if args.paper else 1
-    return ComputeModel(
-        device_flops=args.device_flops or PAPER_DEVICE_FLOPS,
-        edge_flops=args.edge_flops or PAPER_EDGE_FLOPS,
-        overhead_dev_s=args.overhead_dev,
-        overhead_edge_s=args.overhead_edge,
-        edge_concurrency=concurrency,
-    )
-
-
 def options_from(args: argparse.Namespace) -> CompileOptions:
     """CompileOptions from parsed arguments."""
     return CompileOptions(
-        compute=compute_model(args),
+        compute=compute_model(
+            args.paper,
+            args.edge_concurrency,
+            device_flops=args.device_flops,
+            edge_flops=args.edge_flops,
+            overhead_dev_s=args.overhead_dev,
+            overhead_edge_s=args.overhead_edge,
+        ),
         link=link_model(args),
         search=SearchOptions(
             solver=args.solver,
             grid=args.grid,
             fuse_at=args.fuse_at,
             max_grid=args.max_grid,
-            progress=not args.quiet and sys.stderr.isatty(),
         ),
         input_shapes=parse_input_shapes(args.input_shape),
         verify=args.verify,

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from flcompile.atomic_output import atomic_directory, check_writable
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.untiled import ModelCosts, SingleCut, model_costs
 from flcompile.emit import (
     STAGES_JSON,
     Emitted,
@@ -34,15 +35,14 @@ from flcompile.emit import (
     to_model,
 )
 from flcompile.errors import BadInputError, VerificationError, user_path_errors
-from flcompile.instance import PathTimes, Timeline
 from flcompile.load import LoadedModel, load_model
-from flcompile.model_costs import ModelCosts, SingleCut, model_costs
 from flcompile.model_io import file_sizes, save_model
 from flcompile.output_guard import check_protected
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
 from flcompile.plan_json import build_plan_json
-from flcompile.search import SearchOptions, SearchResult, search
+from flcompile.schedule import PathTimes, Timeline
+from flcompile.search import SearchOptions, SearchResult, SearchSpace, build_space, solve
 from flcompile.simulate import simulate
 from flcompile.timeline_plot import plot_timelines
 from flcompile.timing import MeasuredTimes, time_split
@@ -84,11 +84,24 @@ class Analysis:
     candidates: list[Candidate]
     costs: ModelCosts
 
+    def space(
+        self, compute: ComputeModel, options: SearchOptions, *, progress: bool = False
+    ) -> SearchSpace:
+        """This model's search space (see `flcompile.search.build_space`)."""
+        args = (self.graph, self.prefix, self.candidates, self.costs, compute, options)
+        return build_space(*args, progress=progress)
+
     def search(
-        self, compute: ComputeModel, link: LinkModel, options: SearchOptions
+        self,
+        compute: ComputeModel,
+        link: LinkModel,
+        options: SearchOptions,
+        *,
+        progress: bool = False,
     ) -> SearchResult:
-        """The plan search over this model's candidates (see `flcompile.search.search`)."""
-        return search(self.graph, self.prefix, self.candidates, self.costs, compute, link, options)
+        """The plan search: this model's space solved at `link` with `options.solver`."""
+        space = self.space(compute, options, progress=progress)
+        return solve(space, link, options.solver, progress=progress)
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,7 +229,9 @@ def compile_model(
             analysis = analyse(loaded)
             feeds = make_feeds(loaded.model, seed=options.seed, input_path=options.input_path)
         with phases("plan"):
-            result = analysis.search(options.compute, options.link, options.search)
+            result = analysis.search(
+                options.compute, options.link, options.search, progress=options.progress
+            )
         with phases("rewrite"):
             emitted, timeline = _emit(analysis, result, options)
         with (

@@ -16,8 +16,8 @@ from pathlib import Path
 import onnx
 import onnx_graphsurgeon as gs
 
+from flcompile.costs.untiled import SingleCut
 from flcompile.errors import InternalError
-from flcompile.model_costs import SingleCut
 from flcompile.model_io import export_graph
 from flcompile.passes.placement import device_nodes, path_sends, placement_of
 from flcompile.passes.split import extract, prepare_single_cut, split

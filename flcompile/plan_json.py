@@ -12,10 +12,11 @@ import numpy as np
 import onnx
 
 from flcompile.costs import BYTES_PER_MB, ComputeModel, LinkModel
-from flcompile.instance import CostTable, Schedule, Timeline
+from flcompile.costs.table import CostTable
 from flcompile.load import LoadedModel
 from flcompile.passes.split import single_cut_name
 from flcompile.passes.tile import tile_tensor_name
+from flcompile.schedule import Schedule, Timeline
 from flcompile.search import FusedPlan, SearchResult
 from flcompile.simulate import simulate
 

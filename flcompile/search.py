@@ -1,8 +1,12 @@
-"""The plan search: every candidate F × grid, each solved by the chosen solvers, against NFL.
+"""The plan search in two steps: a model's `SearchSpace`, built once, and `solve` per link.
 
-Every plan is scored by the one simulator (`flcompile.simulate`), so scores compare. A plan
-with fused layers is kept only when it beats the best single cut (NFL), unless the user
-fixed F or the grid.
+`build_space` tiles every candidate F at every grid the options allow and keeps what does
+not depend on the link: each (F, grid)'s FLOPs and bytes per path and cut and the edge
+seconds after the fuse. `solve(space, link, strategy)` turns those into the solvers' tables
+at one link, runs the strategy's solvers and scores every plan with the one simulator
+(`flcompile.simulate`), so scores compare. A plan with fused layers is kept only when it
+beats the best single cut (NFL), unless the user fixed F or the grid. A sweep over link
+rates builds the space once and solves it at every rate.
 """
 
 from __future__ import annotations
@@ -11,16 +15,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from math import inf
 
 import onnx_graphsurgeon as gs
 from tqdm import tqdm
 
-from flcompile.cost_table import TileCosts, cost_table, tile_costs
-from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.link import LinkModel
+from flcompile.costs.node_cost import ComputeModel
+from flcompile.costs.table import CostTable, cost_table
+from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs
+from flcompile.costs.untiled import Baselines, ModelCosts, baselines
 from flcompile.errors import SolverLimitError, UsageError
-from flcompile.instance import CostTable, Schedule
 from flcompile.lower_bound import fluid_lower_bound
-from flcompile.model_costs import Baselines, ModelCosts, baselines
 from flcompile.passes.fusable import Candidate, FusablePrefix
 from flcompile.passes.receptive_field import (
     AxisCache,
@@ -30,6 +36,8 @@ from flcompile.passes.receptive_field import (
     make_block,
     make_tiling,
 )
+from flcompile.passes.tile import fuse_node_count
+from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
@@ -52,18 +60,16 @@ class SearchOptions:
     """What the search may choose from.
 
     Attributes:
-        solver: one of SOLVER_CHOICES.
+        solver: one of SOLVER_CHOICES (a space for "nfl" holds no (F, grid) choice).
         grid: a fixed (rows, columns), or None to search.
         fuse_at: a fixed F tensor name, or None to search.
         max_grid: the largest (rows, columns) searched.
-        progress: show a progress bar.
     """
 
     solver: str = "best"
     grid: tuple[int, int] | None = None
     fuse_at: str | None = None
     max_grid: tuple[int, int] = (8, 8)
-    progress: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,6 +106,23 @@ class SearchStats:
 
 
 @dataclass(frozen=True, eq=False)
+class SolverRun:
+    """One solver run on one (F, grid) table: the plan it scored and how long it took.
+
+    Attributes:
+        plan: the plan solved (its schedule is the solver's, unless the solver refused).
+        solver: the solver's name.
+        predicted_s: the simulated latency (inf when the solver refused the table).
+        seconds: the solver's wall time.
+    """
+
+    plan: FusedPlan
+    solver: str
+    predicted_s: float
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)
 class SearchResult:
     """The chosen plan, the baselines and the bound.
 
@@ -111,6 +134,7 @@ class SearchResult:
         best_by_solver: each solver's best predicted latency.
         stats: search effort.
         notes: things the user should hear (why no FL plan, what a forced choice costs).
+        runs: every solver run, in the order they ran.
     """
 
     fused: FusedPlan | None
@@ -120,11 +144,104 @@ class SearchResult:
     best_by_solver: dict[str, float]
     stats: SearchStats
     notes: tuple[str, ...] = field(default=())
+    runs: tuple[SolverRun, ...] = field(default=())
 
     @property
     def predicted_s(self) -> float:
         """The emitted plan's predicted latency."""
         return self.fused.predicted_s if self.use_fused else self.baselines.nfl.total_s
+
+
+@dataclass(frozen=True, eq=False)
+class FusedTensor:
+    """One candidate F: its block and the block's costs, independent of grid and link.
+
+    Attributes:
+        candidate: F.
+        block: the block that computes F.
+        costs: the block's per-pixel costs.
+        rest_s: edge seconds of everything after F.
+        whole: the costs of F as one tile (the fluid bound's input), or None when some
+            pixel of F reads only padding.
+        cache: the block's per-axis region memo, shared by its grids.
+    """
+
+    candidate: Candidate
+    block: Block
+    costs: BlockCosts
+    rest_s: float
+    whole: TileCosts | None
+    cache: AxisCache
+
+
+@dataclass(frozen=True, eq=False)
+class GridChoice:
+    """One (F, grid) of a search space: its tiling and costs before a link is chosen.
+
+    Attributes:
+        fused: F.
+        tiling: the grid and per-tile regions.
+        costs: FLOPs and bytes per path and cut.
+        post_fuse_s: edge seconds of the fuse nodes and everything after F.
+    """
+
+    fused: FusedTensor
+    tiling: Tiling
+    costs: TileCosts
+    post_fuse_s: float
+
+    @property
+    def candidate(self) -> Candidate:
+        """F."""
+        return self.fused.candidate
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns)."""
+        return self.tiling.grid
+
+
+@dataclass(frozen=True, eq=False)
+class SearchSpace:
+    """Everything the search chooses from, for one model and compute model, at any link.
+
+    Attributes:
+        model: the whole model's costs (the single cuts and baselines come from them).
+        compute: device and edge speeds, overheads and the edge concurrency.
+        fused: every candidate F (the lower bound covers all, whatever the options fix).
+        choices: the (F, grid) pairs the options allow whose tiles all read some real
+            pixel, in search order (F, then grids row-major).
+        candidates_F: how many F the options allow.
+        forced: the options fix F or the grid.
+        no_fused_reason: why the model has no F at all, or None when it has some.
+        build_s: seconds spent building the space.
+    """
+
+    model: ModelCosts
+    compute: ComputeModel
+    fused: tuple[FusedTensor, ...]
+    choices: tuple[GridChoice, ...]
+    candidates_F: int
+    forced: bool
+    no_fused_reason: str | None
+    build_s: float
+
+    def table(self, choice: GridChoice, link: LinkModel) -> CostTable:
+        """The solvers' seconds table of one (F, grid) at a link."""
+        return cost_table(
+            choice.costs,
+            self.compute,
+            link,
+            post_fuse_s=choice.post_fuse_s,
+            return_s=link.return_s(self.model.output_bytes),
+            grid=choice.grid,
+        )
+
+    def within(self, max_grid: tuple[int, int]) -> SearchSpace:
+        """The same space with only the grids of at most `max_grid` rows and columns."""
+        rows, cols = max_grid
+        kept = tuple(c for c in self.choices if c.grid[0] <= rows and c.grid[1] <= cols)
+        return replace(self, choices=kept)
 
 
 def grids_for(candidate: Candidate, options: SearchOptions) -> list[tuple[int, int]]:
@@ -134,6 +251,13 @@ def grids_for(candidate: Candidate, options: SearchOptions) -> list[tuple[int, i
         return [options.grid] if options.grid[0] <= h and options.grid[1] <= w else []
     rows, cols = min(options.max_grid[0], h), min(options.max_grid[1], w)
     return [(r, c) for r in range(1, rows + 1) for c in range(1, cols + 1)]
+
+
+def _check_solver(solver: str) -> None:
+    if solver not in SOLVER_CHOICES:
+        raise UsageError(
+            f"--solver '{solver}' is unknown", hint=f"choose {', '.join(SOLVER_CHOICES)}"
+        )
 
 
 def _select_candidates(candidates: list[Candidate], options: SearchOptions) -> list[Candidate]:
@@ -157,16 +281,63 @@ def _select_candidates(candidates: list[Candidate], options: SearchOptions) -> l
     return chosen
 
 
-def search(
+def _chosen_candidates(
+    prefix: FusablePrefix, candidates: list[Candidate], options: SearchOptions
+) -> tuple[list[Candidate], str | None]:
+    """The F the options allow, and why there is none at all (None when there are some).
+
+    Raises:
+        UsageError: the options contradict each other or do not fit the model.
+    """
+    _check_solver(options.solver)
+    if options.solver == "nfl" and (options.grid or options.fuse_at):
+        raise UsageError(
+            "--solver nfl plans without fused layers, so --grid and --fuse-at do not apply",
+            hint="drop them, or choose another --solver",
+        )
+    chosen = _select_candidates(candidates, options) if options.solver != "nfl" else []
+    reason = None
+    if not candidates:
+        reason = prefix.stops[0] if prefix.stops else "the model has no local op"
+        if options.solver != "nfl" and options.grid is not None:
+            raise UsageError(
+                f"--grid is given but the model has no tensor to fuse at ({reason})",
+                hint="drop --grid to get the best plan without fused layers",
+            )
+    return chosen, reason
+
+
+def _fused_tensor(
+    graph: gs.Graph,
+    prefix: FusablePrefix,
+    candidate: Candidate,
+    model: ModelCosts,
+    compute: ComputeModel,
+) -> FusedTensor:
+    """One F's block, its costs, and its costs as a single tile."""
+    block = make_block(graph, prefix, candidate)
+    costs = block_costs(graph, block)
+    rest_s = model.edge_s(set(model.nodes) - set(candidate.block), compute)
+    cache: AxisCache = {}
+    try:
+        whole = tile_costs(make_tiling(block, (1, 1), cache), costs)
+    except EmptyRegionError:
+        log.info("F %s: some pixel of it reads only padding; skipped", candidate.tensor)
+        whole = None
+    return FusedTensor(candidate, block, costs, rest_s, whole, cache)
+
+
+def build_space(
     graph: gs.Graph,
     prefix: FusablePrefix,
     candidates: list[Candidate],
     model: ModelCosts,
     compute: ComputeModel,
-    link: LinkModel,
     options: SearchOptions,
-) -> SearchResult:
-    """Find the best plan.
+    *,
+    progress: bool = False,
+) -> SearchSpace:
+    """Tile every (F, grid) the options allow, once, with its link-independent costs.
 
     Args:
         graph: the normalized graph.
@@ -174,123 +345,127 @@ def search(
         candidates: the candidate F tensors.
         model: the whole model's costs.
         compute: device and edge speeds.
-        link: the device→edge link.
-        options: the solver and the search space.
+        options: the search space (and the solver, checked here).
+        progress: show a progress bar.
 
     Returns:
-        The best plan with fused layers (if any), the baselines and the bound.
+        The space.
 
     Raises:
-        UsageError: --fuse-at or --grid do not fit the model.
-        SolverLimitError: --solver bf was asked for a grid too large for it, and no other.
+        UsageError: --solver, --fuse-at or --grid do not fit the model or each other.
     """
     started = time.perf_counter()
-    base = baselines(model, compute, link)
-    notes: list[str] = []
-    if options.solver not in SOLVER_CHOICES:
-        raise UsageError(
-            f"--solver '{options.solver}' is unknown", hint=f"choose {', '.join(SOLVER_CHOICES)}"
-        )
-    if options.solver == "nfl" and (options.grid or options.fuse_at):
-        raise UsageError(
-            "--solver nfl plans without fused layers, so --grid and --fuse-at do not apply",
-            hint="drop them, or choose another --solver",
-        )
-    chosen = _select_candidates(candidates, options) if options.solver != "nfl" else []
-    if options.solver != "nfl" and not candidates:
-        why = prefix.stops[0] if prefix.stops else "the model has no local op"
-        if options.grid is not None:
-            raise UsageError(
-                f"--grid is given but the model has no tensor to fuse at ({why})",
-                hint="drop --grid to get the best plan without fused layers",
-            )
-        notes.append(f"no tensor to fuse at: {why}")
-    first_pass = {"best": ("mw",), "nfl": ()}.get(options.solver, (options.solver,))
+    chosen, no_fused_reason = _chosen_candidates(prefix, candidates, options)
     work = [(c, g) for c in chosen for g in grids_for(c, options)]
     if options.grid and chosen and not work:
         raise UsageError(
             f"--grid {options.grid[0]}x{options.grid[1]} is larger than every F",
             hint="choose a smaller grid, or let flcompile search (omit --grid)",
         )
-    return_s = link.return_s(model.output_bytes)
-    per_f = {}
-    bound = base.nfl.total_s
-    for candidate in candidates:  # the bound covers every F, whatever the options fix
-        rest = set(model.nodes) - set(candidate.block)
-        state = FusedTensorState(
-            candidate, make_block(graph, prefix, candidate), model.edge_s(rest, compute)
-        )
-        per_f[candidate.tensor] = state
-        try:
-            bound = min(bound, state.fluid_bound(compute, link, return_s))
-        except EmptyRegionError:
-            log.info("F %s: some pixel of it reads only padding; skipped", candidate.tensor)
-    tracker = PlanTracker(base.nfl.total_s)
-    tables: list[tuple[float, int, FusedPlan]] = []
-    bar = tqdm(work, desc="planning", unit="grid", disable=not options.progress, leave=False)
+    fused = {c.tensor: _fused_tensor(graph, prefix, c, model, compute) for c in candidates}
+    choices = []
+    bar = tqdm(work, desc="tiling", unit="grid", disable=not progress, leave=False)
     for candidate, grid in bar:
-        entry = per_f[candidate.tensor].plan_entry(grid, compute, link, return_s)
-        if entry is None:
+        f = fused[candidate.tensor]
+        try:
+            tiling = make_tiling(f.block, grid, f.cache)
+        except EmptyRegionError:
             continue
-        scores = [tracker.run(entry, name) for name in first_pass]
-        tables.append((min(scores), len(tables), entry))
+        post_fuse_s = f.rest_s + fuse_node_count(grid) * compute.overhead_edge_s
+        choices.append(GridChoice(f, tiling, tile_costs(tiling, f.costs), post_fuse_s))
     bar.close()
     forced = options.grid is not None or options.fuse_at is not None
-    if forced and work and not tables:
+    if forced and work and not choices:
         raise UsageError(
             f"the forced {'grid' if options.grid else 'F'} has a tile that reads only padding",
             hint="choose a smaller --grid or another --fuse-at",
         )
-    if options.solver == "best":
-        for entry in shortlist(tables):
+    return SearchSpace(
+        model,
+        compute,
+        tuple(fused.values()),
+        tuple(choices),
+        len(chosen),
+        forced,
+        no_fused_reason,
+        time.perf_counter() - started,
+    )
+
+
+def solve(
+    space: SearchSpace, link: LinkModel, strategy: str, *, progress: bool = False
+) -> SearchResult:
+    """Find the best plan of a space at one link.
+
+    Strategies: "mw", "opt" or "bf" run that solver on every (F, grid); "best" runs MW on
+    every one and opt on `shortlist` of them; "nfl" plans without fused layers.
+
+    Args:
+        space: the search space.
+        link: the device→edge link.
+        strategy: one of SOLVER_CHOICES.
+        progress: show a progress bar.
+
+    Returns:
+        The best plan with fused layers (if any), the baselines and the bound.
+
+    Raises:
+        UsageError: an unknown strategy.
+        SolverLimitError: "bf" refused every table of the space.
+    """
+    started = time.perf_counter()
+    _check_solver(strategy)
+    compute = space.compute
+    base = baselines(space.model, compute, link)
+    return_s = link.return_s(space.model.output_bytes)
+    bound = min(
+        [base.nfl.total_s]
+        + [fluid_bound(f, compute, link, return_s) for f in space.fused if f.whole is not None]
+    )
+    notes: list[str] = []
+    if strategy != "nfl" and space.no_fused_reason is not None:
+        notes.append(f"no tensor to fuse at: {space.no_fused_reason}")
+    tracker = PlanTracker(base.nfl.total_s)
+    first_pass = ("mw",) if strategy == "best" else (strategy,)
+    choices = space.choices if strategy != "nfl" else ()
+    scored: list[tuple[float, int, FusedPlan]] = []
+    for choice in tqdm(choices, desc="planning", unit="grid", disable=not progress, leave=False):
+        table = space.table(choice, link)
+        unsolved = Schedule((), ())
+        entry = FusedPlan(choice.candidate, choice.tiling, choice.costs, table, unsolved, "", inf)
+        scores = [tracker.run(entry, name) for name in first_pass]
+        scored.append((min(scores), len(scored), entry))
+    if strategy == "best":
+        for entry in shortlist(scored):
             tracker.run(entry, "opt")
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
         raise tracker.last_refusal
     if tracker.refused:
         notes.append(f"bf refused {tracker.refused} grid(s) beyond its size bound")
-    grids_tried, plans, best_by_solver = len(tables), tracker.plans, tracker.best_by_solver
-    use_fused = best is not None and (forced or best.predicted_s < base.nfl.total_s)
+    use_fused = best is not None and (space.forced or best.predicted_s < base.nfl.total_s)
     if best is not None and use_fused and best.predicted_s >= base.nfl.total_s:
         notes.append(
             f"the forced F/grid is slower than NFL ({best.predicted_s * 1e3:.2f} ms vs "
             f"{base.nfl.total_s * 1e3:.2f} ms)"
         )
-    stats = SearchStats(len(chosen), grids_tried, plans, time.perf_counter() - started)
-    return SearchResult(best, use_fused, base, bound, best_by_solver, stats, tuple(notes))
-
-
-@dataclass(eq=False)
-class FusedTensorState:
-    """One candidate F: its block, the seconds after it, and its per-axis region memo."""
-
-    candidate: Candidate
-    block: Block
-    rest_s: float
-    cache: AxisCache = field(default_factory=dict)
-
-    def fluid_bound(self, compute: ComputeModel, link: LinkModel, return_s: float) -> float:
-        """This F's fluid lower bound."""
-        return fluid_bound_of_block(self.block, self.rest_s, compute, link, return_s, self.cache)
-
-    def plan_entry(
-        self, grid: tuple[int, int], compute: ComputeModel, link: LinkModel, return_s: float
-    ) -> FusedPlan | None:
-        """The unsolved plan of one grid (no schedule yet), or None when a tile reads only
-        padding."""
-        try:
-            tiling = make_tiling(self.block, grid, self.cache)
-        except EmptyRegionError:
-            return None
-        costs = tile_costs(tiling)
-        fuse_nodes = (grid[0] if grid[1] > 1 else 0) + (1 if grid[0] > 1 else 0)
-        post = self.rest_s + max(fuse_nodes, 1) * compute.overhead_edge_s
-        table = cost_table(costs, compute, link, post_fuse_s=post, return_s=return_s, grid=grid)
-        return FusedPlan(self.candidate, tiling, costs, table, Schedule((), ()), "", float("inf"))
+    candidates_F = space.candidates_F if strategy != "nfl" else 0
+    seconds = space.build_s + time.perf_counter() - started
+    stats = SearchStats(candidates_F, len(scored), tracker.plans, seconds)
+    return SearchResult(
+        best,
+        use_fused,
+        base,
+        bound,
+        tracker.best_by_solver,
+        stats,
+        tuple(notes),
+        tuple(tracker.runs),
+    )
 
 
 class PlanTracker:
-    """Runs solvers on tables and keeps the best plan and each solver's best score."""
+    """Runs solvers on tables and keeps the best plan, each solver's best score and every run."""
 
     def __init__(self, nfl_s: float) -> None:
         self.best: FusedPlan | None = None
@@ -298,20 +473,25 @@ class PlanTracker:
         self.plans = 0
         self.refused = 0
         self.last_refusal: SolverLimitError | None = None
+        self.runs: list[SolverRun] = []
 
     def run(self, entry: FusedPlan, solver: str) -> float:
         """Solve `entry`'s table with `solver`; returns the predicted latency (inf if refused)."""
+        started = time.perf_counter()
         try:
             schedule = SOLVERS[solver](entry.table)
         except SolverLimitError as e:
             self.refused += 1
             self.last_refusal = e
+            self.runs.append(SolverRun(entry, solver, float("inf"), time.perf_counter() - started))
             return float("inf")
         self.plans += 1
         predicted = makespan(entry.table, schedule.order, schedule.cuts)
+        plan = replace(entry, schedule=schedule, solver=solver, predicted_s=predicted)
+        self.runs.append(SolverRun(plan, solver, predicted, time.perf_counter() - started))
         self.best_by_solver[solver] = min(self.best_by_solver.get(solver, float("inf")), predicted)
         if self.best is None or predicted < self.best.predicted_s - 1e-15:
-            self.best = replace(entry, schedule=schedule, solver=solver, predicted_s=predicted)
+            self.best = plan
         return predicted
 
 
@@ -327,35 +507,24 @@ def shortlist(tables: list[tuple[float, int, FusedPlan]]) -> list[FusedPlan]:
     return [chosen[i] for i in sorted(chosen)]
 
 
-def fluid_bound_of_block(
-    block: Block,
-    rest_s: float,
-    compute: ComputeModel,
-    link: LinkModel,
-    return_s: float,
-    cache: AxisCache | None = None,
+def fluid_bound(
+    fused: FusedTensor, compute: ComputeModel, link: LinkModel, return_s: float
 ) -> float:
-    """The fluid lower bound of one F (docs/design.md §4) from its untiled block.
+    """The fluid lower bound of one F (docs/design.md §4) from its costs as one tile.
 
     Per-node overheads and the link latency are left out, which keeps it a lower bound.
 
     Args:
-        block: the block that computes F.
-        rest_s: edge seconds of everything after F.
+        fused: F, with `whole` set.
         compute: device and edge speeds, and the edge concurrency.
         link: the link (its rate).
         return_s: seconds to return the results.
-        cache: the block's per-axis region memo, when the caller keeps one.
 
     Returns:
         The bound in seconds.
-
-    Raises:
-        EmptyRegionError: some pixel of F reads only padding.
     """
-    costs = tile_costs(make_tiling(block, (1, 1), cache))
     ideal = cost_table(
-        costs,
+        fused.whole,
         replace(compute, overhead_dev_s=0.0, overhead_edge_s=0.0),
         replace(link, latency_s=0.0),
         post_fuse_s=0.0,
@@ -363,6 +532,6 @@ def fluid_bound_of_block(
         grid=(1, 1),
     )
     bound = fluid_lower_bound(
-        ideal.device_s[0], ideal.link_s[0], ideal.edge_s[0], rest_s, compute.edge_concurrency
+        ideal.device_s[0], ideal.link_s[0], ideal.edge_s[0], fused.rest_s, compute.edge_concurrency
     )
     return bound + return_s

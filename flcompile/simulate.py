@@ -27,8 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flcompile.costs.table import CostTable
 from flcompile.errors import InternalError
-from flcompile.instance import CostTable, PathTimes, Schedule, Timeline
+from flcompile.schedule import PathTimes, Schedule, Timeline
 
 
 def check_schedule(table: CostTable, order: Sequence[int], cuts: Sequence[int]) -> None:

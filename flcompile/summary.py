@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flcompile.compile import CompileResult
+from flcompile.costs import edge_model_words
 from flcompile.timing import MeasuredTimes, threads_text
 
 MAX_PATH_ROWS = 16
@@ -79,7 +80,7 @@ def format_summary(result: CompileResult) -> str:
     inputs = ", ".join(f"{i['name']} {_shape(i['shape'])}" for i in plan["model"]["inputs"])
     lines.append(f"model      {plan['model']['path']}  ({inputs})")
     concurrency = cost["edge_concurrency"]
-    edge_model = {0: "unlimited (paper's Eq. 4)", 1: "serial"}.get(concurrency, f"{concurrency}")
+    edge_model = edge_model_words(concurrency)
     radio = " from Shannon's formula" if link["shannon"] else ""
     lines.append(
         f"costs      link {link['rate_MBps']:.3g} MB/s{radio}, device {cost['device_flops']:.3g} "

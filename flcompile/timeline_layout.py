@@ -19,7 +19,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.textpath import TextToPath
 
 from flcompile.errors import BadInputError
-from flcompile.instance import Timeline
+from flcompile.schedule import Timeline
 
 Color = tuple[float, float, float, float]
 

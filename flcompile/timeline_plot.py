@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from flcompile.errors import BadInputError
-from flcompile.instance import Timeline
+from flcompile.schedule import Timeline
 from flcompile.timeline_layout import (
     AXES_LEFT_IN,
     AXES_RIGHT_IN,

@@ -100,6 +100,11 @@ def hw(tensor: gs.Tensor) -> tuple[int, int] | None:
     return None
 
 
+def batch_size(dim: object) -> int:
+    """A batch dim as a count: a symbolic batch counts as 1, so costs are per batch item."""
+    return int(dim) if isinstance(dim, (int, np.integer)) else 1
+
+
 def is_float(tensor: gs.Tensor) -> bool:
     """True for float16/32/64 tensors."""
     return tensor.dtype is not None and np.dtype(tensor.dtype) in [

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from flcompile.cuts import tensors_crossing_each_cut
-from flcompile.flops import batch_size, flops_per_pixel
+from flcompile.passes.cuts import tensors_crossing_each_cut
 from flcompile.passes.fusable import Candidate, FusablePrefix
-from flcompile.passes.local_ops import AxisWindow, LocalOp, hw
+from flcompile.passes.local_ops import AxisWindow, LocalOp, batch_size, hw
 
 
 @dataclass(frozen=True, order=True)
@@ -43,7 +42,7 @@ class Interval:
 
 @dataclass(frozen=True)
 class BlockNode:
-    """One node of a block, reduced to what the region and cost analysis needs.
+    """One node of a block, reduced to what the region analysis needs.
 
     Attributes:
         name: the node's name.
@@ -53,7 +52,6 @@ class BlockNode:
         outputs: its output tensor names ("" for an omitted optional output).
         in_sizes: per input slot, the (H, W) of the tiled input, else None.
         out_size: the (H, W) of its outputs.
-        flops_per_pixel: FLOPs per output pixel (H·W) of the whole node.
     """
 
     name: str
@@ -63,7 +61,6 @@ class BlockNode:
     outputs: tuple[str, ...]
     in_sizes: tuple[tuple[int, int] | None, ...]
     out_size: tuple[int, int]
-    flops_per_pixel: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +73,6 @@ class Block:
         fused: F's name.
         fused_shape: F's NCHW shape.
         nodes: the block's nodes in topological order.
-        bytes_per_pixel: for every block tensor (input included), bytes per H·W pixel.
         dtypes: numpy dtype of every block tensor.
         channel_shapes: every block tensor's (N, C).
         tensors: every block tensor in production order, the input first.
@@ -88,7 +84,6 @@ class Block:
     fused: str
     fused_shape: tuple[int, ...]
     nodes: tuple[BlockNode, ...]
-    bytes_per_pixel: dict[str, float]
     dtypes: dict[str, np.dtype]
     channel_shapes: dict[str, tuple[int, int]]
     tensors: tuple[str, ...] = ()
@@ -102,35 +97,11 @@ class Block:
         return [n, c, h, w]
 
     @functools.cached_property
-    def flops_per_pixel(self) -> np.ndarray:
-        """(L,) FLOPs per output pixel of each node."""
-        return np.array([n.flops_per_pixel for n in self.nodes], float)
-
-    @functools.cached_property
-    def untiled_flops(self) -> float:
-        """FLOPs of the block as the original model computes it."""
-        return float(sum(n.flops_per_pixel * n.out_size[0] * n.out_size[1] for n in self.nodes))
-
-    @functools.cached_property
-    def tensor_bytes_per_pixel(self) -> np.ndarray:
-        """(T,) bytes per pixel of each tensor in `tensors`."""
-        return np.array([self.bytes_per_pixel[t] for t in self.tensors], float)
-
-    @functools.cached_property
     def crossing(self) -> tuple[tuple[str, ...], ...]:
         """For each cut k = 0..L, the tensors produced before node k and read at or after it."""
         return tensors_crossing_each_cut(
             self.tensors, self.producer_index(), self.last_use_index(), len(self.nodes)
         )
-
-    @functools.cached_property
-    def crossing_matrix(self) -> np.ndarray:
-        """(K, T) indicator: tensor `tensors[t]` crosses cut k."""
-        index = {t: i for i, t in enumerate(self.tensors)}
-        matrix = np.zeros((len(self.crossing), len(self.tensors)))
-        for k, names in enumerate(self.crossing):
-            matrix[k, [index[t] for t in names]] = 1.0
-        return matrix
 
     def producer_index(self) -> dict[str, int]:
         """Index of each tensor's producing node; the model input gets -1."""
@@ -185,13 +156,12 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
         candidate: the chosen F.
 
     Returns:
-        The block, with per-pixel FLOPs and bytes.
+        The block.
     """
     tensors = graph.tensors()
     by_name = {n.name: n for n in graph.nodes}
     x = tensors[prefix.input]
     nodes = []
-    bytes_per_pixel: dict[str, float] = {}
     dtypes: dict[str, np.dtype] = {}
     channel_shapes: dict[str, tuple[int, int]] = {}
 
@@ -199,7 +169,6 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
         n, c = batch_size(t.shape[0]), int(t.shape[channel_axis])
         dtypes[t.name] = np.dtype(t.dtype)
         channel_shapes[t.name] = (n, c)
-        bytes_per_pixel[t.name] = float(n * c * dtypes[t.name].itemsize)
 
     x_axes = prefix.input_axes
     note(x, channel_axis=3 if x_axes == (1, 2) else 1)
@@ -216,7 +185,6 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
         outs = [o for o in node.outputs if o.name]
         for o in outs:
             note(o)
-        fpp = flops_per_pixel(node)
         nodes.append(
             BlockNode(
                 name,
@@ -226,7 +194,6 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
                 tuple(o.name for o in node.outputs),
                 in_sizes,
                 hw(outs[0]),
-                fpp,
             )
         )
     tensors = (prefix.input, *(o for n in nodes for o in n.outputs if o))
@@ -236,7 +203,6 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
         candidate.tensor,
         candidate.shape,
         tuple(nodes),
-        bytes_per_pixel,
         dtypes,
         channel_shapes,
         tensors,

@@ -265,3 +265,10 @@ def _fuse(
         )
         names.append("fl_fuse")
     return tuple(names)
+
+
+def fuse_node_count(grid: tuple[int, int]) -> int:
+    """How many nodes `_fuse` adds for an r×c grid: a Concat per row of several tiles and
+    one over several rows, or a lone Identity for 1×1."""
+    rows, cols = grid
+    return max((rows if cols > 1 else 0) + (1 if rows > 1 else 0), 1)

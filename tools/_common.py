@@ -1,5 +1,5 @@
-"""What the tools in tools/ share: argument parsing, cost models, model loading, and the
-rate-independent part of the cost tables, so a sweep over link rates tiles each (F, grid) once.
+"""What the tools in tools/ share: argument parsing, the edge model's label, model loading
+and number formatting.
 
 The tools are scripts (`python tools/NAME.py`); Python puts tools/ on sys.path, so they import
 this module as `_common`. Nothing in flcompile imports the tools.
@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import onnx
@@ -23,16 +22,13 @@ from flcompile.arg_types import count, grid
 from flcompile.arg_types import positive as positive_float
 from flcompile.atomic_output import atomic_directory
 from flcompile.compile import Analysis, analyse
-from flcompile.cost_table import TileCosts, cost_table
-from flcompile.costs import PAPER_DEVICE_FLOPS, PAPER_EDGE_FLOPS, ComputeModel, LinkModel
+from flcompile.costs import (
+    ComputeModel,
+    edge_model_words,
+)
+from flcompile.costs import compute_model as compute_model  # the tools' and flcompile's one
 from flcompile.errors import FlCompileError, user_path_errors
-from flcompile.instance import CostTable
 from flcompile.load import load_model
-from flcompile.passes.fusable import Candidate
-from flcompile.passes.receptive_field import make_block
-from flcompile.search import FusedPlan, FusedTensorState, SearchOptions, grids_for
-
-PLACEHOLDER_LINK = LinkModel(rate_MBps=1.0)
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -145,28 +141,14 @@ def add_hidden_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", dest="size", type=count(1), help=argparse.SUPPRESS)
 
 
-# --- cost models ----------------------------------------------------------------------------
-
-
-def compute_model(paper: bool, edge_concurrency: int | None) -> ComputeModel:
-    """Table I speeds; the edge is serial unless --paper (unlimited) or --edge-concurrency."""
-    if edge_concurrency is None:
-        edge_concurrency = 0 if paper else 1
-    return ComputeModel(
-        device_flops=PAPER_DEVICE_FLOPS,
-        edge_flops=PAPER_EDGE_FLOPS,
-        edge_concurrency=edge_concurrency,
-    )
+# --- the edge model ----------------------------------------------------------------------------
 
 
 def edge_label(compute: ComputeModel) -> str:
-    """Which edge model produced a number, in words (docs/design.md §4: always say so)."""
+    """Which edge model produced a number (docs/design.md §4: always say so), e.g. "edge model:
+    serial (edge_concurrency 1)"; `compute_model` (from flcompile.costs) builds the model."""
     k = compute.edge_concurrency
-    if k == 0:
-        return "unlimited edge (edge_concurrency 0, the paper's Eq. 4)"
-    if k == 1:
-        return "serial edge (edge_concurrency 1)"
-    return f"{k} edge servers (edge_concurrency {k})"
+    return f"edge model: {edge_model_words(k)} (edge_concurrency {k})"
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -186,100 +168,6 @@ def load_analysis(name: str, width: float | None = None, size: int | None = None
     """Load and analyse a zoo model (or its small variant) once."""
     with tempfile.TemporaryDirectory(prefix="fltools-") as tmp:
         return analyse(load_model(model_source(name, width, size, Path(tmp))))
-
-
-# --- the rate-independent tables ------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class GridCosts:
-    """One (F, grid) in the search's order, with everything that does not depend on the rate."""
-
-    index: int
-    fstate: FusedTensorState
-    grid: tuple[int, int]
-    entry: FusedPlan  # table is a placeholder; `RateFreeTables.entries` fills in the rate's
-    post_fuse_s: float
-
-    @property
-    def candidate(self) -> Candidate:
-        return self.fstate.candidate
-
-    @property
-    def costs(self) -> TileCosts:
-        return self.entry.costs
-
-
-@dataclass(eq=False)
-class RateFreeTables:
-    """Every (F, grid) of a search space tiled once; per link, the solvers' tables in seconds.
-
-    A `CostTable` depends on the link only through link_s, so the tiling, FLOP and byte
-    tables and the post-fuse seconds are computed here once, and `entries(link)` rebuilds only
-    the seconds. The order of the entries is flcompile.search's order (F, then grid row-major).
-
-    Attributes:
-        analysis: the analysed model.
-        compute: device and edge speeds (fixed for the object's life).
-        items: the (F, grid) pairs that tile (EmptyRegionError ones skipped).
-        fstates: every F with at least one grid, in order.
-        build_s: seconds spent tiling.
-    """
-
-    analysis: Analysis
-    compute: ComputeModel
-    options: SearchOptions = field(default_factory=SearchOptions)
-    items: list[GridCosts] = field(default_factory=list)
-    fstates: list[FusedTensorState] = field(default_factory=list)
-    build_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        started = time.perf_counter()
-        a, compute = self.analysis, self.compute
-        candidates = a.candidates
-        if self.options.fuse_at is not None:
-            candidates = [c for c in candidates if c.tensor == self.options.fuse_at]
-        for candidate in candidates:
-            grids = grids_for(candidate, self.options)
-            if not grids:
-                continue
-            block = make_block(a.graph, a.prefix, candidate)
-            rest = set(a.costs.nodes) - set(candidate.block)
-            fs = FusedTensorState(candidate, block, a.costs.edge_s(rest, compute))
-            self.fstates.append(fs)
-            for g in grids:
-                # The entry's table is at a placeholder link; `table()` redoes it per rate.
-                entry = fs.plan_entry(g, compute, PLACEHOLDER_LINK, 0.0)
-                if entry is not None:
-                    post = entry.table.post_fuse_s
-                    self.items.append(GridCosts(len(self.items), fs, g, entry, post))
-        self.build_s = time.perf_counter() - started
-
-    def table(self, item: GridCosts, link: LinkModel) -> CostTable:
-        """The solvers' seconds table of one (F, grid) at this link."""
-        return cost_table(
-            item.costs,
-            self.compute,
-            link,
-            post_fuse_s=item.post_fuse_s,
-            return_s=link.return_s(self.analysis.costs.output_bytes),
-            grid=item.grid,
-        )
-
-    def entries(self, link: LinkModel) -> list[FusedPlan]:
-        """Every (F, grid) as the search's FusedPlan placeholders, with this link's tables."""
-        return [replace(item.entry, table=self.table(item, link)) for item in self.items]
-
-    def lower_bound(self, link: LinkModel, nfl_s: float) -> float:
-        """The search's bound: min(NFL, the fluid bound of every F), as `search` computes it."""
-        return_s = link.return_s(self.analysis.costs.output_bytes)
-        bound = nfl_s
-        for fs in self.fstates:
-            bound = min(
-                bound,
-                fs.fluid_bound(self.compute, link, return_s),
-            )
-        return bound
 
 
 # --- numbers and tables ---------------------------------------------------------------------

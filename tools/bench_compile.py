@@ -5,7 +5,7 @@ directory, with verification and --runs timing runs, as `flcompile MODEL --rate 
 the table shows the median seconds of each phase of CompileResult.phase_s (load, plan,
 rewrite, write, verify, time), of the whole call and of its CPU time (user + system, all
 threads: on a shared machine the steadier number to compare). Separately, on one analysis of
-the model, it times `flcompile.search.search` with the MW-only solver over every F and grid up
+the model, it times `Analysis.search` with the MW-only solver over every F and grid up
 to --max-grid and with the default "best" solver (medians of --repeats; --no-search skips
 them). The predicted latency, NFL and the chosen F / grid are printed too, so a run describes
 itself.

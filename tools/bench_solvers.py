@@ -1,10 +1,11 @@
 """Time the solvers (MW, BF, opt) on one cost table per model and grid, and show their quality.
 
-For each model and grid, F is the one MW scores best at that grid (or --fuse-at). On that
-one table, MW, BF and opt each run --repeats times; the table prints their median solve
-times, the time ratios opt/MW and bf/opt measured in the same run, and the makespans the
-one simulator gives their schedules, so the quality is visible too: opt/BF must be 1.000
-and MW/BF >= 1. BF refuses tables beyond its size bound; those show "refused".
+For each model and grid, F is the one MW scores best at that grid (`flcompile.search.solve`
+with the "mw" strategy), or --fuse-at. On that one table, MW, BF and opt each run --repeats
+times; the table prints their median solve times, the time ratios opt/MW and bf/opt measured
+in the same run, and the makespans the one simulator gives their schedules, so the quality
+is visible too: opt/BF must be 1.000 and MW/BF >= 1. BF refuses tables beyond its size
+bound; those show "refused".
 
 Rerun:
     python tools/bench_solvers.py --models alexnet,squeezenet,yolov2 --grids 2x2,4x4,8x8 \
@@ -20,7 +21,6 @@ from collections.abc import Sequence
 
 from _common import (
     PAPER_MODELS,
-    RateFreeTables,
     ToolParser,
     add_cost_args,
     add_hidden_model_args,
@@ -39,8 +39,8 @@ from _common import (
 from tqdm import tqdm
 
 from flcompile.costs import LinkModel
-from flcompile.errors import SolverLimitError
-from flcompile.search import SearchOptions
+from flcompile.errors import SolverLimitError, UsageError
+from flcompile.search import SearchOptions, solve
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import BF_MAX_STATES, bf_search_size, solve_bf
 from flcompile.solvers.mw import solve_mw
@@ -93,28 +93,28 @@ def bench_table(table, repeats: int) -> dict[str, float]:
 def bench_model(name: str, args, compute, link, bar) -> list[list[str]]:
     """One row per grid for one model."""
     analysis = load_analysis(name, args.width, args.size)
+    if args.fuse_at:  # a misspelled F is an error, not a row of "no F fits"
+        analysis.space(compute, SearchOptions(fuse_at=args.fuse_at, max_grid=(1, 1)))
     rows = []
     for g in args.grids:
         bar.set_postfix_str(f"{name} {grid_text(g)}")
-        space = RateFreeTables(analysis, compute, SearchOptions(grid=g, fuse_at=args.fuse_at))
-        entries = space.entries(link)
-        if not entries:
+        try:
+            space = analysis.space(compute, SearchOptions(grid=g, fuse_at=args.fuse_at))
+            plan = solve(space, link, "mw").fused
+        except UsageError:  # the grid is larger than F, or a tile reads only padding
+            plan = None
+        if plan is None:
             rows.append([name, grid_text(g), "no F fits", *["-"] * (len(HEADERS) - 3)])
             bar.update()
             continue
-        scores = []
-        for e in entries:
-            s = solve_mw(e.table)
-            scores.append(makespan(e.table, s.order, s.cuts))
-        pick = min(range(len(entries)), key=scores.__getitem__)
-        table = entries[pick].table
+        table = plan.table
         r = bench_table(table, args.repeats)
         refused = not math.isfinite(r["bf_lat"])
         rows.append(
             [
                 name,
                 grid_text(g),
-                entries[pick].candidate.tensor,
+                plan.candidate.tensor,
                 str(table.num_paths),
                 str(table.num_cuts),
                 f"{bf_search_size(table):.2g}",

@@ -19,45 +19,36 @@ from __future__ import annotations
 
 import sys
 
-from _common import PAPER_MODELS, ToolParser, add_models_arg
-from tqdm import tqdm
+from _common import PAPER_MODELS, ToolParser, add_models_arg, compute_model, edge_label
 
 from flcompile.arg_types import positive
 from flcompile.compile import analyse
-from flcompile.cost_table import cost_table, tile_costs
-from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs import LinkModel
 from flcompile.errors import FlCompileError
 from flcompile.load import load_model
 from flcompile.lower_bound import fluid_lower_bound
-from flcompile.passes.receptive_field import EmptyRegionError, make_block, make_tiling
-from flcompile.search import SearchOptions
+from flcompile.search import SearchOptions, SearchSpace, solve
+
+FINEST = (8, 8)
 
 
-def halo_bound(analysis, compute: ComputeModel, link: LinkModel) -> tuple[float, str]:
+def halo_bound(space: SearchSpace, link: LinkModel) -> tuple[float, str]:
     """The smallest fluid bound over F of the finest grid's tiled costs, and where."""
     best, where = float("inf"), "-"
-    for candidate in tqdm(
-        analysis.candidates, desc="F", leave=False, disable=not sys.stderr.isatty()
-    ):
-        block = make_block(analysis.graph, analysis.prefix, candidate)
-        grid = (min(8, candidate.shape[2]), min(8, candidate.shape[3]))
-        try:
-            tiling = make_tiling(block, grid)
-        except EmptyRegionError:
+    for choice in space.choices:
+        h, w = choice.candidate.shape[2], choice.candidate.shape[3]
+        if choice.grid != (min(FINEST[0], h), min(FINEST[1], w)):
             continue
-        rest = analysis.costs.edge_s(set(analysis.costs.nodes) - set(candidate.block), compute)
-        table = cost_table(
-            tile_costs(tiling), compute, link, post_fuse_s=rest, return_s=0.0, grid=grid
-        )
+        table = space.table(choice, link)
         value = fluid_lower_bound(
             table.device_s.sum(axis=0),
             table.link_s.sum(axis=0),
             table.edge_s.sum(axis=0),
-            rest,
-            compute.edge_concurrency,
+            choice.fused.rest_s,
+            space.compute.edge_concurrency,
         )
         if value < best:
-            best, where = value, f"{candidate.tensor} {grid[0]}x{grid[1]}"
+            best, where = value, f"{choice.candidate.tensor} {choice.grid[0]}x{choice.grid[1]}"
     return best, where
 
 
@@ -67,10 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=positive, default=1.8, help="MB/s (default 1.8)")
     parser.add_argument("--paper", action="store_true", help="unlimited edge (Eq. 4)")
     args = parser.parse_args(argv)
-    compute = ComputeModel(edge_concurrency=0 if args.paper else 1)
+    compute = compute_model(args.paper)
     link = LinkModel(args.rate)
-    edge = "unlimited edge (Eq. 4)" if args.paper else "serial edge"
-    print(f"{edge}, {args.rate} MB/s, Table I speeds; latencies in ms")
+    print(f"{edge_label(compute)}, {args.rate} MB/s, Table I speeds; latencies in ms")
     print(f"{'model':<12} {'fluid LB':>9} {'halo LB':>9} {'best':>9} {'NFL':>9}  halo LB at")
     for name in args.models:
         try:
@@ -78,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         except FlCompileError as e:
             print(f"bound_gap: error: {e.one_line()}", file=sys.stderr)
             return 2
-        result = analysis.search(compute, link, SearchOptions())
-        halo, where = halo_bound(analysis, compute, link)
+        progress = sys.stderr.isatty()
+        space = analysis.space(compute, SearchOptions(max_grid=FINEST), progress=progress)
+        result = solve(space, link, "best")
+        halo, where = halo_bound(space, link)
         print(
             f"{name:<12} {result.lower_bound_s * 1e3:>9.1f} {halo * 1e3:>9.1f} "
             f"{result.predicted_s * 1e3:>9.1f} {result.baselines.nfl.total_s * 1e3:>9.1f}  {where}"

@@ -7,15 +7,14 @@ For each model × rate, every solver's plan is scored by flcompile's one simulat
 - bf_2x2: Brute Force at grid 2x2 for every F it admits, best over F (refusals are noted);
 - mw_2x2 / opt_2x2: MW / opt at grid 2x2, best over F;
 - mw_kxk: MW over every F and every grid up to --max-grid, best of all;
-- opt_kxk: the strategy of `flcompile --solver best` (MW on every F and grid, then opt on
-  search.shortlist of them), best of all;
+- opt_kxk: `flcompile --solver best`, i.e. `flcompile.search.solve(space, link, "best")`
+  (MW on every F and grid, then opt on search.shortlist of them), best of all;
 - lower_bound_s (a column of every row): min(NFL, the fluid bound of every F), as
-  `flcompile.search.search` reports it.
+  `flcompile.search.solve` reports it.
 
 The predicted_s of an FL solver is its best plan with fused layers, even when NFL is faster
-(flcompile would then emit NFL). The analysis is built once per model, and each (F, grid) is
-tiled once: the cost tables depend on the rate only through link_s, so per rate only the
-seconds are rebuilt and the solvers rerun.
+(flcompile would then emit NFL). Each model's search space (`flcompile.search.SearchSpace`:
+every (F, grid) tiled, with its FLOPs and bytes) is built once; per rate it is solved again.
 
 Writes DIR/sweep.csv (one row per model × rate × solver), DIR/sweep.png (Fig. 4's layout:
 one panel per model, inference time vs rate) and DIR/summary.md (speedups, solver ratios and
@@ -40,7 +39,6 @@ from pathlib import Path
 
 from _common import (
     PAPER_MODELS,
-    RateFreeTables,
     ToolParser,
     add_cost_args,
     add_hidden_model_args,
@@ -63,10 +61,10 @@ from tqdm import tqdm
 
 from flcompile.atomic_output import check_writable
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.table import CostTable
+from flcompile.costs.untiled import baselines
 from flcompile.errors import SolverLimitError
-from flcompile.instance import CostTable
-from flcompile.model_costs import baselines
-from flcompile.search import SOLVERS, FusedPlan, PlanTracker, SearchOptions, shortlist
+from flcompile.search import SOLVERS, SearchOptions, SearchResult, SearchSpace, solve
 from flcompile.simulate import makespan
 
 SOLVER_ROWS = ("nfl", "bf_2x2", "mw_2x2", "opt_2x2", "mw_kxk", "opt_kxk")
@@ -144,50 +142,39 @@ class _Scores:
         return sum(self.seconds.get(i, 0.0) for i in among)
 
 
-def _best_strategy(
-    entries: list[FusedPlan], kxk: list[int], nfl_s: float, mw: _Scores, opt: _Scores
-) -> FusedPlan | None:
-    """--solver best's strategy (flcompile.search.search) on the given tables.
-
-    MW on every table in search order, then opt on search.shortlist of them, with one
-    search.PlanTracker keeping the best exactly as search does; fills in `mw` and `opt`.
-    """
-    tracker = PlanTracker(nfl_s)
-    for i in kxk:
-        started = time.perf_counter()
-        mw.latency[i] = tracker.run(entries[i], "mw")
-        mw.seconds[i] = time.perf_counter() - started
-    by_entry = {id(entries[i]): i for i in kxk}
-    for entry in shortlist([(mw.latency[i], pos, entries[i]) for pos, i in enumerate(kxk)]):
-        i = by_entry[id(entry)]
-        started = time.perf_counter()
-        opt.latency[i] = tracker.run(entry, "opt")
-        opt.seconds[i] = time.perf_counter() - started
-    return tracker.best
+def _record_runs(result: SearchResult, space: SearchSpace, scores: dict[str, _Scores]) -> None:
+    """Copy the search's solver runs into the per-solver scores, by index in the space."""
+    index = {(c.candidate.tensor, c.grid): i for i, c in enumerate(space.choices)}
+    for run in result.runs:
+        i = index[(run.plan.candidate.tensor, run.plan.tiling.grid)]
+        scores[run.solver].latency[i] = run.predicted_s
+        scores[run.solver].seconds[i] = run.seconds
 
 
 def sweep_rate(
-    name: str, space: RateFreeTables, rate: float, max_grid: tuple[int, int]
+    name: str, space: SearchSpace, rate: float, max_grid: tuple[int, int]
 ) -> tuple[list[Row], dict[str, float]]:
     """Every solver's row for one model at one rate, and the seconds spent outside solvers."""
     compute = space.compute
     link = LinkModel(rate_MBps=rate)
-    nfl_time, base = timed(lambda: baselines(space.analysis.costs, compute, link))
+    nfl_time, base = timed(lambda: baselines(space.model, compute, link))
     nfl_s = base.nfl.total_s
-    tables_time, entries = timed(lambda: space.entries(link))
-    bound_time, bound = timed(lambda: space.lower_bound(link, nfl_s))
+    search_time, result = timed(lambda: solve(space.within(max_grid), link, "best"))
+    bound = result.lower_bound_s
 
-    items = space.items
+    items = space.choices
     rows_max, cols_max = max_grid
     kxk = [i for i, it in enumerate(items) if it.grid[0] <= rows_max and it.grid[1] <= cols_max]
     two = [i for i, it in enumerate(items) if it.grid == (2, 2)]
-
     mw, opt, bf = _Scores(), _Scores(), _Scores()
-    best_plan = _best_strategy(entries, kxk, nfl_s, mw, opt)
+    _record_runs(result, space, {"mw": mw, "opt": opt})
+    best_plan = result.fused
     best_solve = mw.total_s(kxk) + opt.total_s(kxk)
+    outside = search_time - sum(r.seconds for r in result.runs)
     for i in two:  # every F at 2x2, with what the shortlist did not cover
+        table = space.table(items[i], link)
         for scores, solver in ((mw, "mw"), (opt, "opt"), (bf, "bf")):
-            scores.solve(solver, entries[i].table, i)
+            scores.solve(solver, table, i)
 
     # Per F: opt must equal BF, and MW must not beat BF (docs/design.md §5); BF may refuse.
     ran = [i for i in two if math.isfinite(bf.latency[i])]
@@ -267,7 +254,7 @@ def sweep_rate(
                 note=f"found by {best_plan.solver}{emits}",
             )
         )
-    return rows, {"tables": tables_time, "bound": bound_time}
+    return rows, {"tables and bounds": outside}
 
 
 def write_csv(path: Path, rows: Sequence[Row]) -> None:
@@ -377,7 +364,7 @@ def summarize(
         "speedup = mean over the rates of nfl_s / predicted_s (the solver's best plan with "
         "fused layers, even where NFL is faster); MW/BF and opt/BF compare the best over F at "
         "2×2 at each rate; best = min(opt(k×k), NFL), what flcompile emits; LB = "
-        "min(NFL, fluid bound over all F). All numbers come from one simulator with the "
+        "min(NFL, fluid bound over all F). All numbers come from one simulator; "
         f"{edge_label(compute)}.",
     ]
     return "\n".join(lines) + "\n"
@@ -425,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = check_writable(args.out)
         rows: list[Row] = []
         build_s: dict[str, float] = {}
-        refresh = {"tables": 0.0, "bound": 0.0}
+        refresh = {"tables and bounds": 0.0}
         # 2x2 is always tiled (the 2x2 rows), whatever --max-grid is.
         space_grid = (max(args.max_grid[0], 2), max(args.max_grid[1], 2))
         bar = tqdm(
@@ -435,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bar.set_postfix_str(f"{name}: analysing")
             t0 = time.perf_counter()
             analysis = load_analysis(name, args.width, args.size)
-            space = RateFreeTables(analysis, compute, SearchOptions(max_grid=space_grid))
+            space = analysis.space(compute, SearchOptions(max_grid=space_grid))
             build_s[name] = time.perf_counter() - t0
             for rate in args.rates:
                 bar.set_postfix_str(f"{name} @ {rate:g} MB/s")
@@ -453,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         header = [
             f"# Rate sweep: {', '.join(args.models)}",
             "",
-            f"- edge model: **{edge_label(compute)}**"
+            f"- **{edge_label(compute)}**"
             + (" (--paper)" if args.paper else " (flcompile's default)"),
             f"- costs: f_end {compute.device_flops:g} FLOP/s, f_es {compute.edge_flops:g} "
             "FLOP/s (Table I), no overheads, no latency, result return ignored",
@@ -461,8 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"k×k grids up to {grid_text(args.max_grid)}",
             f"- wall time: {wall:.1f} s (analysis + tiling once per model: "
             + ", ".join(f"{m} {s:.1f} s" for m, s in build_s.items())
-            + f"; per-rate table rebuild {refresh['tables']:.1f} s, "
-            f"lower bounds {refresh['bound']:.1f} s)",
+            + f"; per rate, tables and lower bounds {refresh['tables and bounds']:.1f} s)",
             f"- rerun: `python tools/sweep.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
         ]
         summary = summarize(rows, args.models, compute, header)

@@ -18,8 +18,9 @@ limit finish in milliseconds to a second.
 
 from __future__ import annotations
 
+from flcompile.costs.table import CostTable
 from flcompile.errors import SolverLimitError
-from flcompile.instance import CostTable, Schedule
+from flcompile.schedule import Schedule
 from flcompile.solvers.exact import branch_and_bound, search_size
 from flcompile.solvers.heuristic import heuristic_schedule
 from flcompile.solvers.mw import solve_mw

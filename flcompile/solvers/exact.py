@@ -40,8 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flcompile.costs.table import CostTable
 from flcompile.errors import InternalError
-from flcompile.instance import CostTable, Schedule
+from flcompile.schedule import Schedule
 from flcompile.simulate import BatchState, advance, finish_of, initial_state, makespan
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from flcompile.instance import CostTable, Schedule
+from flcompile.costs.table import CostTable
 from flcompile.lower_bound import fluid_bound
+from flcompile.schedule import Schedule
 from flcompile.simulate import (
     advance,
     finish_of,
@@ -204,29 +205,6 @@ class _Run:
         order[lo : lo + n] = self.order[moves.source[b, :n]]
         run_cuts[lo : lo + n] = moves.cut[b, :n]
         return _Run(self.table, order, run_cuts)
-
-
-def local_search(
-    table: CostTable,
-    options: list[np.ndarray],
-    schedule: Schedule,
-    *,
-    max_rounds: int = MAX_ROUNDS,
-    window: int = WINDOW,
-) -> Schedule:
-    """Local search from `schedule` (see the module docstring); never worse than it.
-
-    Args:
-        table: the cost table.
-        options: per path, the cuts the search may use (its non-dominated cuts).
-        schedule: the starting schedule.
-        max_rounds: at most this many improving moves.
-        window: swaps and moves span at most this many positions.
-
-    Returns:
-        A local optimum (or the schedule after `max_rounds` improvements).
-    """
-    return _descend(table, _Neighbourhood(options, window), schedule, max_rounds).schedule()
 
 
 def _descend(table: CostTable, hood: _Neighbourhood, schedule: Schedule, max_rounds: int) -> _Run:

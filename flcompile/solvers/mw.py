@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flcompile.instance import CostTable, Schedule
+from flcompile.costs.table import CostTable
+from flcompile.schedule import Schedule
 from flcompile.simulate import check_schedule, send
 
 TIE_RTOL = 1e-12

@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
-from flcompile.instance import CostTable, Schedule
+from flcompile.costs.table import CostTable
+from flcompile.errors import InternalError
+from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import BF_MAX_STATES
 from flcompile.solvers.exact import branch_and_bound, search_size
@@ -35,6 +37,9 @@ def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Sche
 
     Returns:
         A schedule that finishes no later than MW's.
+
+    Raises:
+        InternalError: the searches, which start from MW's schedule, returned a worse one.
     """
     mw = solve_mw(table)
     options = pareto_cuts(table)
@@ -43,6 +48,7 @@ def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Sche
         best = branch_and_bound(table, options, best).schedule
     elif table.num_paths <= OPT_BUDGET_PATHS and exact_nodes > 0:
         best = branch_and_bound(table, options, best, node_limit=exact_nodes).schedule
-    if makespan(table, mw.order, mw.cuts) < makespan(table, best.order, best.cuts):
-        return mw  # cannot happen (the searches start from MW); kept as the contract's guard
+    mw_s, best_s = makespan(table, mw.order, mw.cuts), makespan(table, best.order, best.cuts)
+    if mw_s < best_s:
+        raise InternalError(f"opt's schedule finishes at {best_s}, after MW's at {mw_s}")
     return best

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flcompile.instance import CostTable
+from flcompile.costs.table import CostTable
 
 
 def dominated_mask(table: CostTable) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flcompile.instance import CostTable
+from flcompile.costs.table import CostTable
 
 
 def random_table(

@@ -9,11 +9,10 @@ import pytest
 
 from flcompile import models
 from flcompile.compile import analyse
-from flcompile.cost_table import cost_table, tile_costs
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.errors import SolverLimitError
 from flcompile.load import LoadedModel, infer_shapes
-from flcompile.passes.receptive_field import EmptyRegionError, make_block, make_tiling
+from flcompile.search import SearchOptions
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
@@ -34,25 +33,19 @@ def test_opt_equals_bf_and_mw_is_not_better_at_2x2(name: str) -> None:
     model = infer_shapes(models.build(name), name)
     analysis = analyse(LoadedModel(model, f"zoo:{name}", "-", name))
     compared = refused = 0
-    for candidate in analysis.candidates:
-        block = make_block(analysis.graph, analysis.prefix, candidate)
-        try:
-            costs = tile_costs(make_tiling(block, (2, 2)))
-        except (EmptyRegionError, ValueError):
-            continue
-        rest = analysis.costs.edge_s(set(analysis.costs.nodes) - set(candidate.block), PAPER)
+    space = analysis.space(PAPER, SearchOptions(grid=(2, 2)))
+    for choice in space.choices:
         for rate in RATES:
-            table = cost_table(
-                costs, PAPER, LinkModel(rate), post_fuse_s=rest, return_s=0.0, grid=(2, 2)
-            )
+            table = space.table(choice, LinkModel(rate))
             try:
                 bf = score(table, solve_bf)
             except SolverLimitError:
                 refused += 1
                 continue
             compared += 1
-            assert score(table, solve_opt) == pytest.approx(bf, rel=1e-12), candidate.tensor
-            assert score(table, solve_mw) >= bf * (1 - 1e-12), candidate.tensor
+            tensor = choice.candidate.tensor
+            assert score(table, solve_opt) == pytest.approx(bf, rel=1e-12), tensor
+            assert score(table, solve_mw) >= bf * (1 - 1e-12), tensor
     assert compared >= len(RATES) * len(analysis.candidates) // 2, (compared, refused)
     print(
         f"{name}: {compared} tables compared, {refused} refused by BF, "

@@ -10,7 +10,7 @@ from flcompile.costs import ComputeModel, LinkModel
 from flcompile.errors import UsageError
 from flcompile.load import LoadedModel
 from flcompile.passes.fusable import Candidate
-from flcompile.search import SearchOptions, grids_for, search, shortlist
+from flcompile.search import SearchOptions, grids_for, shortlist, solve
 
 
 @pytest.fixture(scope="module")
@@ -22,15 +22,7 @@ def analysis():
 
 
 def run(analysis, rate: float = 1.8, **options):
-    return search(
-        analysis.graph,
-        analysis.prefix,
-        analysis.candidates,
-        analysis.costs,
-        ComputeModel(),
-        LinkModel(rate_MBps=rate),
-        SearchOptions(**options),
-    )
+    return analysis.search(ComputeModel(), LinkModel(rate_MBps=rate), SearchOptions(**options))
 
 
 def test_grids_cover_every_fit_up_to_the_maximum() -> None:
@@ -109,3 +101,50 @@ def test_nfl_solver_plans_without_fused_layers(analysis) -> None:
     result = run(analysis, solver="nfl")
     assert not result.use_fused and result.fused is None
     assert result.predicted_s == result.baselines.nfl.total_s
+
+
+def _same_plan(a, b) -> None:
+    assert a.predicted_s == b.predicted_s and a.lower_bound_s == b.lower_bound_s
+    assert a.use_fused == b.use_fused and a.notes == b.notes
+    assert (a.fused is None) == (b.fused is None)
+    if a.fused is not None:
+        assert a.fused.candidate.tensor == b.fused.candidate.tensor
+        assert a.fused.tiling.grid == b.fused.tiling.grid
+        assert a.fused.schedule == b.fused.schedule and a.fused.solver == b.fused.solver
+    stats = ("candidates_F", "grids_tried", "plans_evaluated")
+    assert [getattr(a.stats, s) for s in stats] == [getattr(b.stats, s) for s in stats]
+
+
+def test_one_space_solved_at_each_rate_equals_a_fresh_search(analysis) -> None:
+    space = analysis.space(ComputeModel(), SearchOptions())
+    for rate in (20.0, 0.5, 1.8):  # the space keeps nothing of an earlier link
+        _same_plan(solve(space, LinkModel(rate), "best"), run(analysis, rate))
+
+
+def test_runs_record_every_solver_call(analysis) -> None:
+    space = analysis.space(ComputeModel(), SearchOptions(max_grid=(3, 3)))
+    result = solve(space, LinkModel(1.8), "best")
+    by_solver = {s: [r for r in result.runs if r.solver == s] for s in ("mw", "opt")}
+    assert [r.plan.tiling.grid for r in by_solver["mw"]] == [c.grid for c in space.choices]
+    assert 0 < len(by_solver["opt"]) < len(space.choices)
+    assert len(result.runs) == result.stats.plans_evaluated
+    best = min(result.runs, key=lambda r: r.predicted_s)
+    assert best.predicted_s == result.fused.predicted_s
+    assert all(r.seconds >= 0 for r in result.runs)
+
+
+def test_within_solves_the_smaller_grids_only(analysis) -> None:
+    space = analysis.space(ComputeModel(), SearchOptions(max_grid=(3, 3)))
+    small = space.within((2, 1))
+    assert small.choices and all(c.grid[0] <= 2 and c.grid[1] == 1 for c in small.choices)
+    assert len(small.choices) < len(space.choices)
+    _same_plan(solve(small, LinkModel(1.8), "mw"), run(analysis, solver="mw", max_grid=(2, 1)))
+
+
+def test_nfl_strategy_and_unknown_strategies(analysis) -> None:
+    space = analysis.space(ComputeModel(), SearchOptions(max_grid=(2, 2)))
+    result = solve(space, LinkModel(1.8), "nfl")
+    assert result.fused is None and not result.runs and result.stats.candidates_F == 0
+    assert result.lower_bound_s == run(analysis, solver="nfl").lower_bound_s
+    with pytest.raises(UsageError, match="--solver 'fast' is unknown"):
+        solve(space, LinkModel(1.8), "fast")

@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
+from flcompile.costs.table import CostTable
 from flcompile.errors import InternalError
-from flcompile.instance import CostTable, Schedule
+from flcompile.schedule import Schedule
 from flcompile.simulate import (
     BatchState,
     advance,

@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
+from flcompile.costs.table import CostTable
 from flcompile.errors import BadInputError
-from flcompile.instance import CostTable, PathTimes, Schedule, Timeline
+from flcompile.schedule import PathTimes, Schedule, Timeline
 from flcompile.simulate import simulate
 from flcompile.solvers.random_tables import random_table
 from flcompile.timeline_layout import (

@@ -8,7 +8,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
 from flcompile.errors import BadInputError
-from flcompile.instance import PathTimes, Timeline
+from flcompile.schedule import PathTimes, Timeline
 from flcompile.timeline_layout import FIG_WIDTH_IN, NFL_STYLE, layout_timelines, path_colors
 from flcompile.timeline_plot import draw_timelines, plot_timelines
 

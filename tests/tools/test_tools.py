@@ -1,7 +1,7 @@
 """Each tool in tools/ run on a tiny case: small zoo variants (hidden --width/--size), few
 rates, grids up to 2x2. The checks are the contracts the sweep's numbers must keep: opt
 equals BF where BF runs, MW never beats BF, the lower bound is below every plan, and the
-sweep's "best" rows are what flcompile.search.search itself finds.
+sweep's "best" rows are what flcompile's own search finds.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 import sweep
 
 from flcompile.costs import LinkModel
-from flcompile.search import SearchOptions, search
+from flcompile.search import SearchOptions
 
 TINY = ["--width", "0.25", "--size", "64"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -89,28 +89,20 @@ def test_sweep_solver_contracts(swept):
 def test_sweep_outputs(swept):
     assert (swept / "sweep.png").read_bytes().startswith(PNG_MAGIC)
     summary = (swept / "summary.md").read_text()
-    assert "serial edge (edge_concurrency 1)" in summary
+    assert "edge model: serial (edge_concurrency 1)" in summary
     assert "| alexnet |" in summary and "| squeezenet |" in summary
 
 
 @pytest.mark.parametrize("paper", [False, True])
 def test_sweep_best_matches_search(paper):
-    """The sweep's reuse of tiled tables gives what search() computes from scratch."""
+    """The sweep's rows from one space solved per rate are what a compile's search finds."""
     analysis = _common.load_analysis("squeezenet", 0.25, 64)
     compute = _common.compute_model(paper, None)
-    space = _common.RateFreeTables(analysis, compute, sweep.SearchOptions(max_grid=(2, 2)))
+    space = analysis.space(compute, SearchOptions(max_grid=(3, 3)))
     rows, _ = sweep.sweep_rate("squeezenet", space, 1.7, (2, 2))
     by = {r.solver: r for r in rows}
     for solver, row in (("best", "opt_kxk"), ("mw", "mw_kxk")):
-        found = search(
-            analysis.graph,
-            analysis.prefix,
-            analysis.candidates,
-            analysis.costs,
-            compute,
-            LinkModel(1.7),
-            SearchOptions(solver=solver, max_grid=(2, 2)),
-        )
+        found = analysis.search(compute, LinkModel(1.7), SearchOptions(solver, max_grid=(2, 2)))
         assert by[row].predicted_s == found.fused.predicted_s
         assert found.fused.candidate.tensor == by[row].F
         assert by[row].grid == _common.grid_text(found.fused.tiling.grid)

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from flcompile.costs.table import CostTable
 from flcompile.errors import SolverLimitError
-from flcompile.instance import CostTable
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import BF_MAX_STATES, bf_search_size, solve_bf
 from flcompile.solvers.mw import solve_mw

@@ -7,10 +7,12 @@ import pytest
 
 from flcompile.simulate import makespan
 from flcompile.solvers.heuristic import (
+    MAX_ROUNDS,
+    WINDOW,
+    _descend,
     _Neighbourhood,
     _Run,
     heuristic_schedule,
-    local_search,
 )
 from flcompile.solvers.mw import solve_mw
 from flcompile.solvers.pareto import pareto_cuts
@@ -43,7 +45,8 @@ def test_local_search_never_worsens():
     for trial in range(30):
         table = random_table(rng, int(rng.integers(2, 20)), 8, trial % 3, similar=trial % 2)
         start = solve_mw(table)
-        found = local_search(table, pareto_cuts(table), start)
+        hood = _Neighbourhood(pareto_cuts(table), WINDOW)
+        found = _descend(table, hood, start, MAX_ROUNDS).schedule()
         assert makespan(table, found.order, found.cuts) <= makespan(table, start.order, start.cuts)
 
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from flcompile.instance import CostTable
+from flcompile.costs.table import CostTable
 from flcompile.simulate import makespan
 from flcompile.solvers.johnson import cds_orders, johnson_order
 

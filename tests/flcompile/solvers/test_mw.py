@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from flcompile.instance import CostTable, Schedule
+from flcompile.costs.table import CostTable
+from flcompile.schedule import Schedule
 from flcompile.simulate import simulate
 from flcompile.solvers.mw import solve_mw
 from flcompile.solvers.random_tables import random_table

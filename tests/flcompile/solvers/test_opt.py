@@ -7,6 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from flcompile.errors import InternalError
+from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
@@ -64,3 +66,16 @@ def test_speed_smoke_8x8_grid():
         schedule = solve_opt(table)
         assert time.perf_counter() - started < 2.0
         assert _finish(table, schedule) <= _finish(table, solve_mw(table))
+
+
+def test_a_schedule_worse_than_mw_is_an_internal_error(monkeypatch):
+    # The searches start from MW's schedule; a search that returned a worse one is a bug.
+    import flcompile.solvers.opt as opt
+
+    table = random_table(np.random.default_rng(26), 12, 6, 1, similar=True)
+    mw = solve_mw(table)
+    worse = Schedule(mw.order[::-1], (0,) * table.num_paths)
+    assert _finish(table, worse) > _finish(table, mw)
+    monkeypatch.setattr(opt, "heuristic_schedule", lambda *_: worse)
+    with pytest.raises(InternalError, match="after MW's"):
+        solve_opt(table, exact_nodes=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flcompile.instance import CostTable
+from flcompile.costs.table import CostTable
 from flcompile.simulate import makespan
 from flcompile.solvers.pareto import dominated_mask, pareto_cuts, replacement_cuts
 from flcompile.solvers.random_tables import random_table

@@ -1,10 +1,19 @@
-"""What a solver sees for one F and grid: per path and cut, device, link and edge seconds."""
+"""What a plan's paths cost in seconds: the solvers' `CostTable`, from FLOPs, bytes and speeds.
+
+`cost_table` applies the compute model (`flcompile.costs.node_cost`) to each path's node
+FLOPs and the link model (`flcompile.costs.link`) to what crosses each cut; the table is
+everything a solver and the simulator see of one (F, grid) choice.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from flcompile.costs.link import LinkModel
+from flcompile.costs.node_cost import ComputeModel
+from flcompile.costs.tiles import TileCosts
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,36 +57,40 @@ class CostTable:
         return int(self.device_s.shape[1])
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """A solver's answer: the order the paths run in and each path's cut.
+def cost_table(
+    costs: TileCosts,
+    compute: ComputeModel,
+    link: LinkModel,
+    *,
+    post_fuse_s: float,
+    return_s: float,
+    grid: tuple[int, int],
+) -> CostTable:
+    """Seconds per path and cut under the given compute and link models.
 
-    Attributes:
-        order: path indices (row-major grid index) in the order they run on the device.
-        cuts: cuts[p] is the cut of path p (indexed by path, not by position in `order`).
+    Args:
+        costs: the tiling's FLOPs and bytes.
+        compute: device and edge speeds and overheads.
+        link: the device→edge link.
+        post_fuse_s: edge seconds of the fuse and the rest of the model.
+        return_s: seconds to return the results (0 when ignored).
+        grid: (rows, columns), kept for reporting.
+
+    Returns:
+        The solvers' input.
     """
-
-    order: tuple[int, ...]
-    cuts: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class PathTimes:
-    """When one path's device, link and edge work start and end in a simulated timeline."""
-
-    path: int
-    device_start: float
-    device_end: float
-    link_start: float
-    link_end: float
-    edge_start: float
-    edge_end: float
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """A simulated plan: per-path times in run order, the fuse start and the predicted latency."""
-
-    paths: tuple[PathTimes, ...]
-    fuse_start: float
-    finish: float
+    paths = costs.flops.shape[0]
+    zeros = np.zeros((paths, 1))
+    device_step = compute.device_s(costs.flops)
+    edge_step = compute.edge_s(costs.flops)
+    device_s = np.hstack([zeros, np.cumsum(device_step, axis=1)])
+    edge_s = np.hstack([np.cumsum(edge_step[:, ::-1], axis=1)[:, ::-1], zeros])
+    return CostTable(
+        device_s,
+        link.send_s(costs.send_bytes),
+        edge_s,
+        post_fuse_s=post_fuse_s,
+        edge_concurrency=compute.edge_concurrency,
+        return_s=return_s,
+        grid=grid,
+    )

@@ -7,45 +7,64 @@ import onnx_graphsurgeon as gs
 import pytest
 from tiny_models import conv_relu_model
 
-from flcompile.cost_table import cost_table, tile_costs
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.table import cost_table
+from flcompile.costs.tiles import block_costs, tile_costs
 from flcompile.passes.fusable import find_candidates, find_prefix
 from flcompile.passes.receptive_field import make_block, make_tiling
 
 
 @pytest.fixture
-def block():
-    graph = gs.import_onnx(conv_relu_model())
+def graph():
+    return gs.import_onnx(conv_relu_model())
+
+
+@pytest.fixture
+def block(graph):
     prefix = find_prefix(graph)
     candidate = next(c for c in find_candidates(graph, prefix) if c.tensor == "r")
     return make_block(graph, prefix, candidate)
 
 
-def test_what_crosses_each_cut(block) -> None:
+@pytest.fixture
+def per_pixel(graph, block):
+    return block_costs(graph, block)
+
+
+def test_what_crosses_each_cut(block, per_pixel) -> None:
     # Cut 0 sends the input, cut 1 the conv output, cut 2 (whole path) F itself.
     assert block.crossing == (("x",), ("c",), ("r",))
+    assert block.tensors == ("x", "c", "r")
+    np.testing.assert_array_equal(per_pixel.crossing_matrix, np.eye(3))
 
 
-def test_flops_and_bytes_of_a_2x1_grid(block) -> None:
-    costs = tile_costs(make_tiling(block, (2, 1)))
+def test_per_pixel_costs_of_the_block(per_pixel) -> None:
+    # Conv: 2·(4 out × 2 in × 3·3) FLOPs per pixel; Relu: one per output channel.
+    np.testing.assert_array_equal(per_pixel.flops_per_pixel, [144, 4])
+    # x: 2 channels, c and r: 4 channels, float32.
+    np.testing.assert_array_equal(per_pixel.tensor_bytes_per_pixel, [8, 16, 16])
+    assert per_pixel.untiled_flops == 144 * 64 + 4 * 64
+
+
+def test_flops_and_bytes_of_a_2x1_grid(block, per_pixel) -> None:
+    costs = tile_costs(make_tiling(block, (2, 1)), per_pixel)
     # Each path computes 4 of 8 rows × 8 columns = 32 pixels of conv and relu.
     np.testing.assert_allclose(costs.flops, [[144 * 32, 4 * 32]] * 2)
     # Input tile: rows [0,5) and [3,8) (one halo row each) × 8 cols × 2 ch × 4 bytes = 320.
     # Conv/relu tiles: 4 rows × 8 × 4 ch × 4 bytes = 512.
     np.testing.assert_allclose(costs.send_bytes, [[320, 512, 512]] * 2)
     assert costs.redundancy == pytest.approx(1.0)
-    assert block.untiled_flops == 144 * 64 + 4 * 64
 
 
-def test_halo_redundancy_counts_recomputed_pixels(block) -> None:
+def test_halo_redundancy_counts_recomputed_pixels(block, per_pixel) -> None:
     # The block is one conv: a finer grid recomputes nothing, the input is what overlaps.
-    costs = tile_costs(make_tiling(block, (8, 8)))
+    costs = tile_costs(make_tiling(block, (8, 8)), per_pixel)
     assert costs.redundancy == pytest.approx(1.0)
     assert costs.send_bytes[:, 0].sum() > 8 * 8 * 2 * 4  # overlapping raw tiles
 
 
-def test_seconds_follow_the_cost_model(block) -> None:
-    costs = tile_costs(make_tiling(block, (1, 2)))
+def test_seconds_follow_the_cost_model(block, per_pixel) -> None:
+    costs = tile_costs(make_tiling(block, (1, 2)), per_pixel)
     compute = ComputeModel(device_flops=1e3, edge_flops=1e4, overhead_dev_s=0.5)
     link = LinkModel(rate_MBps=1e-3, latency_s=0.25)
     table = cost_table(costs, compute, link, post_fuse_s=7.0, return_s=0.0, grid=(1, 2))

@@ -1,4 +1,4 @@
-"""FLOP and byte counts per node, with one counting rule used everywhere.
+"""What a node computes: FLOP and byte counts per node, with one counting rule used everywhere.
 
 The rule (docs/design.md §2): Conv, ConvTranspose, Gemm and MatMul count 2·MACs (bias adds are not
 counted); every other op counts one FLOP per output element; Slice, Concat, Identity,
@@ -12,6 +12,8 @@ import math
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from flcompile.passes.local_ops import batch_size
+
 DATA_MOVEMENT_OPS = frozenset(
     {
         "Slice", "Concat", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
@@ -19,11 +21,6 @@ DATA_MOVEMENT_OPS = frozenset(
         "SpaceToDepth", "DepthToSpace", "Expand", "Size", "ConstantOfShape",
     }
 )  # fmt: skip
-
-
-def batch_size(dim: object) -> int:
-    """A batch dim as a count: a symbolic batch counts as 1, so costs are per batch item."""
-    return int(dim) if isinstance(dim, (int, np.integer)) else 1
 
 
 def static_numel(shape: object) -> int | None:

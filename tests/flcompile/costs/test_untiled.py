@@ -7,7 +7,7 @@ import pytest
 from tiny_models import conv_relu_model
 
 from flcompile.costs import ComputeModel, LinkModel
-from flcompile.model_costs import baselines, model_costs, single_cuts
+from flcompile.costs.untiled import baselines, model_costs, single_cuts
 
 
 @pytest.fixture

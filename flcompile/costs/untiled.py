@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from flcompile.costs import ComputeModel, LinkModel
-from flcompile.cuts import tensors_crossing_each_cut
-from flcompile.flops import node_flops, tensor_bytes
+from flcompile.costs.flops import node_flops, tensor_bytes
+from flcompile.costs.link import LinkModel
+from flcompile.costs.node_cost import ComputeModel
+from flcompile.passes.cuts import tensors_crossing_each_cut
 
 
 @dataclass(frozen=True)
