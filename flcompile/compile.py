@@ -46,7 +46,14 @@ from flcompile.search import SearchOptions, SearchResult, SearchSpace, build_spa
 from flcompile.simulate import simulate
 from flcompile.timeline_plot import plot_timelines
 from flcompile.timing import MeasuredTimes, time_split
-from flcompile.verify import SessionCache, VerifyResult, make_feeds, verify_split
+from flcompile.verify import (
+    FusedCheck,
+    SessionCache,
+    VerifyOptions,
+    VerifyResult,
+    make_feeds,
+    verify_split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -318,19 +325,20 @@ def _write_and_check(
     verified = None
     if options.verify:
         with phases("verify"):
-            verified = verify_split(
-                original,
-                tmp / "device.onnx",
-                tmp / "edge.onnx",
-                feeds,
-                tiled=tiled_prefix,
-                fused_tensor=fused,
-                fused_reference=original_prefix,
+            check = VerifyOptions(
                 rtol=options.rtol,
                 atol=options.atol,
                 seed=options.seed,
                 device_threads=options.device_threads,
                 edge_threads=options.edge_threads,
+                fused=FusedCheck(fused, tiled_prefix, original_prefix) if fused else None,
+            )
+            verified = verify_split(
+                original,
+                tmp / "device.onnx",
+                tmp / "edge.onnx",
+                feeds,
+                options=check,
                 sessions=sessions,
             )
         if not verified.passed:

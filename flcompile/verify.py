@@ -701,121 +701,163 @@ def _run(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> dict
     return dict(zip(outputs, values, strict=True))
 
 
+@dataclass(frozen=True)
+class FusedCheck:
+    """The fused tensor F, to compare between the original and the tiled model.
+
+    Attributes:
+        tensor: the name of F in the original (and in `tiled`).
+        tiled: tiled.onnx (or its prefix up to F), whose F is checked; None computes F's
+            reference, which checks that F exists, but compares nothing.
+        reference: the original's subgraph from the inputs to F, when given: F's reference
+            then comes from it rather than from an extra output on the original, which
+            spares loading and re-serializing a large original twice.
+    """
+
+    tensor: str
+    tiled: ModelLike | None = None
+    reference: ModelLike | None = None
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How `verify_split` compares, and what it checks besides the original's outputs.
+
+    Attributes:
+        rtol: relative tolerance (see `compare`).
+        atol: absolute tolerance, scaled to each reference's magnitude (see `compare`).
+        seed: the seed the feeds were made with, recorded in the result.
+        device_threads: intra-op threads of device.onnx (None: onnxruntime's default).
+        edge_threads: intra-op threads of edge.onnx and the original, which timing then
+            reuses (`time_split` times the original at the edge's thread count too).
+        fused: the fused tensor to check too, or None.
+    """
+
+    rtol: float = 1e-5
+    atol: float = 1e-5
+    seed: int = 0
+    device_threads: int | None = None
+    edge_threads: int | None = None
+    fused: FusedCheck | None = None
+
+
 def verify_split(
     original: ModelLike,
     device: ModelLike,
     edge: ModelLike,
     feeds: Mapping[str, np.ndarray],
     *,
-    tiled: ModelLike | None = None,
-    fused_tensor: str | None = None,
-    tiled_fused_tensor: str | None = None,
-    fused_reference: ModelLike | None = None,
-    rtol: float = 1e-5,
-    atol: float = 1e-5,
-    seed: int = 0,
-    graph_optimization_level: ort.GraphOptimizationLevel = _BASIC,
-    device_threads: int | None = None,
-    edge_threads: int | None = None,
+    options: VerifyOptions | None = None,
     sessions: SessionCache | None = None,
 ) -> VerifyResult:
     """Run the original and `edge(device(x))` on `feeds` and compare them.
 
-    Every output of the original is compared, by name, with the edge's output. When
-    `tiled` and `fused_tensor` are given, the fused tensor F of the original is compared
-    with the fuse output of `tiled.onnx` too. All sessions use the same graph
-    optimization level. A mismatch does not raise; see `VerifyResult.raise_if_failed`.
+    Every output of the original is compared, by name, with the edge's output. With
+    `options.fused` and its tiled model, the fused tensor F of the original is compared with
+    the tiled model's F too. Every session uses onnxruntime's basic graph optimizations. A
+    mismatch does not raise; see `VerifyResult.raise_if_failed`.
 
     Args:
-        original: the source model (ModelProto or path).
+        original: the source model (ModelProto, its bytes or a path).
         device: device.onnx; its inputs are the original's inputs.
         edge: edge.onnx; its inputs are device.onnx's outputs, by name.
         feeds: the original's inputs, e.g. from `make_feeds`.
-        tiled: tiled.onnx, to check the fused tensor against.
-        fused_tensor: the name of F in the original (exposed as an extra output).
-        tiled_fused_tensor: F's name in `tiled` if it differs (default: `fused_tensor`).
-        fused_reference: the original's subgraph from the inputs to F, when given: F's
-            reference then comes from it rather than from an extra output on the original,
-            which spares loading and re-serializing a large original twice.
-        rtol: relative tolerance (see `compare`).
-        atol: absolute tolerance, scaled to each reference's magnitude (see `compare`).
-        seed: the seed the feeds were made with, recorded in the result.
-        graph_optimization_level: onnxruntime's level for every session.
-        device_threads: intra-op threads of device.onnx (None: onnxruntime's default).
-        edge_threads: intra-op threads of edge.onnx and the original, which timing then
-            reuses (`time_split` times the original at the edge's thread count too).
+        options: tolerances, threads and the fused-tensor check (default: `VerifyOptions()`).
         sessions: where to open the sessions; pass the one that timing will use to load
             each model once. None: a private cache, closed on return.
 
     Returns:
-        The comparisons and their summary.
+        The comparisons and their summary: it fails when an original output was not
+        compared, or when nothing was.
 
     Raises:
         BadInputError: a model cannot be loaded or F is not one of its tensors.
         InternalError: edge.onnx needs an input that device.onnx does not produce.
     """
+    options = options or VerifyOptions()
     if sessions is None:
         with SessionCache() as own:
-            return verify_split(
-                original,
-                device,
-                edge,
-                feeds,
-                tiled=tiled,
-                fused_tensor=fused_tensor,
-                tiled_fused_tensor=tiled_fused_tensor,
-                fused_reference=fused_reference,
-                rtol=rtol,
-                atol=atol,
-                seed=seed,
-                graph_optimization_level=graph_optimization_level,
-                device_threads=device_threads,
-                edge_threads=edge_threads,
-                sessions=own,
-            )
-    level = graph_optimization_level
-    extra = [fused_tensor] if fused_tensor and fused_reference is None else []
-    sess = sessions.get(
-        original, threads=edge_threads, extra_outputs=extra, graph_optimization_level=level
+            return verify_split(original, device, edge, feeds, options=options, sessions=own)
+    outputs, ref = _run_reference(original, feeds, options, sessions)
+    got = _run_split(device, edge, feeds, options, sessions)
+    comparisons = _compare_outputs(outputs, got, ref, options)
+    fused = options.fused
+    if fused is not None and fused.tiled is not None:
+        comparisons.append(_compare_fused(fused, feeds, ref[fused.tensor], options, sessions))
+    result = VerifyResult.summarize(
+        comparisons, expected=outputs, atol=options.atol, rtol=options.rtol, seed=options.seed
     )
-    # Named before F is added, so an F that is also an output is compared once, as an output.
-    if extra:
-        original_outputs = _graph_output_names(original)
-    else:
-        original_outputs = [o.name for o in sess.get_outputs()]
-    ref = _run(sess, feeds)
-    if fused_tensor and fused_reference is not None:
-        sess = sessions.get(
-            fused_reference, extra_outputs=[fused_tensor], graph_optimization_level=level
-        )
-        ref.setdefault(fused_tensor, _run(sess, feeds)[fused_tensor])
+    _log(result)
+    return result
 
-    sent = _run(sessions.get(device, threads=device_threads, graph_optimization_level=level), feeds)
-    sess = sessions.get(edge, threads=edge_threads, graph_optimization_level=level)
-    edge_inputs = [i.name for i in sess.get_inputs()]
-    missing = [n for n in edge_inputs if n not in sent]
+
+def _run_reference(
+    original: ModelLike,
+    feeds: Mapping[str, np.ndarray],
+    options: VerifyOptions,
+    sessions: SessionCache,
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The original's output names, and its values on `feeds` with F's (if checked) added."""
+    fused = options.fused
+    extra = [fused.tensor] if fused is not None and fused.reference is None else []
+    sess = sessions.get(original, threads=options.edge_threads, extra_outputs=extra)
+    # Named before F is added, so an F that is also an output is compared once, as an output.
+    outputs = _graph_output_names(original) if extra else [o.name for o in sess.get_outputs()]
+    ref = _run(sess, feeds)
+    if fused is not None and fused.reference is not None:
+        sess = sessions.get(fused.reference, extra_outputs=[fused.tensor])
+        ref.setdefault(fused.tensor, _run(sess, feeds)[fused.tensor])
+    return outputs, ref
+
+
+def _run_split(
+    device: ModelLike,
+    edge: ModelLike,
+    feeds: Mapping[str, np.ndarray],
+    options: VerifyOptions,
+    sessions: SessionCache,
+) -> dict[str, np.ndarray]:
+    """edge(device(feeds)): the edge's outputs by name."""
+    sent = _run(sessions.get(device, threads=options.device_threads), feeds)
+    sess = sessions.get(edge, threads=options.edge_threads)
+    missing = [i.name for i in sess.get_inputs() if i.name not in sent]
     if missing:
         raise InternalError(
             f"edge.onnx input(s) {', '.join(missing)} are not outputs of device.onnx"
         )
     got = _run(sess, sent)
     logger.debug("verify: ran original, device (%d tensors sent) and edge", len(sent))
+    return got
 
-    comparisons = [
-        compare(name, got[name], ref[name], rtol=rtol, atol=atol)
-        for name in original_outputs
+
+def _compare_outputs(
+    names: Sequence[str],
+    got: Mapping[str, np.ndarray],
+    ref: Mapping[str, np.ndarray],
+    options: VerifyOptions,
+) -> list[TensorComparison]:
+    """One comparison per original output the edge produced (a missing one fails later)."""
+    return [
+        compare(name, got[name], ref[name], rtol=options.rtol, atol=options.atol)
+        for name in names
         if name in got
     ]
 
-    if tiled is not None and fused_tensor:
-        tiled_name = tiled_fused_tensor or fused_tensor
-        sess = sessions.get(tiled, extra_outputs=[tiled_name], graph_optimization_level=level)
-        fused = _run(sess, feeds)[tiled_name]
-        comparisons.append(compare(fused_tensor, fused, ref[fused_tensor], rtol=rtol, atol=atol))
 
-    result = VerifyResult.summarize(
-        comparisons, expected=original_outputs, atol=atol, rtol=rtol, seed=seed
-    )
+def _compare_fused(
+    fused: FusedCheck,
+    feeds: Mapping[str, np.ndarray],
+    reference: np.ndarray,
+    options: VerifyOptions,
+    sessions: SessionCache,
+) -> TensorComparison:
+    """F of the tiled model on `feeds` against F of the original."""
+    sess = sessions.get(fused.tiled, extra_outputs=[fused.tensor])
+    value = _run(sess, feeds)[fused.tensor]
+    return compare(fused.tensor, value, reference, rtol=options.rtol, atol=options.atol)
+
+
+def _log(result: VerifyResult) -> None:
     for c in result.compared:
         logger.info(
             "verify %s: max abs %.3g, max rel %.3g: %s",
@@ -824,7 +866,6 @@ def verify_split(
             c.max_rel_err,
             "ok" if c.passed else "MISMATCH",
         )
-    return result
 
 
 def _graph_output_names(model: ModelLike) -> list[str]:

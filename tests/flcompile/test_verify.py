@@ -10,7 +10,15 @@ from onnx import TensorProto, helper
 import flcompile.verify
 from flcompile.errors import BadInputError, VerificationError
 from flcompile.timing import time_split
-from flcompile.verify import SessionCache, VerifyResult, compare, make_feeds, verify_split
+from flcompile.verify import (
+    FusedCheck,
+    SessionCache,
+    VerifyOptions,
+    VerifyResult,
+    compare,
+    make_feeds,
+    verify_split,
+)
 
 OPSET = [helper.make_opsetid("", 17)]
 X_SHAPE = [1, 3, 8, 8]
@@ -228,9 +236,7 @@ def test_verify_split_passes_for_correct_split():
         device_model(),
         edge_model(),
         feeds,
-        tiled=tiled_model(),
-        fused_tensor="conv_out",
-        seed=0,
+        options=VerifyOptions(seed=0, fused=FusedCheck("conv_out", tiled_model())),
     )
     assert result.passed
     assert [c.name for c in result.compared] == ["Y", "conv_out"]
@@ -269,8 +275,7 @@ def test_verify_split_checks_fused_tensor_of_tiled():
         device_model(),
         edge_model(),
         feeds,
-        tiled=tiled_model(swap=True),
-        fused_tensor="conv_out",
+        options=VerifyOptions(fused=FusedCheck("conv_out", tiled_model(swap=True))),
     )
     assert not result.passed
     assert [c.passed for c in result.compared] == [True, False]
@@ -289,8 +294,7 @@ def test_verify_split_fails_when_edge_lacks_an_original_output():
         device_model(),
         edge,
         feeds,
-        tiled=tiled_model(),
-        fused_tensor="conv_out",
+        options=VerifyOptions(fused=FusedCheck("conv_out", tiled_model())),
     )
     assert not result.passed
     assert [(c.name, c.passed) for c in result.compared] == [("conv_out", True), ("Y", False)]
@@ -333,9 +337,7 @@ def test_verify_split_accepts_paths_with_external_data(tmp_path):
         str(paths["device"]),
         paths["edge"],
         feeds,
-        tiled=paths["tiled"],
-        fused_tensor="conv_out",
-        seed=1,
+        options=VerifyOptions(seed=1, fused=FusedCheck("conv_out", paths["tiled"])),
     )
     assert result.passed and result.seed == 1
     assert [c.name for c in result.compared] == ["Y", "conv_out"]
@@ -344,7 +346,13 @@ def test_verify_split_accepts_paths_with_external_data(tmp_path):
 def test_verify_split_unknown_fused_tensor_is_bad_input():
     feeds = make_feeds(original_model())
     with pytest.raises(BadInputError, match="'nope'"):
-        verify_split(original_model(), device_model(), edge_model(), feeds, fused_tensor="nope")
+        verify_split(
+            original_model(),
+            device_model(),
+            edge_model(),
+            feeds,
+            options=VerifyOptions(fused=FusedCheck("nope")),
+        )
 
 
 def test_verify_split_large_model_route(monkeypatch):
@@ -367,8 +375,7 @@ def test_verify_split_large_model_route(monkeypatch):
         device_model(),
         edge_model(),
         feeds,
-        tiled=tiled_model(),
-        fused_tensor="conv_out",
+        options=VerifyOptions(fused=FusedCheck("conv_out", tiled_model())),
     )
     assert result.passed
     assert saved and all(saved)
@@ -414,7 +421,9 @@ def test_verification_and_timing_load_each_model_once(monkeypatch):
     feeds = make_feeds(original)
     threads = {"device_threads": 1, "edge_threads": 2}
     with SessionCache() as sessions:
-        assert verify_split(original, device, edge, feeds, sessions=sessions, **threads).passed
+        assert verify_split(
+            original, device, edge, feeds, options=VerifyOptions(**threads), sessions=sessions
+        ).passed
         time_split(original, device, edge, feeds, runs=1, warmup=0, sessions=sessions, **threads)
     # Verification runs the original at the edge's threads; timing adds it at the device's.
     assert opened == [(original, 2), (device, 1), (edge, 2), (original, 1)]

@@ -24,7 +24,7 @@ from graphs import (
 from flcompile.errors import InternalError
 from flcompile.passes.placement import device_nodes, placement_of
 from flcompile.passes.split import prepare_single_cut, split
-from flcompile.verify import make_feeds, verify_split
+from flcompile.verify import FusedCheck, VerifyOptions, make_feeds, verify_split
 
 # Graph: x (1x3x13x11) -> conv0 -> relu1 -> maxpool2 (ceil) -> conv3 -> relu4 (F, 7x6)
 #        -> GlobalAveragePool -> Flatten -> Gemm -> y
@@ -73,10 +73,9 @@ def check_contract(model, compiled) -> None:
         device,
         edge,
         make_feeds(model),
-        tiled=compiled.tiled_model,
-        fused_tensor=compiled.candidate.tensor,
-        rtol=1e-5,
-        atol=1e-5,
+        options=VerifyOptions(
+            rtol=1e-5, atol=1e-5, fused=FusedCheck(compiled.candidate.tensor, compiled.tiled_model)
+        ),
     )
     assert result.passed, result.first_failure
 
@@ -218,7 +217,9 @@ def single_cut(model, prepared, on_device: set[str]):
     assert [o.name for o in dm.graph.output] == sends
     assert _value_infos(em.graph.input) == _value_infos(dm.graph.output)
     assert [o.name for o in em.graph.output] == [OUTPUT]
-    result = verify_split(model, dm, em, make_feeds(model), rtol=1e-5, atol=1e-5)
+    result = verify_split(
+        model, dm, em, make_feeds(model), options=VerifyOptions(rtol=1e-5, atol=1e-5)
+    )
     assert result.passed, result.first_failure
     return dm, em, sends
 
@@ -277,7 +278,9 @@ def test_local_only_with_two_outputs_restores_both_names() -> None:
     dm, em = export(device), export(edge)
     assert sorted(n.name for n in em.graph.node) == [f"fl_uncut/{OUTPUT}", "fl_uncut/y2"]
     assert [o.name for o in em.graph.output] == [OUTPUT, "y2"]
-    result = verify_split(model, dm, em, make_feeds(model), rtol=1e-5, atol=1e-5)
+    result = verify_split(
+        model, dm, em, make_feeds(model), options=VerifyOptions(rtol=1e-5, atol=1e-5)
+    )
     assert result.passed, result.first_failure
 
 

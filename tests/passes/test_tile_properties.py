@@ -55,7 +55,7 @@ from flcompile.compile import CompileOptions, compile_model
 from flcompile.errors import UsageError
 from flcompile.passes.receptive_field import EmptyRegionError
 from flcompile.search import SearchOptions
-from flcompile.verify import make_feeds, verify_split
+from flcompile.verify import FusedCheck, VerifyOptions, make_feeds, verify_split
 
 H_W = (3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17, 23, 31)
 MISINFERRED = "onnx shape inference gives it"  # the reason the prefix stops at such a pool
@@ -318,10 +318,9 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
         compiled.device,
         compiled.edge,
         make_feeds(model, seed=rnd.randrange(1000)),
-        tiled=compiled.tiled_model,
-        fused_tensor=cand.tensor,
-        rtol=1e-5,
-        atol=1e-5,
+        options=VerifyOptions(
+            rtol=1e-5, atol=1e-5, fused=FusedCheck(cand.tensor, compiled.tiled_model)
+        ),
     )
     assert result.passed, (cand.tensor, grid, cuts, order, result.first_failure)
     outputs = [o.name for o in model.graph.output]
