@@ -1,8 +1,11 @@
-"""A tiny ONNX graph builder for the zoo: appends layers with seeded weights and tracks shapes.
+"""The one ONNX model builder: nodes, seeded weights and the final model, and the zoo's layers.
 
-Every model file describes its network as calls on one `GraphBuilder`; the builder owns
-naming, He-scaled weight initialisation, per-tensor shape bookkeeping and the final
-`onnx.ModelProto`, so no model file repeats any of that logic.
+`OnnxBuilder` owns what every model built in code needs: appending nodes and initializers,
+seeded random weights, renaming the tensor a network ends in, and assembling the
+`onnx.ModelProto` with the lowest IR version that carries its opset. The zoo's `GraphBuilder`
+adds named layers with per-tensor shape bookkeeping on top; every model file describes its
+network as calls on one, so no model file repeats any of that logic. The tests build their
+small graphs through `OnnxBuilder` too.
 """
 
 from __future__ import annotations
@@ -40,7 +43,107 @@ def scale_channels(channels: int, width: float) -> int:
     return max(1, math.floor(channels * width + 0.5))
 
 
-class GraphBuilder:
+ValueSpec = tuple[str, Sequence[int]]
+
+
+class OnnxBuilder:
+    """Appends ONNX nodes and initializers, draws seeded weights and assembles the model.
+
+    Attributes:
+        name: the graph name.
+        opset: the default-domain opset.
+        rng: the random generator every weight is drawn from.
+        nodes: the nodes appended so far, in order.
+        initializers: the initializers added so far, in order.
+    """
+
+    def __init__(self, name: str, *, opset: int, seed: int = 0) -> None:
+        self.name = name
+        self.opset = opset
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+
+    def add_node(
+        self, op: str, inputs: Sequence[str], outputs: Sequence[str], name: str, **attrs: object
+    ) -> list[str]:
+        """Append one node of the default domain.
+
+        Args:
+            op: the op type.
+            inputs: its input tensor names.
+            outputs: its output tensor names.
+            name: the node name.
+            **attrs: its attributes.
+
+        Returns:
+            The output tensor names.
+        """
+        self.nodes.append(helper.make_node(op, list(inputs), list(outputs), name=name, **attrs))
+        return list(outputs)
+
+    def add_initializer(self, name: str, array: np.ndarray) -> str:
+        """Add `array` as initializer `name`; returns the name."""
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def normal(self, shape: tuple[int, ...], std: float) -> np.ndarray:
+        """Seeded float32 normal weights of standard deviation `std` (He: sqrt(2 / fan_in))."""
+        array = self.rng.standard_normal(shape, dtype=np.float32)
+        array *= np.float32(std)
+        return array
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename tensor `old` to `new` in every node (e.g. to the graph output's name)."""
+        for node in self.nodes:
+            node.input[:] = [new if i == old else i for i in node.input]
+            node.output[:] = [new if o == old else o for o in node.output]
+
+    def model(
+        self,
+        inputs: Sequence[ValueSpec],
+        outputs: Sequence[ValueSpec],
+        *,
+        producer: str = PRODUCER_NAME,
+        doc: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> onnx.ModelProto:
+        """The model of the nodes and initializers so far (float32 inputs and outputs).
+
+        Args:
+            inputs: the graph inputs, as (name, shape).
+            outputs: the graph outputs, as (name, shape).
+            producer: the model's producer_name.
+            doc: the model's doc_string.
+            metadata: extra metadata_props (e.g. the build arguments).
+
+        Returns:
+            The model, with ir_version the lowest that carries `opset`.
+        """
+
+        def infos(specs: Sequence[ValueSpec]) -> list[onnx.ValueInfoProto]:
+            return [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in specs]
+
+        graph = helper.make_graph(self.nodes, self.name, infos(inputs), infos(outputs))
+        opsets = [helper.make_opsetid("", self.opset)]
+        model = helper.make_model(
+            graph,
+            opset_imports=opsets,
+            producer_name=producer,
+            producer_version=flcompile.__version__,
+            doc_string=doc,
+        )
+        # Added after make_model, one CopyFrom each: make_graph's `extend` re-serializes every
+        # tensor and make_model copies the graph again, which for hundreds of MB of weights
+        # costs seconds.
+        for tensor in self.initializers:
+            model.graph.initializer.add().CopyFrom(tensor)
+        model.ir_version = helper.find_min_ir_version_for(opsets)
+        helper.set_model_props(model, metadata or {})
+        return model
+
+
+class GraphBuilder(OnnxBuilder):
     """Builds one NCHW float32 CNN as ONNX nodes plus seeded initializers.
 
     Each layer method takes the name of an existing tensor, appends the node(s) and returns
@@ -63,14 +166,10 @@ class GraphBuilder:
     def __init__(
         self, name: str, *, width: float, size: int, batch: int, seed: int, opset: int
     ) -> None:
-        self.name = name
+        super().__init__(name, opset=opset, seed=seed)
         self.width = width
         self.size = size
         self.batch = batch
-        self.opset = opset
-        self._rng = np.random.default_rng(seed)
-        self._nodes: list[onnx.NodeProto] = []
-        self._initializers: list[onnx.TensorProto] = []
         self._shapes: dict[str, tuple[int, ...]] = {INPUT_NAME: (3, size, size)}
         self._node_names: set[str] = set()
         self._nbytes = 0
@@ -114,12 +213,8 @@ class GraphBuilder:
                 hint="the model's MIN_SIZE is too small; raise it",
             )
         self._node_names.add(name)
-        self._nodes.append(helper.make_node(op, list(inputs), [name], name=name, **attrs))
+        self.add_node(op, inputs, [name], name, **attrs)
         self._shapes[name] = shape
-        return name
-
-    def _const(self, name: str, array: np.ndarray) -> str:
-        self._initializers.append(numpy_helper.from_array(array, name))
         return name
 
     def _normal(self, shape: tuple[int, ...], std: float) -> np.ndarray:
@@ -131,9 +226,7 @@ class GraphBuilder:
                 f"and width {self.width}",
                 hint="protobuf caps a model at 2 GiB; use a smaller --size or --width",
             )
-        array = self._rng.standard_normal(shape, dtype=np.float32)
-        array *= np.float32(std)
-        return array
+        return self.normal(shape, std)
 
     def _spatial(self, tensor: str) -> tuple[int, int, int]:
         shape = self.shape(tensor)
@@ -177,13 +270,13 @@ class GraphBuilder:
         fan_in = cin // groups * kernel * kernel
         inputs = [
             x,
-            self._const(
+            self.add_initializer(
                 f"{name}.weight",
                 self._normal((cout, cin // groups, kernel, kernel), math.sqrt(2.0 / fan_in)),
             ),
         ]
         if bias:
-            inputs.append(self._const(f"{name}.bias", self._normal((cout,), 0.05)))
+            inputs.append(self.add_initializer(f"{name}.bias", self._normal((cout,), 0.05)))
         oh = (h + 2 * pad - kernel) // stride + 1
         ow = (w + 2 * pad - kernel) // stride + 1
         return self._node(
@@ -214,13 +307,13 @@ class GraphBuilder:
         beta = self._normal((c,), 0.1)
         mean = self._normal((c,), 0.1)
         # E[1 / var] = ln(1.25 / 0.8) / 0.45 ~ 1, so on average BN keeps the variance.
-        var = self._rng.uniform(0.8, 1.25, size=(c,)).astype(np.float32)
+        var = self.rng.uniform(0.8, 1.25, size=(c,)).astype(np.float32)
         inputs = [
             x,
-            self._const(f"{name}.scale", scale),
-            self._const(f"{name}.bias", beta),
-            self._const(f"{name}.mean", mean),
-            self._const(f"{name}.var", var),
+            self.add_initializer(f"{name}.scale", scale),
+            self.add_initializer(f"{name}.bias", beta),
+            self.add_initializer(f"{name}.mean", mean),
+            self.add_initializer(f"{name}.var", var),
         ]
         return self._node("BatchNormalization", name, inputs, self.shape(x), epsilon=1e-5)
 
@@ -235,8 +328,8 @@ class GraphBuilder:
     def relu6(self, x: str, name: str) -> str:
         """Append ReLU6 as Clip(x, 0, 6), with min and max as shared scalar initializers."""
         if "relu6.min" not in self._shapes:
-            self._const("relu6.min", np.array(0.0, dtype=np.float32))
-            self._const("relu6.max", np.array(6.0, dtype=np.float32))
+            self.add_initializer("relu6.min", np.array(0.0, dtype=np.float32))
+            self.add_initializer("relu6.max", np.array(6.0, dtype=np.float32))
             self._shapes["relu6.min"] = self._shapes["relu6.max"] = ()
         return self._node("Clip", name, [x, "relu6.min", "relu6.max"], self.shape(x))
 
@@ -322,8 +415,10 @@ class GraphBuilder:
     def gemm(self, x: str, name: str, nout: int) -> str:
         """Append a fully connected Gemm (weight [nout, nin], transB=1, He-normal, bias)."""
         (nin,) = self.shape(x)
-        weight = self._const(f"{name}.weight", self._normal((nout, nin), math.sqrt(2.0 / nin)))
-        bias = self._const(f"{name}.bias", self._normal((nout,), 0.05))
+        weight = self.add_initializer(
+            f"{name}.weight", self._normal((nout, nin), math.sqrt(2.0 / nin))
+        )
+        bias = self.add_initializer(f"{name}.bias", self._normal((nout,), 0.05))
         return self._node("Gemm", name, [x, weight, bias], (nout,), transB=1)
 
     def concat(self, xs: Sequence[str], name: str) -> str:
@@ -362,36 +457,11 @@ class GraphBuilder:
         Returns:
             The finished model, with ir_version the lowest that carries `opset`.
         """
-        for node in self._nodes:
-            node.input[:] = [OUTPUT_NAME if i == output else i for i in node.input]
-            node.output[:] = [OUTPUT_NAME if o == output else o for o in node.output]
-        graph = helper.make_graph(
-            self._nodes,
-            self.name,
-            [
-                helper.make_tensor_value_info(
-                    INPUT_NAME, TensorProto.FLOAT, [self.batch, 3, self.size, self.size]
-                )
-            ],
-            [
-                helper.make_tensor_value_info(
-                    OUTPUT_NAME, TensorProto.FLOAT, [self.batch, *self.shape(output)]
-                )
-            ],
+        self.rename(output, OUTPUT_NAME)
+        size = [self.batch, 3, self.size, self.size]
+        return self.model(
+            [(INPUT_NAME, size)],
+            [(OUTPUT_NAME, [self.batch, *self.shape(output)])],
+            doc=doc,
+            metadata=metadata,
         )
-        opsets = [helper.make_opsetid("", self.opset)]
-        model = helper.make_model(
-            graph,
-            opset_imports=opsets,
-            producer_name=PRODUCER_NAME,
-            producer_version=flcompile.__version__,
-            doc_string=doc,
-        )
-        # Added after make_model, one CopyFrom each: make_graph's `extend` re-serializes every
-        # tensor and make_model copies the graph again, which for hundreds of MB of weights
-        # costs seconds.
-        for tensor in self._initializers:
-            model.graph.initializer.add().CopyFrom(tensor)
-        model.ir_version = helper.find_min_ir_version_for(opsets)
-        helper.set_model_props(model, metadata)
-        return model

@@ -17,9 +17,10 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
 
 from flcompile.load import infer_shapes
+from flcompile.models.layers import OnnxBuilder
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
 from flcompile.passes.placement import device_nodes, path_sends
@@ -184,33 +185,28 @@ class ShapeError(ValueError):
     """The specs do not fit the tensor they are applied to (for hypothesis to reject)."""
 
 
-class _Builder:
+class _Builder(OnnxBuilder):
+    """The models' `OnnxBuilder`, with nodes named by op and a counter, and the spec layers."""
+
     def __init__(self, opset: int, seed: int, batch: int, misinferred_ok: bool = False) -> None:
-        self.opset = opset
+        super().__init__("net", opset=opset, seed=seed)
         self.batch = batch
         self.misinferred_ok = misinferred_ok
         self.misinferred = False  # a pool whose output size onnx infers wrongly was built
         self.extra_outputs: list[T] = []
-        self.rng = np.random.default_rng(seed)
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
         self.counter = itertools.count()
 
     # -- plumbing
     def init(self, hint: str, array: np.ndarray) -> str:
-        name = f"{hint}_{len(self.inits)}"
-        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
-        return name
+        return self.add_initializer(f"{hint}_{len(self.initializers)}", array)
 
     def node(self, op: str, inputs: list[str], n_out: int = 1, **attrs) -> list[str]:
         name = f"{op.lower()}{next(self.counter)}"
         outs = [f"{name}_out"] if n_out == 1 else [f"{name}_out{i}" for i in range(n_out)]
-        self.nodes.append(helper.make_node(op, inputs, outs, name=name, **attrs))
-        return outs
+        return self.add_node(op, inputs, outs, name, **attrs)
 
     def he(self, shape: tuple[int, ...], fan_in: int) -> np.ndarray:
-        std = math.sqrt(2.0 / max(fan_in, 1))
-        return (self.rng.standard_normal(shape) * std).astype(np.float32)
+        return self.normal(shape, math.sqrt(2.0 / max(fan_in, 1)))
 
     def small(self, shape: tuple[int, ...], lo: float = -0.5, hi: float = 0.5) -> np.ndarray:
         return self.rng.uniform(lo, hi, shape).astype(np.float32)
@@ -467,30 +463,17 @@ def build(
             a tensor of another shape than onnx infers.
     """
     builder = _Builder(opset, seed, shape[0], misinferred_ok)
+    builder.name = name
     x = builder.apply_all(specs, T(INPUT, shape[1], shape[2], shape[3]))
     if builder.misinferred and (tail in (None, "none") or builder.extra_outputs):
         raise ShapeError("a stack onnx infers wrongly needs the tail and no side output")
     last, out_shape = builder.tail(tail, x)
     if last == INPUT:
-        builder.node("Identity", [INPUT])
-        last = builder.nodes[-1].output[0]
-    for node in builder.nodes:
-        node.input[:] = [OUTPUT if i == last else i for i in node.input]
-        node.output[:] = [OUTPUT if o == last else o for o in node.output]
-    sides = [
-        helper.make_tensor_value_info(t.name, TensorProto.FLOAT, [shape[0], t.c, t.h, t.w])
-        for t in builder.extra_outputs
-    ]
-    graph = helper.make_graph(
-        builder.nodes,
-        name,
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, list(shape))],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, out_shape), *sides],
-        initializer=builder.inits,
-    )
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="flcompile-tests")
-    model.ir_version = helper.find_min_ir_version_for(opsets)
+        (last,) = builder.node("Identity", [INPUT])
+    builder.rename(last, OUTPUT)
+    sides = [(t.name, [shape[0], t.c, t.h, t.w]) for t in builder.extra_outputs]
+    outputs = [(OUTPUT, out_shape), *sides]
+    model = builder.model([(INPUT, shape)], outputs, producer="flcompile-tests")
     onnx.checker.check_model(model, full_check=True)
     if check_ort:
         check_shapes(model, outputs_only=builder.misinferred)
