@@ -24,16 +24,8 @@ from tqdm import tqdm
 
 from flcompile.atomic_output import atomic_directory, check_writable
 from flcompile.costs import ComputeModel, LinkModel
-from flcompile.costs.untiled import ModelCosts, SingleCut, model_costs
-from flcompile.emit import (
-    STAGES_JSON,
-    Emitted,
-    check_emitted,
-    emit_fused,
-    emit_single_cut,
-    fused_prefix,
-    to_model,
-)
+from flcompile.costs.untiled import ModelCosts, model_costs
+from flcompile.emit import STAGES_JSON, Emitted, check_emitted, fused_prefix, to_model
 from flcompile.errors import BadInputError, VerificationError, user_path_errors
 from flcompile.load import LoadedModel, load_model
 from flcompile.model_io import file_sizes, save_model
@@ -41,9 +33,9 @@ from flcompile.output_guard import check_protected
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
 from flcompile.plan_json import build_plan_json
-from flcompile.schedule import PathTimes, Timeline
+from flcompile.plans import single_cut_segments
+from flcompile.schedule import Timeline
 from flcompile.search import SearchOptions, SearchResult, SearchSpace, build_space, solve
-from flcompile.simulate import simulate
 from flcompile.timeline_plot import plot_timelines
 from flcompile.timing import MeasuredTimes, time_split
 from flcompile.verify import (
@@ -140,32 +132,6 @@ def analyse(loaded: LoadedModel) -> Analysis:
     return Analysis(loaded, normalized, graph, prefix, candidates, model_costs(graph))
 
 
-def single_cut_timeline(cut: SingleCut) -> Timeline:
-    """A plan without fused layers as a one-path timeline: device, then link, then edge."""
-    d = cut.device_s
-    link_end = d + cut.link_s
-    end = link_end + cut.edge_s
-    return Timeline((PathTimes(0, 0.0, d, d, link_end, link_end, end),), end, end + cut.return_s)
-
-
-def _summary_metadata(result: SearchResult) -> dict:
-    if result.use_fused:
-        plan = result.fused
-        return {
-            "plan": "fused",
-            "fused_tensor": plan.candidate.tensor,
-            "grid": "x".join(map(str, plan.tiling.grid)),
-            "solver": plan.solver,
-            "predicted_s": f"{plan.predicted_s:.6g}",
-            "nfl_s": f"{result.baselines.nfl.total_s:.6g}",
-        }
-    return {
-        "plan": "single-cut",
-        "cut": result.baselines.nfl.label,
-        "predicted_s": f"{result.predicted_s:.6g}",
-    }
-
-
 class _Phases:
     """Wall time per phase, and a status line (stderr) naming the phase that is running."""
 
@@ -196,15 +162,6 @@ class _Phases:
     def close(self) -> None:
         """Clear the status line."""
         self.status.close()
-
-
-def _nfl_segments(cut: SingleCut) -> list[tuple[str, float, float, str]]:
-    t = single_cut_timeline(cut).paths[0]
-    return [
-        ("device", t.device_start, t.device_end, "local"),
-        ("link", t.link_start, t.link_end, "send"),
-        ("edge", t.edge_start, t.edge_end, "rest"),
-    ]
 
 
 def compile_model(
@@ -246,7 +203,7 @@ def compile_model(
             atomic_directory(target, protected=inputs) as tmp,
             SessionCache() as sessions,  # closed first: verification and timing share it
         ):
-            verified, measured, plan = _write_and_check(
+            job = _Job(
                 tmp,
                 target,
                 inputs,
@@ -259,6 +216,7 @@ def compile_model(
                 phases,
                 sessions,
             )
+            verified, measured, plan = _write_and_check(job)
     finally:
         phases.close()
     out = Path(out_dir) if out_dir is not None else None
@@ -272,14 +230,12 @@ def _emit(
     analysis: Analysis, result: SearchResult, options: CompileOptions
 ) -> tuple[Emitted, Timeline]:
     """The chosen plan's models and simulated timeline."""
-    summary = _summary_metadata(result)
-    if result.use_fused:
-        plan = result.fused
-        emitted = emit_fused(analysis.normalized, plan, summary, stages=options.emit_stages)
-        return emitted, simulate(plan.table, plan.schedule)
-    cut = result.baselines.nfl
-    emitted = emit_single_cut(analysis.normalized, cut, analysis.costs.nodes, summary)
-    return emitted, single_cut_timeline(cut)
+    plan = result.plan
+    summary = plan.metadata(result.baselines.nfl.total_s)
+    emitted = plan.emit(
+        analysis.normalized, analysis.costs.nodes, summary, stages=options.emit_stages
+    )
+    return emitted, plan.timeline()
 
 
 @contextmanager
@@ -292,101 +248,134 @@ def _target_dir(out_dir: str | Path | None) -> Iterator[Path]:
         yield Path(scratch) / "out"
 
 
-def _write_and_check(
-    tmp: Path,
-    target: Path,
-    inputs: list[str],
-    loaded: LoadedModel,
-    result: SearchResult,
-    emitted: Emitted,
-    timeline: Timeline,
-    feeds: dict,
-    options: CompileOptions,
-    phases: _Phases,
-    sessions: SessionCache,
-) -> tuple[VerifyResult | None, MeasuredTimes | None, dict]:
+@dataclass(frozen=True, eq=False)
+class _Job:
+    """One compile's state while its outputs are written into `tmp` and checked there."""
+
+    tmp: Path
+    target: Path
+    inputs: list[str]
+    loaded: LoadedModel
+    result: SearchResult
+    emitted: Emitted
+    timeline: Timeline
+    feeds: dict
+    options: CompileOptions
+    phases: _Phases
+    sessions: SessionCache
+
+
+def _write_and_check(job: _Job) -> tuple[VerifyResult | None, MeasuredTimes | None, dict]:
     """Write the models into `tmp`, check and verify them there, time them, write the plan."""
-    fused = result.fused.candidate.tensor if result.use_fused and options.verify else None
-    with phases("verify"):  # before writing: saving with external data rewrites the protos
-        tiled_prefix = fused_prefix(emitted.tiled, fused) if fused else None
-        original_prefix = fused_prefix(loaded.model, fused) if fused else None
-    with phases("write"), _writing(target):
-        for name, model in [
-            ("device.onnx", emitted.device),
-            ("edge.onnx", emitted.edge),
-            *([("tiled.onnx", emitted.tiled)] if options.emit_tiled else []),
-            *emitted.stages.items(),
-        ]:
-            written = save_model(model, tmp / name)
-            check_emitted(tmp / name if written is None else written, name)
-        if emitted.stages_json is not None:
-            (tmp / STAGES_JSON).write_text(json.dumps(emitted.stages_json, indent=2) + "\n")
-    original = loaded.original
-    verified = None
-    if options.verify:
-        with phases("verify"):
-            check = VerifyOptions(
-                rtol=options.rtol,
-                atol=options.atol,
-                seed=options.seed,
-                device_threads=options.device_threads,
-                edge_threads=options.edge_threads,
-                fused=FusedCheck(fused, tiled_prefix, original_prefix) if fused else None,
-            )
-            verified = verify_split(
-                original,
-                tmp / "device.onnx",
-                tmp / "edge.onnx",
-                feeds,
-                options=check,
-                sessions=sessions,
-            )
-        if not verified.passed:
-            _keep_failed(tmp, target, inputs, options.debug)
-            verified.raise_if_failed(loaded.path)
-    measured = None
-    if options.runs > 0:
-        with phases("time"):
-            measured = time_split(
-                original,
-                tmp / "device.onnx",
-                tmp / "edge.onnx",
-                feeds,
-                device_threads=options.device_threads,
-                edge_threads=options.edge_threads,
-                runs=options.runs,
-                sessions=sessions,
-            )
-    with phases("write"), _writing(target):
-        plan = build_plan_json(
-            loaded,
-            result,
-            options.compute,
-            options.link,
-            options.search.solver,
-            timeline if result.use_fused else None,
-            verified.to_json() if verified else None,
-            measured.to_json() if measured else None,
-        )
-        (tmp / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
-        plot_timelines(
-            tmp / "timeline.png",
-            timeline,
-            nfl_segments=_nfl_segments(result.baselines.nfl),
-            title=f"{loaded.name}: {_title(result)}",
-            post_fuse_s=result.fused.table.post_fuse_s if result.use_fused else 0.0,
-            labels=None if result.use_fused else {0: result.baselines.nfl.label},
-            plan_label=None if result.use_fused else "plan without fused layers",
-        )
+    with job.phases("verify"):  # before writing: saving with external data rewrites the protos
+        prefixes = _fused_prefixes(job)
+    with job.phases("write"), _writing(job.target):
+        _write_models(job)
+    verified = _verify(job, prefixes)
+    measured = _time(job)
+    with job.phases("write"), _writing(job.target):
+        plan = _write_plan(job, verified, measured)
+        _plot(job)
     return verified, measured, plan
 
 
-def _title(result: SearchResult) -> str:
-    if result.use_fused:
-        plan = result.fused
-        r, c = plan.tiling.grid
-        return f"{plan.solver} {r}x{c} at {plan.candidate.tensor}"
-    return f"no fused layers ({result.baselines.nfl.label})"
+def _fused_prefixes(job: _Job) -> tuple[onnx.ModelProto | None, onnx.ModelProto | None]:
+    """The tiled and original models' parts up to the plan's verify tensor, if it has one."""
+    fused = job.result.plan.verify_tensor if job.options.verify else None
+    if fused is None:
+        return None, None
+    return fused_prefix(job.emitted.tiled, fused), fused_prefix(job.loaded.model, fused)
+
+
+def _write_models(job: _Job) -> None:
+    """Save every emitted model (and stages.json) into `tmp`, each checked by onnx.checker."""
+    emitted, tmp = job.emitted, job.tmp
+    for name, model in [
+        ("device.onnx", emitted.device),
+        ("edge.onnx", emitted.edge),
+        *([("tiled.onnx", emitted.tiled)] if job.options.emit_tiled else []),
+        *emitted.stages.items(),
+    ]:
+        written = save_model(model, tmp / name)
+        check_emitted(tmp / name if written is None else written, name)
+    if emitted.stages_json is not None:
+        (tmp / STAGES_JSON).write_text(json.dumps(emitted.stages_json, indent=2) + "\n")
+
+
+def _verify(
+    job: _Job, prefixes: tuple[onnx.ModelProto | None, onnx.ModelProto | None]
+) -> VerifyResult | None:
+    """Verify the written split against the original; a failure raises (exit 3)."""
+    options = job.options
+    if not options.verify:
+        return None
+    tiled_prefix, original_prefix = prefixes
+    fused = job.result.plan.verify_tensor
+    check = VerifyOptions(
+        rtol=options.rtol,
+        atol=options.atol,
+        seed=options.seed,
+        device_threads=options.device_threads,
+        edge_threads=options.edge_threads,
+        fused=FusedCheck(fused, tiled_prefix, original_prefix) if fused else None,
+    )
+    with job.phases("verify"):
+        verified = verify_split(
+            job.loaded.original,
+            job.tmp / "device.onnx",
+            job.tmp / "edge.onnx",
+            job.feeds,
+            options=check,
+            sessions=job.sessions,
+        )
+    if not verified.passed:
+        _keep_failed(job.tmp, job.target, job.inputs, options.debug)
+        verified.raise_if_failed(job.loaded.path)
+    return verified
+
+
+def _time(job: _Job) -> MeasuredTimes | None:
+    """Time the written split and the original in onnxruntime (None with --runs 0)."""
+    options = job.options
+    if options.runs <= 0:
+        return None
+    with job.phases("time"):
+        return time_split(
+            job.loaded.original,
+            job.tmp / "device.onnx",
+            job.tmp / "edge.onnx",
+            job.feeds,
+            device_threads=options.device_threads,
+            edge_threads=options.edge_threads,
+            runs=options.runs,
+            sessions=job.sessions,
+        )
+
+
+def _write_plan(job: _Job, verified: VerifyResult | None, measured: MeasuredTimes | None) -> dict:
+    """Write plan.json into `tmp`; returns its content."""
+    plan = build_plan_json(
+        job.loaded,
+        job.result,
+        job.options.compute,
+        job.options.link,
+        verified.to_json() if verified else None,
+        measured.to_json() if measured else None,
+    )
+    (job.tmp / "plan.json").write_text(json.dumps(plan, indent=2) + "\n")
+    return plan
+
+
+def _plot(job: _Job) -> None:
+    """Draw timeline.png: the chosen plan above the best single cut."""
+    plan = job.result.plan
+    plot_timelines(
+        job.tmp / "timeline.png",
+        job.timeline,
+        nfl_segments=single_cut_segments(job.result.baselines.nfl),
+        title=f"{job.loaded.name}: {plan.title()}",
+        **plan.plot_options(),
+    )
 
 
 def _writing(target: Path) -> AbstractContextManager[None]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnx
 import onnx_graphsurgeon as gs
@@ -22,7 +23,9 @@ from flcompile.model_io import export_graph
 from flcompile.passes.placement import device_nodes, path_sends, placement_of
 from flcompile.passes.split import extract, prepare_single_cut, split
 from flcompile.passes.tile import tile_graph, tile_tensor_name
-from flcompile.search import FusedPlan
+
+if TYPE_CHECKING:  # the plans emit through this module
+    from flcompile.plans.fused import FusedPlan
 
 PRODUCER = "flcompile"
 STAGES_DIR = "stages"

@@ -37,6 +37,7 @@ from flcompile.passes.receptive_field import (
     make_tiling,
 )
 from flcompile.passes.tile import fuse_node_count
+from flcompile.plans import FusedPlan, Plan, SingleCutPlan
 from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
@@ -72,29 +73,6 @@ class SearchOptions:
     max_grid: tuple[int, int] = (8, 8)
 
 
-@dataclass(frozen=True, eq=False)
-class FusedPlan:
-    """A plan with fused layers: F, its tiling, the costs, and the schedule.
-
-    Attributes:
-        candidate: F and its block.
-        tiling: the grid and per-tile regions.
-        costs: per-path FLOPs and bytes.
-        table: the solvers' seconds table.
-        schedule: the order and cuts.
-        solver: the solver that found the schedule.
-        predicted_s: the simulated latency.
-    """
-
-    candidate: Candidate
-    tiling: Tiling
-    costs: TileCosts
-    table: CostTable
-    schedule: Schedule
-    solver: str
-    predicted_s: float
-
-
 @dataclass(frozen=True)
 class SearchStats:
     """How much the search did (plan.json's search{})."""
@@ -127,29 +105,32 @@ class SearchResult:
     """The chosen plan, the baselines and the bound.
 
     Attributes:
-        fused: the best plan with fused layers, or None when none was possible.
-        use_fused: whether `fused` is the emitted plan (otherwise NFL is).
+        plan: the plan to emit: the best plan with fused layers, or the best single cut.
+        fused: the best plan with fused layers found, chosen or not (None when none was
+            possible); sweeps and solver comparisons read it.
         baselines: local-only, full offload and NFL.
         lower_bound_s: the smallest fluid bound over all F, and never above NFL.
         best_by_solver: each solver's best predicted latency.
         stats: search effort.
+        strategy: the strategy solved with (the --solver asked for).
         notes: things the user should hear (why no FL plan, what a forced choice costs).
         runs: every solver run, in the order they ran.
     """
 
+    plan: Plan
     fused: FusedPlan | None
-    use_fused: bool
     baselines: Baselines
     lower_bound_s: float
     best_by_solver: dict[str, float]
     stats: SearchStats
+    strategy: str
     notes: tuple[str, ...] = field(default=())
     runs: tuple[SolverRun, ...] = field(default=())
 
     @property
     def predicted_s(self) -> float:
         """The emitted plan's predicted latency."""
-        return self.fused.predicted_s if self.use_fused else self.baselines.nfl.total_s
+        return self.plan.predicted_s
 
 
 @dataclass(frozen=True, eq=False)
@@ -443,8 +424,8 @@ def solve(
         raise tracker.last_refusal
     if tracker.refused:
         notes.append(f"bf refused {tracker.refused} grid(s) beyond its size bound")
-    use_fused = best is not None and (space.forced or best.predicted_s < base.nfl.total_s)
-    if best is not None and use_fused and best.predicted_s >= base.nfl.total_s:
+    plan = _chosen_plan(best, base, strategy, space.forced)
+    if plan is best and best is not None and best.predicted_s >= base.nfl.total_s:
         notes.append(
             f"the forced F/grid is slower than NFL ({best.predicted_s * 1e3:.2f} ms vs "
             f"{base.nfl.total_s * 1e3:.2f} ms)"
@@ -453,15 +434,31 @@ def solve(
     seconds = space.build_s + time.perf_counter() - started
     stats = SearchStats(candidates_F, len(scored), tracker.plans, seconds)
     return SearchResult(
+        plan,
         best,
-        use_fused,
         base,
         bound,
         tracker.best_by_solver,
         stats,
+        strategy,
         tuple(notes),
         tuple(tracker.runs),
     )
+
+
+def _chosen_plan(
+    best: FusedPlan | None, base: Baselines, strategy: str, forced: bool
+) -> FusedPlan | SingleCutPlan:
+    """The best FL plan if it beats NFL (or F or the grid is forced), else NFL with why."""
+    if best is not None and (forced or best.predicted_s < base.nfl.total_s):
+        return best
+    if strategy == "nfl":
+        reason = "--solver nfl"
+    elif best is None:
+        reason = "no fused-layer plan is possible for this model"
+    else:
+        reason = "a single cut is faster than every fused-layer plan"
+    return SingleCutPlan(base.nfl, reason)
 
 
 class PlanTracker:

@@ -4,51 +4,30 @@ from __future__ import annotations
 
 from flcompile.compile import CompileResult
 from flcompile.costs import edge_model_words
+from flcompile.plans.text import ms, shape, size
 from flcompile.timing import MeasuredTimes, threads_text
 
-MAX_PATH_ROWS = 16
 # The order OUT's entries are listed in; anything else follows in name order.
 OUT_ORDER = ("device.onnx", "edge.onnx", "tiled.onnx", "plan.json", "timeline.png", "stages/")
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.2f} ms"
 
 
 def _x(base: float, plan: float) -> str:
     return f"{base / plan:.2f}x" if plan > 0 else "-"
 
 
-def _shape(shape) -> str:
-    return "x".join(str(d) for d in shape)
-
-
-def _measured_lines(m: MeasuredTimes, fused: bool) -> list[str]:
+def _measured_lines(m: MeasuredTimes, meaning: str) -> list[str]:
     """edge.onnx against the original at equal threads, then the device side, and what the
     ratio means."""
     on_edge = threads_text(m.edge_thread_count, m.edge_threads is None)
     on_device = threads_text(m.device_thread_count, m.device_threads is None)
-    meaning = (
-        "what recomputed halos, smaller convolutions and the fuse cost"
-        if fused
-        else "the share of the work after the cut"
-    )
     return [
-        f"measured   at {on_edge}: edge.onnx {_ms(m.edge_s)}, original "
-        f"{_ms(m.original_edge_threads_s)}, edge/original {m.edge_over_original:.2f}x; "
-        f"at {on_device}: device.onnx {_ms(m.device_s)}, original {_ms(m.original_s)}; "
+        f"measured   at {on_edge}: edge.onnx {ms(m.edge_s)}, original "
+        f"{ms(m.original_edge_threads_s)}, edge/original {m.edge_over_original:.2f}x; "
+        f"at {on_device}: device.onnx {ms(m.device_s)}, original {ms(m.original_s)}; "
         f"medians of {m.runs}",
         f"  edge/original is {meaning} in onnxruntime on this machine's CPU, "
         "not the predicted latency",
     ]
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 def written_line(out_dir: str, written: dict[str, int]) -> str:
@@ -69,7 +48,7 @@ def written_line(out_dir: str, written: dict[str, int]) -> str:
     }
     known = [name for name in OUT_ORDER if name in entries]
     names = known + sorted(entries - set(known))
-    return f"{out_dir}/: {' '.join(names)} ({_bytes(sum(written.values()))})"
+    return f"{out_dir}/: {' '.join(names)} ({size(sum(written.values()))})"
 
 
 def format_summary(result: CompileResult) -> str:
@@ -77,7 +56,7 @@ def format_summary(result: CompileResult) -> str:
     plan = result.plan
     cost, link = plan["cost"], plan["link"]
     lines = []
-    inputs = ", ".join(f"{i['name']} {_shape(i['shape'])}" for i in plan["model"]["inputs"])
+    inputs = ", ".join(f"{i['name']} {shape(i['shape'])}" for i in plan["model"]["inputs"])
     lines.append(f"model      {plan['model']['path']}  ({inputs})")
     concurrency = cost["edge_concurrency"]
     edge_model = edge_model_words(concurrency)
@@ -86,46 +65,19 @@ def format_summary(result: CompileResult) -> str:
         f"costs      link {link['rate_MBps']:.3g} MB/s{radio}, device {cost['device_flops']:.3g} "
         f"FLOP/s, edge {cost['edge_flops']:.3g} FLOP/s, edge concurrency: {edge_model}"
     )
-    fused = plan["fused"]
-    if fused:
-        r, c = fused["grid"]
-        lines.append(
-            f"plan       fuse at {fused['tensor']} ({_shape(fused['shape'])}), grid {r}x{c} = "
-            f"{r * c} paths, redundancy {fused['redundancy']:.2f}x, solver {plan['solver']}"
-        )
-        lines.append(
-            "  path order  tile h×w        cut after                      sends        "
-            "device     link       edge"
-        )
-        rows = sorted(plan["paths"], key=lambda p: p["order"])
-        for p in rows[:MAX_PATH_ROWS]:
-            (h0, h1), (w0, w1) = p["tile"]["h"], p["tile"]["w"]
-            tile = f"[{h0},{h1})×[{w0},{w1})"
-            cut = p["cut_after"] or "(raw input tile)"
-            if len(cut) > 30:
-                cut = "…" + cut[-29:]
-            sent = _bytes(sum(s["bytes"] for s in p["sends"]))
-            lines.append(
-                f"  p{p['index']:<3} {p['order']:>5}  {tile:<15} {cut:<30} {sent:>10}  "
-                f"{_ms(p['device_s']):>9}  {_ms(p['link_s']):>9}  {_ms(p['edge_s']):>9}"
-            )
-        if len(rows) > MAX_PATH_ROWS:
-            lines.append(f"  … {len(rows) - MAX_PATH_ROWS} more paths in plan.json")
-    else:
-        nfl = plan["nfl_plan"]
-        lines.append(f"plan       no fused layers: single cut {nfl['cut']} ({nfl['reason']})")
+    lines.extend(result.result.plan.summary_lines(plan))
     for note in plan["notes"]:
         lines.append(f"note       {note}")
     predicted = plan["predicted_s"]
     base = plan["baselines"]
-    lines.append(f"predicted  {_ms(predicted)}  (simulated; edge: {edge_model})")
+    lines.append(f"predicted  {ms(predicted)}  (simulated; edge: {edge_model})")
     lines.append(
-        f"  vs local-only {_ms(base['local_s'])} ({_x(base['local_s'], predicted)}), "
-        f"full offload {_ms(base['full_offload_s'])} ({_x(base['full_offload_s'], predicted)}), "
-        f"NFL {_ms(base['nfl_s'])} at {base['nfl_cut']} ({_x(base['nfl_s'], predicted)})"
+        f"  vs local-only {ms(base['local_s'])} ({_x(base['local_s'], predicted)}), "
+        f"full offload {ms(base['full_offload_s'])} ({_x(base['full_offload_s'], predicted)}), "
+        f"NFL {ms(base['nfl_s'])} at {base['nfl_cut']} ({_x(base['nfl_s'], predicted)})"
     )
     lb = plan["lower_bound_s"]
-    lines.append(f"  fluid lower bound {_ms(lb)}; plan/bound {predicted / lb:.3f}" if lb else "")
+    lines.append(f"  fluid lower bound {ms(lb)}; plan/bound {predicted / lb:.3f}" if lb else "")
     verify = plan["verify"]
     if verify is None:
         lines.append("verify     skipped (--no-verify)")
@@ -138,7 +90,7 @@ def format_summary(result: CompileResult) -> str:
         )
     measured = result.measured
     if measured is not None:
-        lines.extend(_measured_lines(measured, fused=bool(fused)))
+        lines.extend(_measured_lines(measured, result.result.plan.measured_meaning()))
     if result.out_dir is not None:
         lines.append(f"wrote      {written_line(str(result.out_dir), result.written)}")
     return "\n".join(line for line in lines if line)

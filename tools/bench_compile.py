@@ -103,7 +103,7 @@ def bench_model(name: str, args, options: CompileOptions, tmp: Path) -> dict:
                 times.append(time.perf_counter() - started)
             searches[solver] = median(times)
     found = result.result
-    fused = found.fused if found.use_fused else None
+    words = found.plan.metadata(found.baselines.nfl.total_s)
     return {
         "model": name,
         **{f"{p}_s": median(phases[p]) for p in PHASES},
@@ -113,10 +113,10 @@ def bench_model(name: str, args, options: CompileOptions, tmp: Path) -> dict:
         "best_search_s": searches["best"],
         "predicted_s": found.predicted_s,
         "nfl_s": found.baselines.nfl.total_s,
-        "plan": "fused" if fused else f"single cut ({found.baselines.nfl.label})",
-        "F": fused.candidate.tensor if fused else "-",
-        "grid": grid_text(fused.tiling.grid) if fused else "-",
-        "solver": fused.solver if fused else "nfl",
+        "plan": found.plan.describe(),
+        "F": words.get("fused_tensor", "-"),
+        "grid": words.get("grid", "-"),
+        "solver": found.plan.solver,
         "verified": None if result.verify is None else result.verify.passed,
         "edge_concurrency": options.compute.edge_concurrency,
         "rate_MBps": options.link.rate_MBps,

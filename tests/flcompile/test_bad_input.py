@@ -144,7 +144,7 @@ def test_a_broken_rewrite_is_caught_and_named(tmp_path, capsys, monkeypatch) -> 
         edge.graph.node.append(helper.make_node("Add", [f"{out}_before_bug", "bug_bump"], [out]))
         return emitted
 
-    monkeypatch.setattr("flcompile.compile.emit_fused", broken_emit)
+    monkeypatch.setattr("flcompile.plans.fused.emit_fused", broken_emit)
     model = save(conv_relu_model(), tmp_path / "m.onnx")
     with atomic_directory(tmp_path / "out") as earlier:
         (earlier / "keep.txt").write_text("an earlier good result")

@@ -10,6 +10,7 @@ from flcompile.costs import ComputeModel, LinkModel
 from flcompile.errors import UsageError
 from flcompile.load import LoadedModel
 from flcompile.passes.fusable import Candidate
+from flcompile.plans import SingleCutPlan
 from flcompile.search import SearchOptions, grids_for, shortlist, solve
 
 
@@ -41,7 +42,7 @@ def test_default_plan_beats_or_equals_nfl_and_bound_is_below(analysis, rate: flo
     assert result.lower_bound_s <= result.predicted_s + 1e-12
     assert result.stats.plans_evaluated > 0
     assert result.stats.grids_tried > len(analysis.candidates)
-    if result.use_fused:
+    if result.plan is result.fused:
         assert result.best_by_solver["opt"] <= result.best_by_solver["mw"] + 1e-12
 
 
@@ -56,14 +57,14 @@ def test_default_is_at_or_below_every_single_solver(analysis) -> None:
 def test_forced_grid_keeps_fused_layers_and_says_when_slower(analysis, fuse_at) -> None:
     # With a very fast link sending the raw input is about best; a forced grid still tiles.
     result = run(analysis, rate=1e6, grid=(2, 2), fuse_at=fuse_at)
-    assert result.use_fused and result.fused.tiling.grid == (2, 2)
+    assert result.plan is result.fused and result.fused.tiling.grid == (2, 2)
     slower = result.fused.predicted_s >= result.baselines.nfl.total_s
     assert slower == any("slower than NFL" in n for n in result.notes)
 
 
 def test_shortlist_keeps_every_2x2_and_the_best_by_mw(analysis) -> None:
     result = run(analysis, solver="mw")
-    assert result.use_fused or result.fused is not None
+    assert result.fused is not None
     tables = []
     for i, (score, grid) in enumerate([(3.0, (2, 2)), (1.0, (1, 3)), (2.0, (3, 1))]):
         plan = result.fused.__class__(
@@ -99,13 +100,14 @@ def test_lower_bound_covers_every_f_whatever_is_forced(analysis) -> None:
 
 def test_nfl_solver_plans_without_fused_layers(analysis) -> None:
     result = run(analysis, solver="nfl")
-    assert not result.use_fused and result.fused is None
+    assert isinstance(result.plan, SingleCutPlan) and result.fused is None
+    assert result.plan.reason == "--solver nfl"
     assert result.predicted_s == result.baselines.nfl.total_s
 
 
 def _same_plan(a, b) -> None:
     assert a.predicted_s == b.predicted_s and a.lower_bound_s == b.lower_bound_s
-    assert a.use_fused == b.use_fused and a.notes == b.notes
+    assert (a.plan is a.fused) == (b.plan is b.fused) and a.notes == b.notes
     assert (a.fused is None) == (b.fused is None)
     if a.fused is not None:
         assert a.fused.candidate.tensor == b.fused.candidate.tensor

@@ -490,7 +490,7 @@ def test_regression_the_whole_tool_fuses_before_a_pool_onnx_infers_wrongly(tmp_p
     onnx.save(build(specs, shape, opset=opset, misinferred_ok=True), path)
     options = CompileOptions(search=SearchOptions(grid=grid), runs=0)
     result = compile_model(str(path), None, options)
-    assert result.result.use_fused and result.result.fused.candidate.tensor == "conv0_out"
+    assert result.result.plan.verify_tensor == "conv0_out"
     assert result.verify.passed
     after = CompileOptions(search=SearchOptions(grid=grid, fuse_at="conv2_out"), runs=0)
     with pytest.raises(UsageError, match="not a tensor the model can be fused at"):

@@ -1,0 +1,191 @@
+"""A plan with fused layers: F, its tiling into paths, each path's cut, and their order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+from flcompile.costs.table import CostTable
+from flcompile.costs.tiles import TileCosts
+from flcompile.emit import Emitted, emit_fused
+from flcompile.passes.fusable import Candidate
+from flcompile.passes.receptive_field import Tiling
+from flcompile.passes.tile import tile_tensor_name
+from flcompile.plans.text import ms, shape, size
+from flcompile.schedule import Schedule, Timeline
+from flcompile.simulate import simulate
+
+MAX_PATH_ROWS = 16  # paths listed in the console summary; plan.json has them all
+CUT_WIDTH = 30
+
+
+@dataclass(frozen=True, eq=False)
+class FusedPlan:
+    """A plan with fused layers: F, its tiling, the costs, and the schedule.
+
+    Attributes:
+        candidate: F and its block.
+        tiling: the grid and per-tile regions.
+        costs: per-path FLOPs and bytes.
+        table: the solvers' seconds table.
+        schedule: the order and cuts.
+        solver: the solver that found the schedule.
+        predicted_s: the simulated latency.
+    """
+
+    candidate: Candidate
+    tiling: Tiling
+    costs: TileCosts
+    table: CostTable
+    schedule: Schedule
+    solver: str
+    predicted_s: float
+
+    @property
+    def verify_tensor(self) -> str:
+        """F: verification compares it in the tiled and the original model."""
+        return self.candidate.tensor
+
+    def describe(self) -> str:
+        """ "fused"."""
+        return "fused"
+
+    def timeline(self) -> Timeline:
+        """The simulated timeline of the schedule."""
+        return simulate(self.table, self.schedule)
+
+    def emit(
+        self,
+        normalized: onnx.ModelProto,
+        node_order: tuple[str, ...],
+        summary: dict,
+        *,
+        stages: bool,
+    ) -> Emitted:
+        """The tiled model split per path at its cut, and (with `stages`) the stage models."""
+        return emit_fused(normalized, self, summary, stages=stages)
+
+    def metadata(self, nfl_s: float) -> dict[str, str]:
+        """F, the grid, the solver, and the predicted and NFL latencies."""
+        return {
+            "plan": "fused",
+            "fused_tensor": self.candidate.tensor,
+            "grid": "x".join(map(str, self.tiling.grid)),
+            "solver": self.solver,
+            "predicted_s": f"{self.predicted_s:.6g}",
+            "nfl_s": f"{nfl_s:.6g}",
+        }
+
+    def title(self) -> str:
+        """ "SOLVER RxC at F"."""
+        r, c = self.tiling.grid
+        return f"{self.solver} {r}x{c} at {self.candidate.tensor}"
+
+    def plot_options(self) -> dict:
+        """Paths labelled p0, p1, … and the edge's fuse and rest after them."""
+        return {"post_fuse_s": self.table.post_fuse_s, "labels": None, "plan_label": None}
+
+    def json_section(self) -> dict:
+        """F and its block, every path, and no single cut."""
+        block = self.tiling.block
+        return {
+            "solver": self.solver,
+            "fused": {
+                "tensor": block.fused,
+                "shape": list(block.fused_shape),
+                "grid": list(self.tiling.grid),
+                "block_nodes": [n.name for n in block.nodes],
+                "redundancy": self.costs.redundancy,
+            },
+            "paths": fused_paths(self, self.timeline()),
+            "nfl_plan": None,
+            "post_fuse_edge_s": self.table.post_fuse_s,
+            "return_s": self.table.return_s,
+        }
+
+    def summary_lines(self, plan_json: dict) -> list[str]:
+        """F, the grid and the solver, then a row per path in run order."""
+        fused = plan_json["fused"]
+        r, c = fused["grid"]
+        lines = [
+            f"plan       fuse at {fused['tensor']} ({shape(fused['shape'])}), grid {r}x{c} = "
+            f"{r * c} paths, redundancy {fused['redundancy']:.2f}x, solver {plan_json['solver']}",
+            "  path order  tile h×w        cut after                      sends        "
+            "device     link       edge",
+        ]
+        rows = sorted(plan_json["paths"], key=lambda p: p["order"])
+        lines += [_path_row(p) for p in rows[:MAX_PATH_ROWS]]
+        if len(rows) > MAX_PATH_ROWS:
+            lines.append(f"  … {len(rows) - MAX_PATH_ROWS} more paths in plan.json")
+        return lines
+
+    def measured_meaning(self) -> str:
+        """The edge runs the tiles' rest, their halos and the fuse."""
+        return "what recomputed halos, smaller convolutions and the fuse cost"
+
+
+def _path_row(p: dict) -> str:
+    """One path of plan.json's paths[] as a summary row."""
+    (h0, h1), (w0, w1) = p["tile"]["h"], p["tile"]["w"]
+    tile = f"[{h0},{h1})×[{w0},{w1})"
+    cut = p["cut_after"] or "(raw input tile)"
+    if len(cut) > CUT_WIDTH:
+        cut = "…" + cut[-(CUT_WIDTH - 1) :]
+    sent = size(sum(s["bytes"] for s in p["sends"]))
+    return (
+        f"  p{p['index']:<3} {p['order']:>5}  {tile:<15} {cut:<30} {sent:>10}  "
+        f"{ms(p['device_s']):>9}  {ms(p['link_s']):>9}  {ms(p['edge_s']):>9}"
+    )
+
+
+def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
+    """plan.json's paths[]: per path its tile, cut, sends and simulated times."""
+    table, schedule, tiling = plan.table, plan.schedule, plan.tiling
+    block = tiling.block
+    n, c = block.fused_shape[0], block.fused_shape[1]
+    position = {p: i for i, p in enumerate(schedule.order)}
+    times = {t.path: t for t in timeline.paths}
+    index = {t: i for i, t in enumerate(plan.costs.tensors)}
+    result = []
+    for p in range(tiling.num_paths):
+        row, col = tiling.axes(p)
+        cut = schedule.cuts[p]
+        sends = []
+        for tensor in plan.costs.crossing[cut]:
+            h, w = row.tensors[tensor], col.tensors[tensor]
+            nbytes = int(plan.costs.tensor_bytes[p, index[tensor]])
+            sends.append(
+                {
+                    "tensor": tile_tensor_name(p, tensor),
+                    "shape": block.tile_shape(tensor, h.size, w.size),
+                    "bytes": nbytes,
+                }
+            )
+        t = times[p]
+        result.append(
+            {
+                "index": p,
+                "order": position[p],
+                "tile": {
+                    "h": [row.fused.start, row.fused.stop],
+                    "w": [col.fused.start, col.fused.stop],
+                },
+                "tile_shape": [n, c, row.fused.size, col.fused.size],
+                "cut_after": block.nodes[cut - 1].name if cut > 0 else None,
+                "device_nodes": cut,
+                "sends": sends,
+                "device_s": float(table.device_s[p, cut]),
+                "link_s": float(table.link_s[p, cut]),
+                "edge_s": float(table.edge_s[p, cut]),
+                "device_flops": float(plan.costs.flops[p, :cut].sum()),
+                "edge_flops": float(plan.costs.flops[p, cut:].sum()),
+                "device_start": t.device_start,
+                "device_end": t.device_end,
+                "link_start": t.link_start,
+                "link_end": t.link_end,
+                "edge_start": t.edge_start,
+                "edge_end": t.edge_end,
+            }
+        )
+    return result
