@@ -3,7 +3,8 @@
 A spec is a plain dict made by one of the helpers below (`conv`, `maxpool`, `act`,
 `residual`, ...), so a failing hypothesis example prints as readable code. `build` turns a
 list of specs into a checked `onnx.ModelProto` with seeded He-scaled weights; `compile_fl`
-runs normalize → prefix → candidates → tiling → tile → split on it, as the CLI does.
+runs normalize → prefix → candidates → tiling, then the pipeline's own tile → split
+(`tile_and_split`, as `emit_fused` does).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from onnx import TensorProto, helper, numpy_helper
 from flcompile.load import infer_shapes
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
-from flcompile.passes.placement import device_nodes, path_sends
+from flcompile.passes.placement import tile_and_split
 from flcompile.passes.receptive_field import Block, Tiling, make_block, make_tiling
-from flcompile.passes.split import split as split_graph
-from flcompile.passes.tile import TiledGraph, tile_graph
+from flcompile.passes.tile import TiledGraph
 
 INPUT = "x"
 OUTPUT = "y"
@@ -615,29 +615,26 @@ def compile_fl(
         cand = next(c for c in prep.candidates if c.tensor == fused)
     block = make_block(prep.graph, prep.prefix, cand)
     tiling = make_tiling(block, grid)
-    tiled = tile_graph(gs.import_onnx(prep.model), tiling)
     paths, length = tiling.num_paths, len(block.nodes)
     if cuts is None:
         cuts = [length] * paths
     elif isinstance(cuts, int):
         cuts = [cuts] * paths
     order = list(range(paths)) if order is None else list(order)
-    crossing = block.crossing
-    sends = [n for _, names in path_sends(crossing, order, cuts) for n in names]
-    tiled_model = export(tiled.graph)
-    d, e = split_graph(tiled.graph, device_nodes(tiled, cuts), sends)
+    parts = tile_and_split(gs.import_onnx(prep.model), tiling, cuts, order)
+    sends = [n for _, names in parts.sends for n in names]
     return Compiled(
         prep,
         cand,
         block,
         tiling,
-        tiled,
+        parts.tiled,
         list(cuts),
         order,
         sends,
-        export(d),
-        export(e),
-        tiled_model,
+        export(parts.device),
+        export(parts.edge),
+        export(parts.tiled.graph),
     )
 
 
