@@ -19,7 +19,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from flcompile.errors import InternalError
-from flcompile.passes.local_ops import pad_amounts
+from flcompile.passes.ops import OpRule, rule_for
 from flcompile.passes.receptive_field import AxisRegions, BlockNode, Interval, Tiling
 
 
@@ -81,43 +81,6 @@ def _slice(
 def _variable(name: str, like: gs.Tensor, region: tuple[Interval, Interval]) -> gs.Variable:
     shape = (like.shape[0], like.shape[1], region[0].size, region[1].size)
     return gs.Variable(name, dtype=like.dtype, shape=shape)
-
-
-def _tile_attrs_and_inputs(
-    node: gs.Node, pads_h: tuple[int, int], pads_w: tuple[int, int], path: int
-) -> tuple[dict, list[gs.Tensor]]:
-    """The copy's attributes and non-data inputs.
-
-    A pool's ceil_mode window can run past the end pad (the overhang). A tile end pad that
-    held the overhang could reach the kernel size (with dilations), which onnxruntime
-    refuses, and AveragePool with count_include_pad=1 would count it. So a tile that ends in
-    an overhang keeps ceil_mode and the original end pad there: relative to the end of the
-    input, its windows are then the original ones. Every other tile side fits its windows
-    exactly (its size is (n − 1)·s + span), where ceil_mode changes nothing.
-    """
-    attrs = dict(node.attrs)
-    inputs = list(node.inputs)
-    pads = [pads_h[0], pads_w[0], pads_h[1], pads_w[1]]
-    if node.op in ("Conv", "MaxPool", "AveragePool"):
-        attrs.pop("auto_pad", None)
-        original = list(node.attrs.get("pads", [0, 0, 0, 0]))
-        overhang = [pads[i] > original[i] for i in range(4)]
-        if node.op != "Conv":
-            if any(overhang) or "ceil_mode" in node.attrs:  # the attribute exists from opset 10
-                attrs["ceil_mode"] = int(any(overhang))
-            pads = [original[i] if overhang[i] else pads[i] for i in range(4)]
-        attrs["pads"] = pads
-    elif node.op == "Pad":
-        full = list(pad_amounts(node))
-        full[2], full[3], full[6], full[7] = pads_h[0], pads_w[0], pads_h[1], pads_w[1]
-        if "pads" in node.attrs:
-            attrs["pads"] = full
-        else:
-            value = inputs[2] if len(inputs) > 2 else gs.Variable.empty()
-            inputs = [inputs[0], _ints(full, f"{node.name}/p{path}/pads"), value]
-            if not value.name:
-                inputs = inputs[:2]
-    return attrs, inputs
 
 
 def _region(row: AxisRegions, col: AxisRegions, tensor: str) -> tuple[Interval, Interval]:
@@ -194,7 +157,8 @@ class PathBuilder:
     def copy(self, node: gs.Node, bn: BlockNode, index: int) -> str:
         """Append this path's copy of block node `index`; return the copy's name."""
         p, row, col = self.path, self.row, self.col
-        attrs, inputs = _tile_attrs_and_inputs(node, row.pads[index], col.pads[index], p)
+        rule = rule_for(node.op) or OpRule()  # the NHWC input's Transpose has none: kept as is
+        attrs, inputs = rule.tile(node, row.pads[index], col.pads[index], p)
         for slot, tensor in enumerate(bn.inputs):
             if tensor is None:
                 continue
