@@ -48,9 +48,11 @@ class KernelRule(OpRule):
 
     Attributes:
         pool: a pool (ceil_mode and its overhang apply), not a Conv.
+        ceil_mode: the op accepts ceil_mode=1 (LpPool is refused it: not verified).
     """
 
     pool: bool = True
+    ceil_mode: bool = True
 
     def refuse_outputs(self, node: gs.Node, outputs: list[gs.Tensor]) -> str | None:
         """A MaxPool's Indices output depends on absolute positions."""
@@ -64,6 +66,8 @@ class KernelRule(OpRule):
             return "its weights are not constants"
         if attr_text(node, "auto_pad", "NOTSET") != "NOTSET":
             return "auto_pad could not be resolved to explicit pads"
+        if not self.ceil_mode and node.attrs.get("ceil_mode", 0):
+            return f"{node.op} with ceil_mode=1 is not supported"
         windows = kernel_windows(node)
         if isinstance(windows, str):
             return windows
@@ -190,5 +194,7 @@ class SpaceToDepthRule(OpRule):
 
 register(KernelRule(flops_per_element=2.0, times_fan_in=True, pool=False), "Conv")
 register(KernelRule(), "MaxPool", "AveragePool")
+# p-norm over the window; counted one FLOP per output element, as every pool is.
+register(KernelRule(ceil_mode=False), "LpPool")
 register(PadRule(), "Pad")
 register(SpaceToDepthRule(flops_per_element=0.0), "SpaceToDepth")

@@ -75,6 +75,16 @@ def avgpool(
     return dict(op="avgpool", k=k, s=s, d=d, pads=pads, ceil=ceil, cip=cip, auto_pad=auto_pad)
 
 
+def lppool(
+    k: int | tuple[int, int] = 2,
+    s: int | tuple[int, int] = 2,
+    pads: tuple[int, int, int, int] | None = None,
+    p: int = 2,
+) -> dict:
+    """LpPool: the p-norm over each window."""
+    return dict(op="lppool", k=k, s=s, d=1, pads=pads, p=p)
+
+
 def act(op: str) -> dict:
     """A per-pixel op: Relu, LeakyRelu, PRelu ([C,1,1] slope), Clip (min/max inputs), Sigmoid,
     HardSigmoid, HardSwish, Tanh, Elu, BatchNormalization, LRN, Identity or Dropout."""
@@ -292,6 +302,12 @@ class _Builder:
         if spec.get("cip"):
             attrs["count_include_pad"] = 1
         (y,) = self.node("AveragePool", [x.name], kernel_shape=list(_pair(spec["k"])), **attrs)
+        return T(y, x.c, h, w)
+
+    def _lppool(self, spec: dict, x: T) -> T:
+        attrs, h, w = self._window(spec, x)
+        k = list(_pair(spec["k"]))
+        (y,) = self.node("LpPool", [x.name], kernel_shape=k, p=spec["p"], **attrs)
         return T(y, x.c, h, w)
 
     def _act(self, spec: dict, x: T) -> T:
