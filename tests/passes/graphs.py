@@ -138,6 +138,17 @@ def d2s(block: int = 2, mode: str = "DCR") -> dict:
     return dict(op="d2s", b=block, mode=mode)
 
 
+def resize(scales: tuple[int, int] = (2, 2), by_sizes: bool = False, **attrs: str) -> dict:
+    """Resize (opset ≥ 11) by integer (H, W) scales, given as scales or (`by_sizes`) as sizes;
+    nearest, asymmetric, floor unless `attrs` say otherwise."""
+    return dict(op="resize", scales=tuple(scales), by_sizes=by_sizes, attrs=attrs)
+
+
+def upsample(scales: tuple[int, int] = (2, 2), mode: str = "nearest") -> dict:
+    """Upsample (opset 7–9) by integer (H, W) scales."""
+    return dict(op="upsample", scales=tuple(scales), mode=mode)
+
+
 POINTWISE = (
     "Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Elu",
     "BatchNormalization", "LRN",
@@ -309,6 +320,29 @@ class _Builder:
         k = list(_pair(spec["k"]))
         (y,) = self.node("LpPool", [x.name], kernel_shape=k, p=spec["p"], **attrs)
         return T(y, x.c, h, w)
+
+    def _resize(self, spec: dict, x: T) -> T:
+        sh, sw = spec["scales"]
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric"}
+        attrs = {**attrs, "nearest_mode": "floor", **spec["attrs"]}
+        empty = "" if self.opset >= 13 else self.init("empty", np.zeros(0, np.float32))
+        scales = self.init("scales", np.array([1, 1, sh, sw], np.float32))
+        if spec["by_sizes"]:
+            sizes = self.init("sizes", np.array([self.batch, x.c, x.h * sh, x.w * sw], np.int64))
+            inputs = [x.name, empty, empty, sizes]
+        else:
+            inputs = [x.name, empty, scales]
+        (y,) = self.node("Resize", inputs, **attrs)
+        return T(y, x.c, x.h * sh, x.w * sw)
+
+    def _upsample(self, spec: dict, x: T) -> T:
+        sh, sw = spec["scales"]
+        scales = np.array([1, 1, sh, sw], np.float32)
+        if self.opset >= 9:
+            (y,) = self.node("Upsample", [x.name, self.init("scales", scales)], mode=spec["mode"])
+        else:
+            (y,) = self.node("Upsample", [x.name], mode=spec["mode"], scales=scales.tolist())
+        return T(y, x.c, x.h * sh, x.w * sw)
 
     def _act(self, spec: dict, x: T) -> T:
         kind, c = spec["kind"], x.c

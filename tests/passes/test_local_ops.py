@@ -61,13 +61,13 @@ NOT_LOCAL = {
         node("Transpose", [X], [var("y", (N, C, W, H))], perm=[0, 1, 3, 2]),
         "Transpose is not a local op",
     ),
-    "resize": (
+    "resize_half_pixel": (
         node(
             "Resize",
             [X, gs.Variable.empty(), const("scales", np.array([1, 1, 2, 2], np.float32))],
             [var("y", (N, C, 2 * H, 2 * W))],
         ),
-        "Resize is not a local op",
+        "Resize with coordinate_transformation_mode 'half_pixel' (only 'asymmetric' is supported)",
     ),
     "concat_axis2": (
         node("Concat", [X, A], [var("y", (N, C, 2 * H, W))], axis=2),

@@ -12,13 +12,34 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_graphsurgeon as gs
 import pytest
-from graphs import OUTPUT, build, compile_fl, conv, lppool, prepare, random_input, run
+from graphs import (
+    OUTPUT,
+    build,
+    compile_fl,
+    conv,
+    lppool,
+    prepare,
+    random_input,
+    resize,
+    run,
+    upsample,
+)
 
 from flcompile.compile import CompileOptions, compile_model
 from flcompile.costs import LinkModel
 from flcompile.errors import InternalError
-from flcompile.passes.ops import AxisWindow, Interval, LocalOp, OpRule, register, rule_for
+from flcompile.passes.local_ops import classify
+from flcompile.passes.ops import (
+    AxisRepeat,
+    AxisWindow,
+    Interval,
+    LocalOp,
+    OpRule,
+    register,
+    rule_for,
+)
 from flcompile.passes.receptive_field import make_block, make_tiling
 from flcompile.search import SearchOptions
 
@@ -106,3 +127,120 @@ def test_lppool_tiles_split_at_every_cut(grid) -> None:
 @pytest.mark.parametrize("grid", GRIDS, ids=str)
 def test_lppool_compiles_and_verifies(grid, tmp_path: Path) -> None:
     check_compiles(lppool_model(), "lppool1_out", grid, tmp_path)
+
+
+# --------------------------------------------------------------------------- Resize, Upsample
+
+
+def upsampling_model(layer: dict, opset: int = 17, size: int = 8) -> onnx.ModelProto:
+    # Graph: x (size²) -> conv0 3×3 pad 1 -> <layer> (×s) -> conv2 3×3 pad 1 -> F -> GAP tail.
+    specs = [conv(4, 3, pads=(1, 1, 1, 1)), layer, conv(5, 3, pads=(1, 1, 1, 1))]
+    return build(specs, (1, 3, size, size), opset=opset)
+
+
+UPSAMPLINGS = {
+    "resize_scales": (resize((2, 2)), 17, "resize1"),
+    "resize_2x3": (resize((2, 3)), 13, "resize1"),
+    "resize_sizes_opset11": (resize((3, 2), by_sizes=True), 11, "resize1"),
+    "upsample_opset9": (upsample((2, 2)), 9, "upsample1"),
+    "upsample_opset9_3x2": (upsample((3, 2)), 9, "upsample1"),
+}
+
+
+@pytest.mark.parametrize(("layer", "opset", "name"), UPSAMPLINGS.values(), ids=UPSAMPLINGS.keys())
+def test_nearest_upsampling_by_integer_scales_is_local(layer, opset, name) -> None:
+    prep = prepare(upsampling_model(layer, opset))
+    sh, sw = layer["scales"]
+    assert prep.prefix.ops[name] == LocalOp(AxisRepeat(sh), AxisRepeat(sw))
+    assert prep.prefix.nodes == ("conv0", name, "conv2")
+
+
+REFUSED = {
+    "linear": (
+        resize(mode="linear"),
+        17,
+        "Resize with mode 'linear' (only 'nearest' is supported)",
+    ),
+    "half_pixel": (
+        resize(coordinate_transformation_mode="half_pixel"),
+        17,
+        "Resize with coordinate_transformation_mode 'half_pixel' (only 'asymmetric' is supported)",
+    ),
+    "round_prefer_floor": (
+        resize((3, 3), nearest_mode="round_prefer_floor"),
+        17,
+        "Resize with nearest_mode 'round_prefer_floor' (only 'floor' is supported)",
+    ),
+    "upsample_linear": (upsample(mode="linear"), 9, "Upsample mode 'linear' interpolates"),
+}
+
+
+@pytest.mark.parametrize(("layer", "opset", "reason"), REFUSED.values(), ids=REFUSED.keys())
+def test_other_upsampling_ends_the_prefix_with_its_reason(layer, opset, reason) -> None:
+    prep = prepare(upsampling_model(layer, opset))
+    assert prep.prefix.nodes == ("conv0",)
+    op = "Upsample" if layer["op"] == "upsample" else "Resize"
+    assert f"{layer['op']}1 ({op}): {reason}" in prep.prefix.stops
+
+
+def _resize_node(inputs: list[gs.Tensor], out_hw: tuple[int, int]) -> gs.Node:
+    x = gs.Variable("x", np.float32, (1, 2, 4, 4))
+    y = gs.Variable("y", np.float32, (1, 2, *out_hw))
+    attrs = dict(mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    return gs.Node("Resize", attrs=attrs, inputs=[x, *inputs], outputs=[y])
+
+
+def test_scales_the_rule_reads_and_refuses() -> None:
+    def scales(values) -> gs.Constant:
+        return gs.Constant("scales", np.array(values, np.float32))
+
+    def is_x(t: gs.Tensor) -> bool:
+        return t.name == "x"
+
+    fractional = _resize_node([gs.Variable.empty(), scales([1, 1, 1.5, 1.5])], (6, 6))
+    assert classify(fractional, is_x) == (
+        "its scales [1.0, 1.0, 1.5, 1.5] are not [1, 1, s_h, s_w] with integers s >= 1"
+    )
+    channels = _resize_node([gs.Variable.empty(), scales([1, 2, 2, 2])], (8, 8))
+    assert "are not [1, 1, s_h, s_w]" in classify(channels, is_x)
+    upsample_7 = _resize_node([], (8, 12))
+    upsample_7.op, upsample_7.attrs = "Upsample", {"mode": "nearest", "scales": [1.0, 1, 2, 3]}
+    assert classify(upsample_7, is_x) == LocalOp(AxisRepeat(2), AxisRepeat(3))
+    resize_10 = _resize_node([scales([1, 1, 2, 2])], (8, 8))
+    assert classify(resize_10, is_x) == (
+        "Resize-10 rounds to the nearest pixel, not down (use opset >= 11)"
+    )
+
+
+def test_resize_regions_repeat_input_rows() -> None:
+    # conv0 (8) -> resize1 ×2 (16) -> conv2 (16) = F; 3 tile rows of F: [0, 6), [6, 11), [11, 16).
+    _, block = block_of(upsampling_model(resize((2, 2))), "conv2_out")
+    rows = make_tiling(block, (3, 1)).rows
+    # conv2 reads resize rows [0, 7) (pads (1, 0)); resize reads x rows [0, 4) and so computes
+    # [0, 8); conv0 computes [0, 4) from [0, 5) with pads (1, 0).
+    assert rows[0].reads[2][0] == Interval(0, 7) and rows[0].pads[2] == (1, 0)
+    assert rows[0].reads[1][0] == Interval(0, 4) and rows[0].out[1] == Interval(0, 8)
+    assert rows[0].reads[0][0] == Interval(0, 5) and rows[0].pads[0] == (1, 0)
+    # F [6, 11): conv2 reads [5, 12); resize reads [2, 6), computes [4, 12); conv0 reads [1, 7).
+    assert rows[1].reads[2][0] == Interval(5, 12) and rows[1].pads[2] == (0, 0)
+    assert rows[1].reads[1][0] == Interval(2, 6) and rows[1].out[1] == Interval(4, 12)
+    assert rows[1].reads[0][0] == Interval(1, 7) and rows[1].pads[0] == (0, 0)
+    # F [11, 16): conv2 reads [10, 16) pads (0, 1); resize reads [5, 8); conv0 reads [4, 8).
+    assert rows[2].reads[2][0] == Interval(10, 16) and rows[2].pads[2] == (0, 1)
+    assert rows[2].reads[1][0] == Interval(5, 8) and rows[2].out[1] == Interval(10, 16)
+    assert rows[2].reads[0][0] == Interval(4, 8) and rows[2].pads[0] == (0, 1)
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=str)
+@pytest.mark.parametrize(("layer", "opset", "name"), UPSAMPLINGS.values(), ids=UPSAMPLINGS.keys())
+def test_upsampling_tiles_split_at_every_cut(layer, opset, name, grid) -> None:
+    check_every_cut(upsampling_model(layer, opset), "conv2_out", grid)
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=str)
+def test_resize_compiles_and_verifies(grid, tmp_path: Path) -> None:
+    check_compiles(upsampling_model(resize((2, 2))), "conv2_out", grid, tmp_path)
+
+
+def test_upsample_compiles_and_verifies(tmp_path: Path) -> None:
+    check_compiles(upsampling_model(upsample((2, 2)), opset=9), "conv2_out", (3, 3), tmp_path)
