@@ -79,13 +79,15 @@ def integer_factors(node: gs.Node) -> tuple[int, int] | str:
             if len(wanted) != 4:
                 return f"its sizes have {len(wanted)} entries, not 4"
             shape = node.inputs[0].shape
-            scales = np.array([wanted[i] / shape[i] for i in range(2)] + [
-                wanted[2] / size[0], wanted[3] / size[1]])  # fmt: skip
+            dims = [d if isinstance(d, int) else np.nan for d in shape[:2]]  # symbolic: refused
+            scales = np.array([wanted[0] / dims[0], wanted[1] / dims[1],
+                               wanted[2] / size[0], wanted[3] / size[1]])  # fmt: skip
         else:
             return "it has neither scales nor sizes"
     if len(scales) != 4:
         return f"its scales have {len(scales)} entries, not 4"
-    if scales[0] != 1 or scales[1] != 1 or any(s != int(s) or s < 1 for s in scales[2:]):
+    whole = all(np.isfinite(s) and s == int(s) and s >= 1 for s in scales[2:])
+    if scales[0] != 1 or scales[1] != 1 or not whole:
         return f"its scales {scales.tolist()} are not [1, 1, s_h, s_w] with integers s >= 1"
     factors = int(scales[2]), int(scales[3])
     if size is None or out != (size[0] * factors[0], size[1] * factors[1]):
