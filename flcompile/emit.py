@@ -20,9 +20,9 @@ import onnx_graphsurgeon as gs
 from flcompile.costs.untiled import SingleCut
 from flcompile.errors import InternalError
 from flcompile.model_io import export_graph
-from flcompile.passes.placement import device_nodes, path_sends, placement_of
+from flcompile.passes.placement import placement_of, tile_and_split
 from flcompile.passes.split import extract, prepare_single_cut, split
-from flcompile.passes.tile import tile_graph, tile_tensor_name
+from flcompile.passes.tile import tile_tensor_name
 
 if TYPE_CHECKING:  # the plans emit through this module
     from flcompile.plans.fused import FusedPlan
@@ -143,12 +143,9 @@ def emit_fused(
     Returns:
         The emitted models.
     """
-    tiled = tile_graph(gs.import_onnx(normalized), plan.tiling)
     cuts = list(plan.schedule.cuts)
-    order = list(plan.schedule.order)
-    sends = path_sends(plan.costs.crossing, order, cuts)
-    flat = [name for _, names in sends for name in names]
-    device_graph, edge_graph = split(tiled.graph, device_nodes(tiled, cuts), flat)
+    parts = tile_and_split(gs.import_onnx(normalized), plan.tiling, cuts, plan.schedule.order)
+    tiled, sends, device_graph, edge_graph = parts.tiled, parts.sends, parts.device, parts.edge
     export = functools.partial(
         annotated_model, template=normalized, placement=placement_of(tiled, cuts), summary=summary
     )

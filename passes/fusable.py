@@ -125,7 +125,7 @@ def find_prefix(graph: gs.Graph, label: str = "model") -> FusablePrefix:
             continue
         if axes == NHWC_AXES and node.inputs[0] is x:
             # NHWC -> NCHW moves no pixel within H and W: regions pass through unchanged.
-            result: LocalOp | str = LocalOp("pointwise")
+            result: LocalOp | str = LocalOp()
         else:
             result = classify(node, lambda t: t.name in spatial_tensors)
         reads_outside = any(

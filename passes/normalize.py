@@ -4,7 +4,7 @@ Rewrites, in order:
     Identity(initializer)                             ->  the initializer itself (see below)
     Constant, shape subgraphs                         ->  folded constants
     Dropout(x) (inference), Identity(x)               ->  x          (where x is no graph output)
-    Conv/MaxPool/AveragePool(auto_pad=SAME_*/VALID)   ->  the same op with explicit pads
+    Conv/MaxPool/AveragePool/LpPool(auto_pad=SAME_*/VALID) -> the same op with explicit pads
     nodes without a name                              ->  unique names "{op}_{index}"
 
 The legacy torch exporter deduplicates identical initializers and feeds each further consumer
@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import onnx_graphsurgeon as gs
 
-log = logging.getLogger(__name__)
+from flcompile.passes.ops import rule_for
+from flcompile.passes.ops.window import KernelRule
 
-WINDOW_OPS = frozenset({"Conv", "MaxPool", "AveragePool", "LpPool"})
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def normalize(graph: gs.Graph) -> NormalizeReport:
 
     padded = 0
     for node in graph.nodes:
-        if node.op in WINDOW_OPS:
+        if isinstance(rule_for(node.op), KernelRule):
             pads = explicit_pads(node)
             if pads is not None:
                 node.attrs["pads"] = pads

@@ -1,10 +1,11 @@
 """Receptive-field analysis (docs/design.md §2): the region of each block tensor a tile of F needs.
 
-Regions are half-open intervals per axis in the unpadded coordinates of each tensor. The
-backward step of a window op maps output [o0, o1) to the wanted input
-[o0·s − p_begin, (o1 − 1)·s − p_begin + d·(k − 1) + 1); the real input is that ∩ [0, n) and
-the difference becomes the tile's own pads, so interior borders get pad 0. H and W are
-independent, so every analysis runs per axis and a tile combines its row's and column's.
+Regions are half-open intervals per axis in the unpadded coordinates of each tensor. Each
+node's `LocalOp` holds its axis maps (`flcompile.passes.ops.axes`); a window op maps output
+[o0, o1) to the wanted input [o0·s − p_begin, (o1 − 1)·s − p_begin + d·(k − 1) + 1); the real
+input is that ∩ [0, n) and the difference becomes the tile's own pads, so interior borders
+get pad 0. H and W are independent, so every analysis runs per axis and a tile combines its
+row's and column's.
 """
 
 from __future__ import annotations
@@ -18,26 +19,9 @@ import onnx_graphsurgeon as gs
 
 from flcompile.passes.cuts import tensors_crossing_each_cut
 from flcompile.passes.fusable import Candidate, FusablePrefix
-from flcompile.passes.local_ops import AxisWindow, LocalOp, batch_size, hw
-
-
-@dataclass(frozen=True, order=True)
-class Interval:
-    """A half-open interval [start, stop) of pixels along one axis."""
-
-    start: int
-    stop: int
-
-    @property
-    def size(self) -> int:
-        """Number of pixels."""
-        return self.stop - self.start
-
-    def union(self, other: Interval | None) -> Interval:
-        """The bounding interval of both."""
-        if other is None:
-            return self
-        return Interval(min(self.start, other.start), max(self.stop, other.stop))
+from flcompile.passes.local_ops import LocalOp, batch_size, hw
+from flcompile.passes.ops.axes import EmptyRegionError as EmptyRegionError  # re-exported
+from flcompile.passes.ops.axes import Interval
 
 
 @dataclass(frozen=True)
@@ -143,10 +127,6 @@ class AxisRegions:
     tensor_sizes: np.ndarray
 
 
-class EmptyRegionError(ValueError):
-    """A tile reads no real pixel of some input (its window lies wholly in padding)."""
-
-
 def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> Block:
     """Reduce the nodes between the input and `candidate` to a `Block`.
 
@@ -210,28 +190,6 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
     )
 
 
-def window_step(window: AxisWindow, out: Interval, size: int) -> tuple[Interval, tuple[int, int]]:
-    """The backward step of docs/design.md §2 for one axis of a window op.
-
-    Args:
-        window: the op's window along this axis.
-        out: the output interval to compute.
-        size: the input's size along this axis.
-
-    Returns:
-        The real input interval and the (begin, end) pads the tile copy needs.
-
-    Raises:
-        EmptyRegionError: the wanted input lies wholly in the padding.
-    """
-    wanted_start = out.start * window.stride - window.pad_begin
-    wanted_stop = (out.stop - 1) * window.stride - window.pad_begin + window.span
-    real = Interval(max(wanted_start, 0), min(wanted_stop, size))
-    if real.size <= 0:
-        raise EmptyRegionError(f"output {out} reads no input pixel")
-    return real, (real.start - wanted_start, wanted_stop - real.stop)
-
-
 def backward(block: Block, axis: int, fused: Interval) -> AxisRegions:
     """Propagate an interval of F back through the block along one axis.
 
@@ -259,22 +217,13 @@ def backward(block: Block, axis: int, fused: Interval) -> AxisRegions:
                 requested = need[o].union(requested)
         if requested is None:
             raise ValueError(f"block node {node.name} computes nothing F needs")
-        local = node.local
-        window = local.h if axis == 0 else local.w
+        step = node.local.axis(axis).backward
         slot_reads: list[Interval | None] = []
         for slot, tensor in enumerate(node.inputs):
             if tensor is None:
                 slot_reads.append(None)
                 continue
-            size = node.in_sizes[slot][axis]
-            if local.kind == "window":
-                read, pads[i] = window_step(window, requested, size)
-            elif local.kind == "depth_to_space":
-                b = local.block
-                read = Interval(requested.start // b, -(-requested.stop // b))
-                requested = Interval(read.start * b, read.stop * b)
-            else:
-                read = requested
+            read, pads[i], requested = step(requested, node.in_sizes[slot][axis])
             slot_reads.append(read)
             need[tensor] = read.union(need.get(tensor))
         out[i] = requested

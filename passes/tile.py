@@ -19,7 +19,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from flcompile.errors import InternalError
-from flcompile.passes.local_ops import pad_amounts
+from flcompile.passes.ops import OpRule, rule_for
 from flcompile.passes.receptive_field import AxisRegions, BlockNode, Interval, Tiling
 
 
@@ -83,43 +83,6 @@ def _variable(name: str, like: gs.Tensor, region: tuple[Interval, Interval]) -> 
     return gs.Variable(name, dtype=like.dtype, shape=shape)
 
 
-def _tile_attrs_and_inputs(
-    node: gs.Node, pads_h: tuple[int, int], pads_w: tuple[int, int], path: int
-) -> tuple[dict, list[gs.Tensor]]:
-    """The copy's attributes and non-data inputs.
-
-    A pool's ceil_mode window can run past the end pad (the overhang). A tile end pad that
-    held the overhang could reach the kernel size (with dilations), which onnxruntime
-    refuses, and AveragePool with count_include_pad=1 would count it. So a tile that ends in
-    an overhang keeps ceil_mode and the original end pad there: relative to the end of the
-    input, its windows are then the original ones. Every other tile side fits its windows
-    exactly (its size is (n − 1)·s + span), where ceil_mode changes nothing.
-    """
-    attrs = dict(node.attrs)
-    inputs = list(node.inputs)
-    pads = [pads_h[0], pads_w[0], pads_h[1], pads_w[1]]
-    if node.op in ("Conv", "MaxPool", "AveragePool"):
-        attrs.pop("auto_pad", None)
-        original = list(node.attrs.get("pads", [0, 0, 0, 0]))
-        overhang = [pads[i] > original[i] for i in range(4)]
-        if node.op != "Conv":
-            if any(overhang) or "ceil_mode" in node.attrs:  # the attribute exists from opset 10
-                attrs["ceil_mode"] = int(any(overhang))
-            pads = [original[i] if overhang[i] else pads[i] for i in range(4)]
-        attrs["pads"] = pads
-    elif node.op == "Pad":
-        full = list(pad_amounts(node))
-        full[2], full[3], full[6], full[7] = pads_h[0], pads_w[0], pads_h[1], pads_w[1]
-        if "pads" in node.attrs:
-            attrs["pads"] = full
-        else:
-            value = inputs[2] if len(inputs) > 2 else gs.Variable.empty()
-            inputs = [inputs[0], _ints(full, f"{node.name}/p{path}/pads"), value]
-            if not value.name:
-                inputs = inputs[:2]
-    return attrs, inputs
-
-
 def _region(row: AxisRegions, col: AxisRegions, tensor: str) -> tuple[Interval, Interval]:
     return row.tensors[tensor], col.tensors[tensor]
 
@@ -130,6 +93,93 @@ def _crop_offsets(
     return tuple(
         Interval(w.start - h.start, w.stop - h.start) for h, w in zip(have, want, strict=True)
     )  # type: ignore[return-value]
+
+
+class PathBuilder:
+    """Builds one path's copies: owns the path's map from block tensor names to its tiles.
+
+    Args:
+        path: the path's index.
+        row: its H-axis regions.
+        col: its W-axis regions.
+        tensors: the graph's tensors by name.
+        opset: the graph's opset (the form of its Slices).
+    """
+
+    def __init__(
+        self,
+        path: int,
+        row: AxisRegions,
+        col: AxisRegions,
+        tensors: dict[str, gs.Tensor],
+        opset: int,
+    ) -> None:
+        self.path, self.row, self.col = path, row, col
+        self.tensors, self.opset = tensors, opset
+        self.nodes: list[gs.Node] = []
+        self.current: dict[str, gs.Tensor] = {}
+        self.crops: dict[str, int] = {}
+        self.crop_outputs: dict[str, gs.Variable] = {}
+
+    def region(self, tensor: str) -> tuple[Interval, Interval]:
+        """The (H, W) region of `tensor` that this path computes."""
+        return _region(self.row, self.col, tensor)
+
+    def slice_input(self, x: gs.Tensor, axes: tuple[int, int]) -> str:
+        """Cut this path's tile out of the block input `x`; return the Slice's name."""
+        region = self.region(x.name)
+        shape = list(x.shape)
+        shape[axes[0]], shape[axes[1]] = (r.size for r in region)
+        tile = gs.Variable(tile_tensor_name(self.path, x.name), dtype=x.dtype, shape=shape)
+        name = f"{x.name}/p{self.path}/slice"
+        self.nodes.append(_slice(x, region, name, tile, axes, self.opset))
+        self.current[x.name] = tile
+        return name
+
+    def source(
+        self, tensor: str, want: tuple[Interval, Interval], consumer: str, index: int
+    ) -> gs.Tensor:
+        """This path's tile of `tensor`, cropped to `want` for block node `index` if larger."""
+        have = self.region(tensor)
+        if have == want:
+            return self.current[tensor]
+        name = f"{consumer}/p{self.path}/crop_{tensor}"
+        if name in self.crop_outputs:  # a node reading one tensor twice, e.g. Add(t, t)
+            return self.crop_outputs[name]
+        like = self.tensors[tensor]
+        out = _variable(f"{tile_tensor_name(self.path, tensor)}_crop_for_{consumer}", like, want)
+        offsets = _crop_offsets(have, want)
+        self.nodes.append(_slice(self.current[tensor], offsets, name, out, opset=self.opset))
+        self.crops[name] = index
+        self.crop_outputs[name] = out
+        return out
+
+    def copy(self, node: gs.Node, bn: BlockNode, index: int) -> str:
+        """Append this path's copy of block node `index`; return the copy's name."""
+        p, row, col = self.path, self.row, self.col
+        rule = rule_for(node.op) or OpRule()  # the NHWC input's Transpose has none: kept as is
+        attrs, inputs = rule.tile(node, row.pads[index], col.pads[index], p)
+        for slot, tensor in enumerate(bn.inputs):
+            if tensor is None:
+                continue
+            want = (row.reads[index][slot], col.reads[index][slot])
+            inputs[slot] = self.source(tensor, want, node.name, index)
+        outputs = []
+        for out in node.outputs:
+            if not out.name:
+                outputs.append(gs.Variable.empty())
+                continue
+            like = self.tensors[out.name]
+            tile = _variable(tile_tensor_name(p, out.name), like, self.region(out.name))
+            outputs.append(tile)
+            self.current[out.name] = tile
+        name = f"{node.name}/p{p}"
+        self.nodes.append(
+            gs.Node(
+                node.op, name=name, attrs=attrs, inputs=inputs, outputs=outputs, domain=node.domain
+            )
+        )
+        return name
 
 
 def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
@@ -155,46 +205,21 @@ def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
         raise InternalError(f"the graph lacks block node or tensor {e}") from e
 
     new_nodes: list[gs.Node] = []
-    opset = graph.opset
     slices, copies, crops = [], [], []
     f_tiles: list[gs.Tensor] = []
     for p in range(tiling.num_paths):
         row, col = tiling.axes(p)
-        current: dict[str, gs.Tensor] = {}
-        path_crops: dict[str, int] = {}
-        crop_outputs: dict[str, gs.Variable] = {}
-
-        def source(tensor: str, want: tuple[Interval, Interval], consumer: str, index: int):
-            have = _region(row, col, tensor)  # noqa: B023 - the loop variables are meant
-            if have == want:
-                return current[tensor]  # noqa: B023
-            name = f"{consumer}/p{p}/crop_{tensor}"  # noqa: B023
-            if name in crop_outputs:  # noqa: B023 - a node reading one tensor twice, e.g. Add(t, t)
-                return crop_outputs[name]  # noqa: B023
-            like = tensors[tensor]
-            out = _variable(f"{tile_tensor_name(p, tensor)}_crop_for_{consumer}", like, want)  # noqa: B023
-            offsets = _crop_offsets(have, want)
-            new_nodes.append(_slice(current[tensor], offsets, name, out, opset=opset))  # noqa: B023
-            path_crops[name] = index  # noqa: B023
-            crop_outputs[name] = out  # noqa: B023
-            return out
-
-        x_region = _region(row, col, x.name)
-        x_shape = list(x.shape)
-        x_shape[block.input_axes[0]], x_shape[block.input_axes[1]] = (r.size for r in x_region)
-        x_tile = gs.Variable(tile_tensor_name(p, x.name), dtype=x.dtype, shape=x_shape)
-        slice_name = f"{x.name}/p{p}/slice"
-        new_nodes.append(_slice(x, x_region, slice_name, x_tile, block.input_axes, opset))
-        current[x.name] = x_tile
-        names = []
-        for i, (bn, node) in enumerate(zip(block.nodes, originals, strict=True)):
-            copy = _copy_node(node, bn, i, p, row, col, tensors, current, source, new_nodes)
-            names.append(copy)
+        builder = PathBuilder(p, row, col, tensors, graph.opset)
+        slices.append(builder.slice_input(x, block.input_axes))
+        names = [
+            builder.copy(node, bn, i)
+            for i, (bn, node) in enumerate(zip(block.nodes, originals, strict=True))
+        ]
         want_f = (row.fused, col.fused)
-        f_tiles.append(source(block.fused, want_f, "fl_fuse", len(block.nodes)))
-        slices.append(slice_name)
+        f_tiles.append(builder.source(block.fused, want_f, "fl_fuse", len(block.nodes)))
+        new_nodes.extend(builder.nodes)
         copies.append(tuple(names))
-        crops.append(path_crops)
+        crops.append(builder.crops)
 
     for node in originals:
         node.outputs.clear()
@@ -203,31 +228,6 @@ def tile_graph(graph: gs.Graph, tiling: Tiling) -> TiledGraph:
     graph.nodes = [n for n in graph.nodes if n.inputs or n.outputs] + new_nodes
     graph.cleanup(remove_unused_graph_inputs=False).toposort()
     return TiledGraph(graph, tuple(slices), tuple(copies), tuple(crops), fuse_nodes)
-
-
-def _copy_node(node, bn: BlockNode, index, p, row, col, tensors, current, source, new_nodes) -> str:
-    """Append path p's copy of `node` to `new_nodes`; return its name."""
-    attrs, inputs = _tile_attrs_and_inputs(node, row.pads[index], col.pads[index], p)
-    for slot, tensor in enumerate(bn.inputs):
-        if tensor is None:
-            continue
-        want = (row.reads[index][slot], col.reads[index][slot])
-        inputs[slot] = source(tensor, want, node.name, index)
-    name = f"{node.name}/p{p}"
-    outputs = []
-    for out in node.outputs:
-        if not out.name:
-            outputs.append(gs.Variable.empty())
-            continue
-        tile = _variable(
-            tile_tensor_name(p, out.name), tensors[out.name], _region(row, col, out.name)
-        )
-        outputs.append(tile)
-        current[out.name] = tile
-    new_nodes.append(
-        gs.Node(node.op, name=name, attrs=attrs, inputs=inputs, outputs=outputs, domain=node.domain)
-    )
-    return name
 
 
 def _fuse(

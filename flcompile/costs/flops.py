@@ -2,7 +2,9 @@
 
 The rule (docs/design.md §2): Conv, ConvTranspose, Gemm and MatMul count 2·MACs (bias adds are not
 counted); every other op counts one FLOP per output element; Slice, Concat, Identity,
-Reshape-like and shape ops count zero, since they only move data.
+Reshape-like and shape ops count zero, since they only move data. An op with a rule in
+`flcompile.passes.ops` counts what its rule says (`flops_per_element`, times the fan-in for
+Conv); the ops below without one (ConvTranspose, Gemm, MatMul, the data movers) are counted here.
 """
 
 from __future__ import annotations
@@ -13,14 +15,25 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from flcompile.passes.local_ops import batch_size
+from flcompile.passes.ops import rule_for
 
 DATA_MOVEMENT_OPS = frozenset(
     {
-        "Slice", "Concat", "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
-        "Transpose", "Shape", "Gather", "Constant", "Split", "Dropout", "Cast",
-        "SpaceToDepth", "DepthToSpace", "Expand", "Size", "ConstantOfShape",
+        "Slice",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+        "Shape",
+        "Gather",
+        "Constant",
+        "Cast",
+        "Expand",
+        "Size",
+        "ConstantOfShape",
     }
-)  # fmt: skip
+)  # fmt: skip  -- ops without a rule; Concat, Identity, DepthToSpace, ... say 0 in theirs
 
 
 def static_numel(shape: object) -> int | None:
@@ -43,23 +56,28 @@ def tensor_bytes(tensor: gs.Tensor) -> int | None:
     return numel * np.dtype(tensor.dtype).itemsize
 
 
-def conv_macs_per_output_pixel(node: gs.Node) -> int:
-    """MACs a Conv spends per output pixel over all batch items and output channels."""
+def fan_in(node: gs.Node) -> int:
+    """Weights per output channel of a Conv: C_in/group · kernel (its MACs per output element)."""
     weight = node.inputs[1]
-    out = node.outputs[0]
-    c_out, c_in_per_group = int(weight.shape[0]), int(weight.shape[1])
-    kernel = math.prod(int(k) for k in weight.shape[2:])
-    return batch_size(out.shape[0]) * c_out * c_in_per_group * kernel
+    return int(weight.shape[1]) * math.prod(int(k) for k in weight.shape[2:])
+
+
+def flops_per_element(node: gs.Node) -> float | None:
+    """FLOPs per output element by the node's op rule, or None for an op without one."""
+    rule = rule_for(node.op)
+    if rule is None:
+        return None
+    return rule.flops_per_element * fan_in(node) if rule.times_fan_in else rule.flops_per_element
 
 
 def flops_per_pixel(node: gs.Node) -> float:
     """FLOPs per output pixel (one H·W position) of a node with 4-D outputs, by the rule above:
     what `node_flops` gives divided by the output's H·W."""
-    if node.op == "Conv":
-        return 2.0 * conv_macs_per_output_pixel(node)
-    if node.op in DATA_MOVEMENT_OPS:
-        return 0.0
-    return float(sum(batch_size(o.shape[0]) * int(o.shape[1]) for o in node.outputs if o.name))
+    per_element = flops_per_element(node)
+    if per_element is None:
+        per_element = 0.0 if node.op in DATA_MOVEMENT_OPS else 1.0
+    channels = sum(batch_size(o.shape[0]) * int(o.shape[1]) for o in node.outputs if o.name)
+    return per_element * channels
 
 
 def node_flops(node: gs.Node) -> float:
@@ -72,28 +90,21 @@ def node_flops(node: gs.Node) -> float:
         The FLOP count; 0 when shapes are unknown or the op only moves data.
     """
     op = node.op
-    if op in DATA_MOVEMENT_OPS:
-        return 0.0
     try:
-        if op == "Conv":
-            out = node.outputs[0]
-            return 2.0 * conv_macs_per_output_pixel(node) * math.prod(int(d) for d in out.shape[2:])
-        if op == "ConvTranspose":
+        per_element = flops_per_element(node)
+        if per_element is None and op in DATA_MOVEMENT_OPS:
+            return 0.0
+        if per_element is None and op == "ConvTranspose":
             x, w = node.inputs[0], node.inputs[1]
             return 2.0 * float(static_numel(x.shape)) * math.prod(int(d) for d in w.shape[1:])
-        if op in ("Gemm", "MatMul"):
+        if per_element is None and op in ("Gemm", "MatMul"):
             a = node.inputs[0]
             out_numel = static_numel(node.outputs[0].shape)
             k = int(a.shape[-1]) if not node.attrs.get("transA", 0) else int(a.shape[-2])
             return 2.0 * float(out_numel) * k
     except (TypeError, ValueError, IndexError):
         return 0.0
-    total = 0
-    for out in node.outputs:
-        if not out.name:  # an omitted optional output
-            continue
-        numel = static_numel(out.shape)
-        if numel is None:
-            return 0.0
-        total += numel
-    return float(total)
+    numels = [static_numel(out.shape) for out in node.outputs if out.name]  # "": omitted
+    if any(n is None for n in numels):
+        return 0.0
+    return (1.0 if per_element is None else per_element) * sum(numels)

@@ -3,7 +3,8 @@
 A spec is a plain dict made by one of the helpers below (`conv`, `maxpool`, `act`,
 `residual`, ...), so a failing hypothesis example prints as readable code. `build` turns a
 list of specs into a checked `onnx.ModelProto` with seeded He-scaled weights; `compile_fl`
-runs normalize → prefix → candidates → tiling → tile → split on it, as the CLI does.
+runs normalize → prefix → candidates → tiling, then the pipeline's own tile → split
+(`tile_and_split`, as `emit_fused` does).
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from flcompile.load import infer_shapes
 from flcompile.models.layers import OnnxBuilder
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
-from flcompile.passes.placement import device_nodes, path_sends
+from flcompile.passes.placement import tile_and_split
 from flcompile.passes.receptive_field import Block, Tiling, make_block, make_tiling
-from flcompile.passes.split import split as split_graph
-from flcompile.passes.tile import TiledGraph, tile_graph
+from flcompile.passes.tile import TiledGraph
 
 INPUT = "x"
 OUTPUT = "y"
@@ -74,6 +74,16 @@ def avgpool(
 ) -> dict:
     """AveragePool; `cip` is count_include_pad (dilations need opset ≥ 19)."""
     return dict(op="avgpool", k=k, s=s, d=d, pads=pads, ceil=ceil, cip=cip, auto_pad=auto_pad)
+
+
+def lppool(
+    k: int | tuple[int, int] = 2,
+    s: int | tuple[int, int] = 2,
+    pads: tuple[int, int, int, int] | None = None,
+    p: int = 2,
+) -> dict:
+    """LpPool: the p-norm over each window."""
+    return dict(op="lppool", k=k, s=s, d=1, pads=pads, p=p)
 
 
 def act(op: str) -> dict:
@@ -127,6 +137,17 @@ def s2d(block: int = 2) -> dict:
 def d2s(block: int = 2, mode: str = "DCR") -> dict:
     """DepthToSpace (the channels must be a multiple of block²)."""
     return dict(op="d2s", b=block, mode=mode)
+
+
+def resize(scales: tuple[int, int] = (2, 2), by_sizes: bool = False, **attrs: str) -> dict:
+    """Resize (opset ≥ 11) by integer (H, W) scales, given as scales or (`by_sizes`) as sizes;
+    nearest, asymmetric, floor unless `attrs` say otherwise."""
+    return dict(op="resize", scales=tuple(scales), by_sizes=by_sizes, attrs=attrs)
+
+
+def upsample(scales: tuple[int, int] = (2, 2), mode: str = "nearest") -> dict:
+    """Upsample (opset 7–9) by integer (H, W) scales."""
+    return dict(op="upsample", scales=tuple(scales), mode=mode)
 
 
 POINTWISE = (
@@ -289,6 +310,35 @@ class _Builder(OnnxBuilder):
             attrs["count_include_pad"] = 1
         (y,) = self.node("AveragePool", [x.name], kernel_shape=list(_pair(spec["k"])), **attrs)
         return T(y, x.c, h, w)
+
+    def _lppool(self, spec: dict, x: T) -> T:
+        attrs, h, w = self._window(spec, x)
+        k = list(_pair(spec["k"]))
+        (y,) = self.node("LpPool", [x.name], kernel_shape=k, p=spec["p"], **attrs)
+        return T(y, x.c, h, w)
+
+    def _resize(self, spec: dict, x: T) -> T:
+        sh, sw = spec["scales"]
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric"}
+        attrs = {**attrs, "nearest_mode": "floor", **spec["attrs"]}
+        empty = "" if self.opset >= 13 else self.init("empty", np.zeros(0, np.float32))
+        scales = self.init("scales", np.array([1, 1, sh, sw], np.float32))
+        if spec["by_sizes"]:
+            sizes = self.init("sizes", np.array([self.batch, x.c, x.h * sh, x.w * sw], np.int64))
+            inputs = [x.name, empty, empty, sizes]
+        else:
+            inputs = [x.name, empty, scales]
+        (y,) = self.node("Resize", inputs, **attrs)
+        return T(y, x.c, x.h * sh, x.w * sw)
+
+    def _upsample(self, spec: dict, x: T) -> T:
+        sh, sw = spec["scales"]
+        scales = np.array([1, 1, sh, sw], np.float32)
+        if self.opset >= 9:
+            (y,) = self.node("Upsample", [x.name, self.init("scales", scales)], mode=spec["mode"])
+        else:
+            (y,) = self.node("Upsample", [x.name], mode=spec["mode"], scales=scales.tolist())
+        return T(y, x.c, x.h * sh, x.w * sw)
 
     def _act(self, spec: dict, x: T) -> T:
         kind, c = spec["kind"], x.c
@@ -598,29 +648,26 @@ def compile_fl(
         cand = next(c for c in prep.candidates if c.tensor == fused)
     block = make_block(prep.graph, prep.prefix, cand)
     tiling = make_tiling(block, grid)
-    tiled = tile_graph(gs.import_onnx(prep.model), tiling)
     paths, length = tiling.num_paths, len(block.nodes)
     if cuts is None:
         cuts = [length] * paths
     elif isinstance(cuts, int):
         cuts = [cuts] * paths
     order = list(range(paths)) if order is None else list(order)
-    crossing = block.crossing
-    sends = [n for _, names in path_sends(crossing, order, cuts) for n in names]
-    tiled_model = export(tiled.graph)
-    d, e = split_graph(tiled.graph, device_nodes(tiled, cuts), sends)
+    parts = tile_and_split(gs.import_onnx(prep.model), tiling, cuts, order)
+    sends = [n for _, names in parts.sends for n in names]
     return Compiled(
         prep,
         cand,
         block,
         tiling,
-        tiled,
+        parts.tiled,
         list(cuts),
         order,
         sends,
-        export(d),
-        export(e),
-        tiled_model,
+        export(parts.device),
+        export(parts.edge),
+        export(parts.tiled.graph),
     )
 
 

@@ -71,10 +71,10 @@ STOPS = {
         (),
         "Transpose is not a local op",
     ),
-    "resize": (
+    "resize_half_pixel": (
         helper.make_node("Resize", ["r", "", "scales"], [OUTPUT], name="stop"),
         (_init("scales", [1, 1, 2, 2]),),
-        "Resize is not a local op",
+        "Resize with coordinate_transformation_mode 'half_pixel' (only 'asymmetric' is supported)",
     ),
     "concat_axis2": (
         helper.make_node("Concat", ["r", "r"], [OUTPUT], axis=2, name="stop"),

@@ -10,7 +10,13 @@ import onnx_graphsurgeon as gs
 import onnxruntime as ort
 import pytest
 
-from flcompile.passes.local_ops import AxisWindow, LocalOp, classify, misinferred_tensors
+from flcompile.passes.local_ops import (
+    AxisRepeat,
+    AxisWindow,
+    LocalOp,
+    classify,
+    misinferred_tensors,
+)
 
 N, C, H, W = 1, 3, 7, 9
 
@@ -55,13 +61,13 @@ NOT_LOCAL = {
         node("Transpose", [X], [var("y", (N, C, W, H))], perm=[0, 1, 3, 2]),
         "Transpose is not a local op",
     ),
-    "resize": (
+    "resize_half_pixel": (
         node(
             "Resize",
             [X, gs.Variable.empty(), const("scales", np.array([1, 1, 2, 2], np.float32))],
             [var("y", (N, C, 2 * H, 2 * W))],
         ),
-        "Resize is not a local op",
+        "Resize with coordinate_transformation_mode 'half_pixel' (only 'asymmetric' is supported)",
     ),
     "concat_axis2": (
         node("Concat", [X, A], [var("y", (N, C, 2 * H, W))], axis=2),
@@ -198,7 +204,7 @@ LOCAL = {
             strides=[2, 3],
             dilations=[1, 2],
         ),
-        LocalOp("window", AxisWindow(3, 2, 1, 1, 3), AxisWindow(5, 3, 2, 2, 4)),
+        LocalOp(AxisWindow(3, 2, 1, 1, 3), AxisWindow(5, 3, 2, 2, 4)),
     ),
     "maxpool": (
         node(
@@ -209,7 +215,7 @@ LOCAL = {
             strides=[2, 2],
             pads=[0, 1, 1, 1],
         ),
-        LocalOp("window", AxisWindow(2, 2, 1, 0, 1), AxisWindow(3, 2, 1, 1, 1)),
+        LocalOp(AxisWindow(2, 2, 1, 0, 1), AxisWindow(3, 2, 1, 1, 1)),
     ),
     "averagepool": (
         node(
@@ -220,7 +226,7 @@ LOCAL = {
             pads=[1, 1, 1, 1],
             count_include_pad=1,
         ),
-        LocalOp("window", AxisWindow(3, 1, 1, 1, 1), AxisWindow(3, 1, 1, 1, 1)),
+        LocalOp(AxisWindow(3, 1, 1, 1, 1), AxisWindow(3, 1, 1, 1, 1)),
     ),
     "pad": (
         node(
@@ -228,7 +234,7 @@ LOCAL = {
             [X, const("p", [0, 0, 1, 2, 0, 0, 3, 4]), const("v", np.float32(0.5))],
             [var("y", (N, C, 11, 15))],
         ),
-        LocalOp("window", AxisWindow(pad_begin=1, pad_end=3), AxisWindow(pad_begin=2, pad_end=4)),
+        LocalOp(AxisWindow(pad_begin=1, pad_end=3), AxisWindow(pad_begin=2, pad_end=4)),
     ),
     "pad_axes": (
         node(
@@ -236,47 +242,47 @@ LOCAL = {
             [X, const("p", [1, 2, 3, 4]), gs.Variable.empty(), const("axes", [-2, -1])],
             [var("y", (N, C, 11, 15))],
         ),
-        LocalOp("window", AxisWindow(pad_begin=1, pad_end=3), AxisWindow(pad_begin=2, pad_end=4)),
+        LocalOp(AxisWindow(pad_begin=1, pad_end=3), AxisWindow(pad_begin=2, pad_end=4)),
     ),
     "pad_opset2_attr": (
         node("Pad", [X], [var("y", (N, C, 8, 9))], pads=[0, 0, 1, 0, 0, 0, 0, 0]),
-        LocalOp("window", AxisWindow(pad_begin=1), AxisWindow()),
+        LocalOp(AxisWindow(pad_begin=1), AxisWindow()),
     ),
     "space_to_depth": (
         node("SpaceToDepth", [var("x", (N, C, 8, 10))], [var("y", (N, 4 * C, 4, 5))], blocksize=2),
-        LocalOp("window", AxisWindow(2, 2), AxisWindow(2, 2)),
+        LocalOp(AxisWindow(2, 2), AxisWindow(2, 2)),
     ),
     "depth_to_space": (
         node(
             "DepthToSpace", [var("x", (N, 9, H, W))], [var("y", (N, 1, 3 * H, 3 * W))], blocksize=3
         ),
-        LocalOp("depth_to_space", block=3),
+        LocalOp(AxisRepeat(3), AxisRepeat(3)),
     ),
-    "relu": (node("Relu", [X]), LocalOp("pointwise")),
+    "relu": (node("Relu", [X]), LocalOp()),
     "relu_fp16": (
         node("Relu", [var("x", dtype=np.float16)], [var("y", dtype=np.float16)]),
-        LocalOp("pointwise"),
+        LocalOp(),
     ),
     "clip_constants": (
         node("Clip", [X, const("lo", np.float32(0)), gs.Variable.empty()]),
-        LocalOp("pointwise"),
+        LocalOp(),
     ),
     "batchnorm": (
         node("BatchNormalization", [X, *(const(n, np.ones(C, np.float32)) for n in "sbmv")]),
-        LocalOp("pointwise"),
+        LocalOp(),
     ),
     "prelu_channel_slope": (
         node("PRelu", [X, const("slope", np.zeros((C, 1, 1), np.float32))]),
-        LocalOp("pointwise", spatial_inputs=(0,)),
+        LocalOp(spatial_inputs=(0,)),
     ),
-    "residual_add": (node("Add", [X, A]), LocalOp("pointwise", spatial_inputs=(0, 1))),
+    "residual_add": (node("Add", [X, A]), LocalOp(spatial_inputs=(0, 1))),
     "constant_first": (
         node("Mul", [const("k", np.float32(2)), X]),
-        LocalOp("pointwise", spatial_inputs=(1,)),
+        LocalOp(spatial_inputs=(1,)),
     ),
     "concat_channels": (
         node("Concat", [X, A], [var("y", (N, 6, H, W))], axis=-3),
-        LocalOp("pointwise", spatial_inputs=(0, 1)),
+        LocalOp(spatial_inputs=(0, 1)),
     ),
     "split_channels": (
         node(
@@ -285,7 +291,7 @@ LOCAL = {
             [var("y0", (N, 1, H, W)), var("y1", (N, 2, H, W))],
             axis=1,
         ),
-        LocalOp("pointwise"),
+        LocalOp(),
     ),
 }
 
@@ -349,7 +355,7 @@ def test_a_pool_whose_size_onnx_infers_wrongly_is_not_local() -> None:
         "(a ceil_mode window would start in the end padding)"
     )
     assert classify(_ceil_pool((2, 2)), spatial) == LocalOp(
-        "window", AxisWindow(2, 3, 1, 0, 1), AxisWindow(2, 3, 1, 0, 1)
+        AxisWindow(2, 3, 1, 0, 1), AxisWindow(2, 3, 1, 0, 1)
     )
 
 

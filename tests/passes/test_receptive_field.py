@@ -1,6 +1,6 @@
 """Tests for flcompile.passes.receptive_field: the region math of docs/design.md §2.
 
-Two kinds: hand-computed numbers for `window_step`, `split_axis` and `backward`, and the
+Two kinds: hand-computed numbers for `AxisWindow.backward`, `split_axis` and `backward`, and the
 region math of every supported op checked against onnxruntime. For the latter a one-op
 model runs whole; then, for random output intervals, the input region `backward` returns
 is sliced out and a tile copy of the op with the analysis' tile pads runs on it (built here
@@ -46,7 +46,6 @@ from flcompile.passes.receptive_field import (
     make_block,
     make_tiling,
     split_axis,
-    window_step,
 )
 from flcompile.passes.tile import tile_graph
 
@@ -93,8 +92,9 @@ def test_split_axis(size: int, parts: int, expected: list[tuple[int, int]]) -> N
         (AxisWindow(1, 1, 1, -1, 0), (0, 2), 5, (1, 3), (0, 0)),
     ],
 )
-def test_window_step(window, out, size, real, pads) -> None:
-    got_real, got_pads = window_step(window, Interval(*out), size)
+def test_window_backward_step(window, out, size, real, pads) -> None:
+    got_real, got_pads, computed = window.backward(Interval(*out), size)
+    assert computed == Interval(*out)
     assert got_real == Interval(*real)
     assert got_pads == pads
     # The tile copy computes exactly the asked outputs: wanted size = (n_out - 1)·s + span.
@@ -102,10 +102,10 @@ def test_window_step(window, out, size, real, pads) -> None:
     assert wanted == (out[1] - out[0] - 1) * window.stride + window.span
 
 
-def test_window_step_raises_on_a_tile_that_reads_only_padding() -> None:
+def test_window_backward_step_raises_on_a_tile_that_reads_only_padding() -> None:
     # Pad by 3 at the top: outputs [0, 2) are wholly padding.
     with pytest.raises(EmptyRegionError, match="reads no input pixel"):
-        window_step(AxisWindow(1, 1, 1, 3, 0), Interval(0, 2), 5)
+        AxisWindow(1, 1, 1, 3, 0).backward(Interval(0, 2), 5)
 
 
 def _prepared_block(specs, shape, opset=17, tail=None, fused=-1):
