@@ -1,0 +1,143 @@
+"""Start `flcompile serve` as a child process, wait until it is up, and stop it by its pid.
+
+For tools and tests that need an edge server for a while (a load test, a testbed): the
+server is stopped with SIGTERM, then SIGKILL if it hangs, and every process it started
+(tritonserver, the Python-backend stubs) is checked and, if need be, killed by pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from flcompile.serve import processes
+
+UP = "flcompile serve: up at"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that nothing listens on at the moment, on `host`."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServeProcess:
+    """A running `flcompile serve`.
+
+    Attributes:
+        process: the child process.
+        address: HOST:PORT of its gRPC endpoint.
+        up_line: what it printed when it came up.
+        below: the processes it started (tritonserver, stubs), as last seen.
+        exit_code: its exit code, once stopped.
+        leftovers: the processes that outlived it and had to be killed, once stopped.
+    """
+
+    process: subprocess.Popen
+    address: str
+    up_line: str
+    below: list[processes.Proc] = field(default_factory=list)
+    exit_code: int | None = None
+    leftovers: list[processes.Proc] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        """The server's pid."""
+        return self.process.pid
+
+    def triton_processes(self) -> list[processes.Proc]:
+        """tritonserver and its stubs, as they run now."""
+        return [
+            p
+            for p in processes.descendants(self.pid)
+            if p.name.startswith(("tritonserver", "triton_python"))
+        ]
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """SIGTERM, wait, SIGKILL if it hangs; then kill by pid whatever it left running.
+
+        Sets `exit_code`, and `leftovers` to the processes that outlived it.
+        """
+        self.below += processes.descendants(self.pid)
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        deadline = time.monotonic() + 5.0
+        while any(processes.is_running(p) for p in self.below) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.exit_code = self.process.returncode
+        self.leftovers = processes.kill(self.below)
+
+
+@contextlib.contextmanager
+def serving(
+    outs: Sequence[str | os.PathLike],
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    options: Sequence[str] = (),
+    prefix: Sequence[str] = (),
+    startup_timeout_s: float = 180.0,
+) -> Iterator[ServeProcess]:
+    """Run `flcompile serve OUT... --host HOST --port PORT OPTIONS` while the block runs.
+
+    Args:
+        outs: the compiled plans.
+        host: the address to listen on.
+        port: the gRPC port (default: a free one).
+        options: more `flcompile serve` options, e.g. ["--instances", "2"].
+        prefix: a command to run it under, e.g. ["ip", "netns", "exec", "NS"].
+        startup_timeout_s: how long to wait for the up line.
+
+    Yields:
+        The running server; it is stopped (see `ServeProcess.stop`) when the block ends.
+
+    Raises:
+        RuntimeError: it did not come up; its stderr's end is in the message.
+    """
+    port = port or free_port(host)
+    argv = [*prefix, sys.executable, "-m", "flcompile", "serve", *map(os.fspath, outs)]
+    argv += ["--host", host, "--port", str(port), *options]
+    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: it never blocks serve
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True)
+        server = ServeProcess(process, f"{host}:{port}", "")
+        try:
+            server.up_line = _wait_up(process, startup_timeout_s, errors)
+            server.below = processes.descendants(process.pid)
+            yield server
+        finally:
+            server.stop()
+
+
+def _wait_up(process: subprocess.Popen, timeout_s: float, errors) -> str:
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not selector.select(max(0.0, deadline - time.monotonic())):
+                break
+            line = process.stdout.readline()
+            if line.startswith(UP):
+                return line.strip()
+            if not line:  # it exited
+                process.wait(timeout=30)
+                errors.seek(0)
+                tail = errors.read()[-2000:]
+                raise RuntimeError(f"flcompile serve exited ({process.returncode}): {tail}")
+    raise RuntimeError(f"flcompile serve was not up within {timeout_s:g} s")
