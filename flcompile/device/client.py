@@ -104,7 +104,8 @@ class EdgeClient:
             callback: called with the answer, on the stream's thread.
 
         Raises:
-            InferenceServerException: the stream cannot be (re)opened or refuses the request.
+            ConnectionError: there is no stream to the server (it went away); the next
+                `send` tries to open one again.
         """
         grpc = self._grpc
         inputs = []
@@ -125,10 +126,13 @@ class EdgeClient:
                 request_id=request_id,
                 parameters={protocol.CLIENT: client, protocol.FRAME: frame, protocol.PATH: path},
             )
-        except Exception:
+        except Exception as e:
             with self._lock:
                 self._waiting.pop(request_id, None)
-            raise
+                self._open = False
+            raise ConnectionError(
+                f"no stream to the edge server at {self.address} ({protocol.error_message(str(e))})"
+            ) from e
 
     def _ensure_stream(self) -> None:
         with self._lock:

@@ -165,8 +165,8 @@ class DeviceRunner:
                     outputs=self._outputs if item.last else [protocol.TIMINGS],
                     callback=lambda answer, item=item: _answered(item, answer),
                 )
-            except Exception as e:  # the channel refused it: the frame fails, the run goes on
-                _answered(item, Answer(None, {}, f"{type(e).__name__}: {e}"))
+            except ConnectionError as e:  # the server went away: the frame fails, the run goes on
+                _answered(item, Answer(None, {}, str(e)))
             item.handed = time.time()
 
     def _stop_sender(self) -> None:

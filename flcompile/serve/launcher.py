@@ -85,8 +85,7 @@ class ServeProcess:
         self.leftovers = processes.kill(self.below)
 
 
-@contextlib.contextmanager
-def serving(
+def start(
     outs: Sequence[str | os.PathLike],
     *,
     host: str = "127.0.0.1",
@@ -94,8 +93,8 @@ def serving(
     options: Sequence[str] = (),
     prefix: Sequence[str] = (),
     startup_timeout_s: float = 180.0,
-) -> Iterator[ServeProcess]:
-    """Run `flcompile serve OUT... --host HOST --port PORT OPTIONS` while the block runs.
+) -> ServeProcess:
+    """Start `flcompile serve OUT... --host HOST --port PORT OPTIONS` and wait until it is up.
 
     Args:
         outs: the compiled plans.
@@ -105,11 +104,11 @@ def serving(
         prefix: a command to run it under, e.g. ["ip", "netns", "exec", "NS"].
         startup_timeout_s: how long to wait for the up line.
 
-    Yields:
-        The running server; it is stopped (see `ServeProcess.stop`) when the block ends.
+    Returns:
+        The running server; the caller stops it (`ServeProcess.stop`).
 
     Raises:
-        RuntimeError: it did not come up; its stderr's end is in the message.
+        RuntimeError: it did not come up (it is stopped); its stderr's end is in the message.
     """
     port = port or free_port(host)
     argv = [*prefix, sys.executable, "-m", "flcompile", "serve", *map(os.fspath, outs)]
@@ -119,10 +118,25 @@ def serving(
         server = ServeProcess(process, f"{host}:{port}", "")
         try:
             server.up_line = _wait_up(process, startup_timeout_s, errors)
-            server.below = processes.descendants(process.pid)
-            yield server
-        finally:
+        except BaseException:
             server.stop()
+            raise
+    server.below = processes.descendants(process.pid)
+    return server
+
+
+@contextlib.contextmanager
+def serving(outs: Sequence[str | os.PathLike], **kwargs) -> Iterator[ServeProcess]:
+    """`start(outs, **kwargs)` for the duration of the block, then `stop()`.
+
+    Yields:
+        The running server.
+    """
+    server = start(outs, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _wait_up(process: subprocess.Popen, timeout_s: float, errors) -> str:

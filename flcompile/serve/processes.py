@@ -94,3 +94,8 @@ def rss_bytes(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """The resident memory of process `pid` and every process below it, in bytes."""
+    return rss_bytes(pid) + sum(rss_bytes(p.pid) for p in descendants(pid))

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import sysconfig
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,8 @@ TRITONSERVER = "tritonserver"
 
 #: How long tritonserver waits for requests in flight when it stops.
 EXIT_TIMEOUT_S = 5
+#: How long it gets to exit after SIGINT before SIGKILL.
+STOP_GRACE_S = EXIT_TIMEOUT_S + 2.0
 
 
 @dataclass(frozen=True)
@@ -156,14 +160,26 @@ class EdgeServer:
     def stop(self) -> list[processes.Proc]:
         """Stop Triton; kill any of its processes still running afterwards.
 
+        tritonserver gets SIGINT and STOP_GRACE_S to finish the requests in flight, then
+        SIGKILL: its graceful exit waits for every open gRPC stream to close, and a device
+        keeps its stream open. PyTriton then unloads the models and removes its workspace.
+
         Returns:
-            The processes that had to be killed (normally none).
+            The processes that had to be killed after that (normally none).
         """
         self._stop_reaper.set()
+        self._children += self._triton_processes()
+        servers = [p for p in self._children if p.name == TRITONSERVER]
+        for proc in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while any(processes.is_running(p) for p in servers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        processes.kill(servers)
         if self._triton is not None:
             with contextlib.suppress(Exception):
                 self._triton.stop()
-        self._children += self._triton_processes()
         return processes.kill(self._children)
 
     @staticmethod
