@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import selectors
 import signal
 import socket
@@ -18,15 +19,38 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from flcompile.serve import processes
 
 UP = "flcompile serve: up at"
 
 
+PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on at the moment, on `host`."""
-    with socket.socket() as s:
+    """A TCP port that nothing uses at the moment, on `host`, below the ephemeral range.
+
+    A port the kernel hands out (bind to 0) comes from the ephemeral range, from which it
+    also picks the local ports of outgoing connections, so one may take it before the
+    server binds it. Below that range no connection gets a port by chance.
+    """
+    try:
+        ephemeral = int(PORT_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(LOWEST_PORT, max(ephemeral, LOWEST_PORT + 1000))
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded machine: let the kernel choose
         s.bind((host, 0))
         return int(s.getsockname()[1])
 

@@ -4,7 +4,8 @@ The server serves three plans: `fl` (SqueezeNet at width 0.25 and 96², a 2x2 gr
 stages), `nfl` (the same model without fused layers) and `stream` (ResNet18 at width 0.5, a
 2x2 grid whose paths do most of their work on the device, compiled without stages). It
 listens on 127.0.0.1 only, on a free port, with two instances and a 3 s frame timeout; it
-is stopped by its pid at the end, and no tritonserver or stub process may outlive it.
+is stopped by its pid at the end, and no tritonserver or stub process may outlive it. It
+speaks HTTP too, on a second free port.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flcompile import cli, models
 pytest.importorskip("pytriton", reason="the serve extra is not installed")
 pytest.importorskip("tritonclient.grpc", reason="the device extra is not installed")
 
-from flcompile.serve.launcher import serving
+from flcompile.serve.launcher import free_port, serving
 
 FRAME_TIMEOUT_S = 3.0
 COMPILES = {
@@ -66,9 +67,15 @@ def frame_timeout_s() -> float:
 
 @pytest.fixture(scope="session")
 def server(plans: dict):
-    """The session's server (two instances, a short frame timeout), stopped at the end."""
+    """The session's server (two instances, a short frame timeout, HTTP too), stopped at the end.
+
+    `server.http_port` is its HTTP port.
+    """
+    http_port = free_port()
     options = ["--instances", "2", "--frame-timeout", str(FRAME_TIMEOUT_S)]
+    options += ["--http-port", str(http_port)]
     with serving([plans[name] for name in SERVED], options=options) as live:
+        live.http_port = http_port
         yield live
     assert live.exit_code == 0, f"serve exited with {live.exit_code} on SIGTERM"
     assert any(p.name == "tritonserver" for p in live.below), "no tritonserver ran"

@@ -135,19 +135,27 @@ def test_paths_out_of_order(device: Device) -> None:
     still_serves(device)
 
 
+def _wait_until_no_frame_is_open(address: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while status(address)["frames_open"]:
+        assert time.monotonic() < deadline, "frames stayed open past the timeout"
+        time.sleep(0.2)
+
+
 def test_a_killed_device_frees_its_frame_after_the_timeout(
     server, plans, device: Device, frame_timeout_s: float
 ) -> None:
+    _wait_until_no_frame_is_open(server.address, frame_timeout_s + 10)  # earlier tests' frames
     before = status(server.address)
     # A device on a slow link: each path takes about a second to send.
     argv = [sys.executable, "-m", "flcompile", "run", str(plans["stream"])]
     argv += ["--server", server.address, "--link-rate", "0.025", "--frames", "5", "-q"]
-    victim = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    victim = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while status(server.address)["frames_open"] <= before["frames_open"]:
+        while not status(server.address)["frames_open"]:
             assert time.monotonic() < deadline, "the device never started a frame"
-            assert victim.poll() is None, "the device exited early"
+            assert victim.poll() is None, f"the device exited early: {victim.stderr.read()}"
             time.sleep(0.1)
         victim.send_signal(signal.SIGKILL)  # mid-frame: its first path is in, the rest never
         victim.wait(timeout=10)
@@ -156,13 +164,9 @@ def test_a_killed_device_frees_its_frame_after_the_timeout(
             victim.kill()
             victim.wait(timeout=10)
     # Its frame can go only by expiring: once nothing is open, it has expired.
-    deadline = time.monotonic() + frame_timeout_s + 10
-    while status(server.address)["frames_open"]:
-        assert time.monotonic() < deadline, "the dead device's frame was never dropped"
-        time.sleep(0.2)
+    _wait_until_no_frame_is_open(server.address, frame_timeout_s + 10)
     after = status(server.address)
     assert after["frames_expired"] > before["frames_expired"]
-    assert after["requests_failed"] >= before["requests_failed"]
     assert after["rss_bytes"] > 0
     still_serves(device)
     assert cli.main(["run", str(plans["stream"]), "--server", server.address, "--check", "-q"]) == 0

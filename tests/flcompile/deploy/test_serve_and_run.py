@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,31 @@ def test_run_refuses_to_replace_a_users_file(server, plans, tmp_path: Path, caps
     assert cli.main(argv) == 2
     assert "not written by flcompile" in capsys.readouterr().err
     assert mine.read_text() == '{"mine": true}'
+
+
+def test_any_kserve_client_over_http(server) -> None:
+    base = f"http://127.0.0.1:{server.http_port}/v2"
+    with urllib.request.urlopen(f"{base}/health/ready", timeout=30) as answer:
+        assert answer.status == 200
+    request = urllib.request.Request(
+        f"{base}/models/flcompile_status/infer",
+        data=json.dumps({"inputs": []}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        outputs = {o["name"]: o["data"] for o in json.loads(answer.read())["outputs"]}
+    assert set(outputs) == {
+        "frames_open",
+        "frames_done",
+        "frames_expired",
+        "requests_failed",
+        "rss_bytes",
+    }
+    assert outputs["rss_bytes"][0] > 0
+    assert f"HTTP on port {server.http_port}" in server.up_line
+
+
+def test_serving_one_plan_twice_is_refused(plans, capsys) -> None:
+    argv = ["serve", str(plans["fl"]), str(plans["fl_bare"]), "--host", "127.0.0.1"]
+    assert cli.main([*argv, "--port", str(free_port())]) == 2  # the same plan, stages or not
+    assert "two OUTs hold the same plan" in capsys.readouterr().err
