@@ -16,10 +16,6 @@ import onnx
 import pytest
 
 from flcompile import cli, models
-
-pytest.importorskip("pytriton", reason="the serve extra is not installed")
-pytest.importorskip("tritonclient.grpc", reason="the device extra is not installed")
-
 from flcompile.serve.launcher import free_port, serving
 
 FRAME_TIMEOUT_S = 3.0
@@ -71,6 +67,8 @@ def server(plans: dict):
 
     `server.http_port` is its HTTP port.
     """
+    pytest.importorskip("pytriton", reason="the serve extra is not installed")
+    pytest.importorskip("tritonclient.grpc", reason="the device extra is not installed")
     http_port = free_port()
     options = ["--instances", "2", "--frame-timeout", str(FRAME_TIMEOUT_S)]
     options += ["--http-port", str(http_port)]
