@@ -34,6 +34,9 @@ TRITONSERVER = "tritonserver"
 EXIT_TIMEOUT_S = 5
 #: How long it gets to exit after SIGINT before SIGKILL.
 STOP_GRACE_S = EXIT_TIMEOUT_S + 2.0
+#: Starts tried when PyTriton's model instances race (see EdgeServer.start).
+START_ATTEMPTS = 3
+_HANDSHAKE_RACE = "handshake"
 
 
 @dataclass(frozen=True)
@@ -98,13 +101,35 @@ class EdgeServer:
     def start(self) -> None:
         """Start tritonserver, load every plan's model, and start expiring idle frames.
 
+        PyTriton's second and later instances of a model fetch their configuration from a
+        socket the first instance opens, and may knock before it listens (under load);
+        such a start is retried with a fresh tritonserver, up to START_ATTEMPTS times.
+
         Raises:
             BadInputError: tritonserver could not start or load a model.
         """
+        fix_python_library_path()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._launch()
+                break
+            except Exception as e:
+                self._stop_triton()
+                if attempt < START_ATTEMPTS and _HANDSHAKE_RACE in str(e):
+                    logger.warning("Triton's model instances raced at start; starting again")
+                    continue
+                raise BadInputError(
+                    f"Triton did not start ({type(e).__name__}: {e}){self._log_tail()}",
+                    hint="rerun with -v to see tritonserver's log",
+                ) from e
+        self._children = self._triton_processes()
+        self._reaper.start()
+
+    def _launch(self) -> None:
+        """A new tritonserver with every plan's model and the status model, up and loaded."""
         from pytriton.model_config import ModelConfig, Tensor
         from pytriton.triton import Triton, TritonConfig
 
-        fix_python_library_path()
         o = self.options
         config = TritonConfig(
             grpc_address=o.host,
@@ -142,22 +167,22 @@ class EdgeServer:
             outputs=[Tensor(name=n, shape=(1,), dtype=np.int64) for n in protocol.STATUS_OUTPUTS],
             config=unbatched,
         )
-        try:
-            self._triton.run()
-        except Exception as e:
-            self.stop()
-            raise BadInputError(
-                f"Triton did not start ({type(e).__name__}: {e}){self._log_tail()}",
-                hint="rerun with -v to see tritonserver's log",
-            ) from e
-        self._children = self._triton_processes()
-        self._reaper.start()
+        self._triton.run()
 
     def alive(self) -> bool:
         """Whether tritonserver and every model still run."""
         return self._triton is not None and self._triton.is_alive()
 
     def stop(self) -> list[processes.Proc]:
+        """Stop expiring frames and stop Triton (see `_stop_triton`).
+
+        Returns:
+            The processes that had to be killed (normally none).
+        """
+        self._stop_reaper.set()
+        return self._stop_triton()
+
+    def _stop_triton(self) -> list[processes.Proc]:
         """Stop Triton; kill any of its processes still running afterwards.
 
         tritonserver gets SIGINT and STOP_GRACE_S to finish the requests in flight, then
@@ -167,7 +192,6 @@ class EdgeServer:
         Returns:
             The processes that had to be killed after that (normally none).
         """
-        self._stop_reaper.set()
         self._children += self._triton_processes()
         servers = [p for p in self._children if p.name == TRITONSERVER]
         for proc in servers:
@@ -180,7 +204,9 @@ class EdgeServer:
         if self._triton is not None:
             with contextlib.suppress(Exception):
                 self._triton.stop()
-        return processes.kill(self._children)
+        killed = processes.kill(self._children)
+        self._children = []
+        return killed
 
     @staticmethod
     def _triton_processes() -> list[processes.Proc]:
