@@ -60,6 +60,10 @@ words in the summary:
 exit codes: 0 ok, 2 bad usage or input, 3 verification failed,
 4 internal error (a bug in flcompile)
 
+run the split for real (see each one's --help):
+  flcompile serve OUT --port P          the edge, on Triton (extra: serve)
+  flcompile run OUT --server HOST:PORT  the device, streaming to it (extra: device)
+
 example: flcompile model.onnx --rate 1.8 -o out/"""
 
 

@@ -36,6 +36,9 @@ from flcompile.device.client import Answer, EdgeClient
 from flcompile.device.pacer import Pacer
 from flcompile.verify import ModelLike
 
+#: How long closing a runner waits for its sender to finish the message it is on.
+STOP_WAIT_S = 5.0
+
 
 @dataclass(frozen=True, eq=False)
 class FrameRecord:
@@ -171,7 +174,7 @@ class DeviceRunner:
 
     def _stop_sender(self) -> None:
         self._queue.put(None)
-        self._sender.join()
+        self._sender.join(timeout=STOP_WAIT_S)  # a daemon: a long paced send does not hold exit
 
 
 def _answered(item: _Send, answer: Answer) -> None:

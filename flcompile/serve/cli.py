@@ -43,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("outs", nargs="+", metavar="OUT", help="a compiled plan's directory")
-    p.add_argument("--port", dest="port", type=port, required=True, help="the gRPC port")
+    p.add_argument(
+        "--port", dest="port", type=port, required=True, metavar="P", help="the gRPC port"
+    )
     p.add_argument(
         "--host",
         dest="host",
@@ -51,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the address to listen on (default 0.0.0.0, every interface; 127.0.0.1 for "
         "this machine only)",
     )
-    p.add_argument("--http-port", dest="http_port", type=port, help="also serve HTTP here")
+    p.add_argument(
+        "--http-port", dest="http_port", type=port, metavar="P", help="also serve HTTP here"
+    )
     p.add_argument(
         "--instances",
         dest="instances",
