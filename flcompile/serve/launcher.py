@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from flcompile.serve import processes
 
@@ -66,6 +67,8 @@ class ServeProcess:
         below: the processes it started (tritonserver, stubs), as last seen.
         exit_code: its exit code, once stopped.
         leftovers: the processes that outlived it and had to be killed, once stopped.
+        errors: the file its stderr goes to.
+        stderr: the end of its stderr, once stopped.
     """
 
     process: subprocess.Popen
@@ -74,6 +77,8 @@ class ServeProcess:
     below: list[processes.Proc] = field(default_factory=list)
     exit_code: int | None = None
     leftovers: list[processes.Proc] = field(default_factory=list)
+    errors: IO[str] | None = field(default=None, repr=False)
+    stderr: str = ""
 
     @property
     def pid(self) -> int:
@@ -107,6 +112,10 @@ class ServeProcess:
             time.sleep(0.1)
         self.exit_code = self.process.returncode
         self.leftovers = processes.kill(self.below)
+        if self.errors is not None and not self.errors.closed:
+            self.errors.seek(0)
+            self.stderr = self.errors.read()[-4000:]
+            self.errors.close()
 
 
 def start(
@@ -137,14 +146,15 @@ def start(
     port = port or free_port(host)
     argv = [*prefix, sys.executable, "-m", "flcompile", "serve", *map(os.fspath, outs)]
     argv += ["--host", host, "--port", str(port), *options]
-    with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: it never blocks serve
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True)
-        server = ServeProcess(process, f"{host}:{port}", "")
-        try:
-            server.up_line = _wait_up(process, startup_timeout_s, errors)
-        except BaseException:
-            server.stop()
-            raise
+    # A file, not a pipe: it never blocks serve. ServeProcess.stop reads and closes it.
+    errors = tempfile.TemporaryFile("w+")  # noqa: SIM115
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True)
+    server = ServeProcess(process, f"{host}:{port}", "", errors=errors)
+    try:
+        server.up_line = _wait_up(process, startup_timeout_s, errors)
+    except BaseException:
+        server.stop()
+        raise
     server.below = processes.descendants(process.pid)
     return server
 

@@ -36,6 +36,23 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
     return name, int(fields[1]), int(fields[19])
 
 
+def _children_table() -> dict[int, list[Proc]]:
+    """Every live process, by its parent's pid."""
+    table: dict[int, list[Proc]] = {}
+    for entry in PROC.iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat is not None:
+                name, parent, start = stat
+                table.setdefault(parent, []).append(Proc(int(entry.name), start, name))
+    return table
+
+
+def children(pid: int) -> list[Proc]:
+    """The live processes whose parent is `pid`."""
+    return _children_table().get(pid, [])
+
+
 def descendants(pid: int) -> list[Proc]:
     """Every live process below `pid` (children, their children, ...).
 
@@ -45,17 +62,11 @@ def descendants(pid: int) -> list[Proc]:
     Returns:
         The descendants, in no particular order.
     """
-    children: dict[int, list[Proc]] = {}
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            stat = _stat(int(entry.name))
-            if stat is not None:
-                name, parent, start = stat
-                children.setdefault(parent, []).append(Proc(int(entry.name), start, name))
+    table = _children_table()
     found: list[Proc] = []
     pending = [pid]
     while pending:
-        for child in children.get(pending.pop(), []):
+        for child in table.get(pending.pop(), []):
             found.append(child)
             pending.append(child.pid)
     return found

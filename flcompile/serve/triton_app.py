@@ -208,11 +208,15 @@ class EdgeServer:
         self._children = []
         return killed
 
-    @staticmethod
-    def _triton_processes() -> list[processes.Proc]:
-        """tritonserver and everything below it (the stubs), not other helpers of ours."""
+    def _triton_processes(self) -> list[processes.Proc]:
+        """The tritonserver this process started and everything below it (the stubs).
+
+        Only a direct child counts: a tritonserver further down belongs to another server.
+        """
+        if self._triton is None:
+            return []
         found = []
-        for proc in processes.descendants(os.getpid()):
+        for proc in processes.children(os.getpid()):
             if proc.name == TRITONSERVER:
                 found += [proc, *processes.descendants(proc.pid)]
         return found

@@ -75,6 +75,6 @@ def server(plans: dict):
     with serving([plans[name] for name in SERVED], options=options) as live:
         live.http_port = http_port
         yield live
-    assert live.exit_code == 0, f"serve exited with {live.exit_code} on SIGTERM"
+    assert live.exit_code == 0, f"serve exited with {live.exit_code}: {live.stderr}"
     assert any(p.name == "tritonserver" for p in live.below), "no tritonserver ran"
     assert not live.leftovers, f"processes outlived the server: {live.leftovers}"
