@@ -55,3 +55,20 @@ def grid(text: str) -> tuple[int, int]:
     if not match or int(match[1]) < 1 or int(match[2]) < 1:
         raise argparse.ArgumentTypeError(f"'{text}' is not a grid like 2x2 (rows x columns)")
     return int(match[1]), int(match[2])
+
+
+def port(text: str) -> int:
+    """A TCP port, 1..65535."""
+    value = count(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port (1..65535)")
+    return value
+
+
+def host_port(text: str) -> str:
+    """HOST:PORT (an IPv6 host in brackets, [::1]:8001); returned as written."""
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\s\[\]]+):(\d+)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"'{text}' is not HOST:PORT, e.g. 127.0.0.1:8001")
+    port(match[2])
+    return text.strip()

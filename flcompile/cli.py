@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import re
 import sys
@@ -10,8 +11,8 @@ from collections.abc import Sequence
 
 from flcompile import __version__
 from flcompile.cli_args import GROUPS
+from flcompile.command import OneLineParser, run_guarded
 from flcompile.compile import CompileOptions, compile_model
-from flcompile.errors import FlCompileError, InternalError, UsageError
 
 log = logging.getLogger("flcompile")
 
@@ -49,19 +50,21 @@ words in the summary:
 exit codes: 0 ok, 2 bad usage or input, 3 verification failed,
 4 internal error (a bug in flcompile)
 
+run the split for real (see each one's --help):
+  flcompile serve OUT --port P          the edge, on Triton (extra: serve)
+  flcompile run OUT --server HOST:PORT  the device, streaming to it (extra: device)
+
 example: flcompile model.onnx --rate 1.8 -o out/"""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message, hint="see flcompile --help")
+#: Subcommands, by the first argument: name -> the module whose main(argv) runs it. Any other
+#: first argument is the model of the compile command (a file named like a subcommand: ./serve).
+SUBCOMMANDS = {"serve": "flcompile.serve.cli", "run": "flcompile.device.cli"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: the model and OUT, then the groups of `flcompile.cli_args.GROUPS`."""
-    p = _Parser(
+    p = OneLineParser(
         prog="flcompile",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=DESCRIPTION,
@@ -96,36 +99,31 @@ def default_out(model: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit code (0 ok, 2 bad input, 3 mismatch, 4 bug)."""
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-        level = (
-            logging.ERROR
-            if args.quiet
-            else (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-        )
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-        out = args.out or default_out(args.model)
-        result = compile_model(args.model, out, options_from(args))
-        if not args.quiet:
-            from flcompile.summary import format_summary
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    return run_guarded(
+        lambda: _compile(argv),
+        debug="--debug" in argv,
+        interrupted="interrupted; nothing was written",
+    )
 
-            print(format_summary(result))
-        return 0
-    except FlCompileError as e:
-        if debug:
-            raise
-        print(f"flcompile: error: {e.one_line()}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("flcompile: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    except Exception as e:  # a bug: one line, exit 4, traceback only with --debug
-        if debug:
-            raise
-        error = InternalError(f"{type(e).__name__}: {e}")
-        print(f"flcompile: error: {error.one_line()}", file=sys.stderr)
-        return error.exit_code
+
+def _compile(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    level = (
+        logging.ERROR
+        if args.quiet
+        else (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    )
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    out = args.out or default_out(args.model)
+    result = compile_model(args.model, out, options_from(args))
+    if not args.quiet:
+        from flcompile.summary import format_summary
+
+        print(format_summary(result))
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import onnx
 from flcompile.costs import BYTES_PER_MB, ComputeModel, LinkModel
 from flcompile.costs.table import CostTable
 from flcompile.load import LoadedModel
-from flcompile.schedule import Schedule
+from flcompile.schedule import PathTimes, Schedule, Timeline
 from flcompile.search import SearchResult
 from flcompile.simulate import simulate
 
@@ -157,18 +157,23 @@ def _outcome_section(result: SearchResult) -> dict:
     }
 
 
-def resimulate(plan: dict) -> float:
-    """Re-simulate a plan.json from its own numbers.
+def plan_timeline(plan: dict) -> Timeline:
+    """The simulated timeline of a plan.json, from its own numbers (see `resimulate`).
+
+    A plan without fused layers is one path, 0: device, then link, then edge, then the
+    return.
 
     Args:
         plan: a loaded plan.json.
 
     Returns:
-        The predicted latency; equal to plan["predicted_s"] for a consistent plan.
+        The timeline; its finish equals plan["predicted_s"] for a consistent plan.
     """
     if not plan["paths"]:
         nfl = plan["nfl_plan"]
-        return nfl["device_s"] + nfl["link_s"] + nfl["edge_s"] + plan["return_s"]
+        d, lk, e = nfl["device_s"], nfl["link_s"], nfl["edge_s"]
+        times = PathTimes(0, 0.0, d, d, d + lk, d + lk, d + lk + e)
+        return Timeline((times,), d + lk + e, d + lk + e + plan["return_s"])
     paths = sorted(plan["paths"], key=lambda p: p["index"])
     column = lambda key: np.array([[p[key]] for p in paths], float)  # noqa: E731
     table = CostTable(
@@ -180,4 +185,16 @@ def resimulate(plan: dict) -> float:
         return_s=plan["return_s"],
     )
     order = tuple(p["index"] for p in sorted(paths, key=lambda p: p["order"]))
-    return simulate(table, Schedule(order, (0,) * len(paths))).finish
+    return simulate(table, Schedule(order, (0,) * len(paths)))
+
+
+def resimulate(plan: dict) -> float:
+    """Re-simulate a plan.json from its own numbers.
+
+    Args:
+        plan: a loaded plan.json.
+
+    Returns:
+        The predicted latency; equal to plan["predicted_s"] for a consistent plan.
+    """
+    return plan_timeline(plan).finish

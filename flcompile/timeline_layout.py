@@ -107,11 +107,16 @@ class Panel:
 
 @dataclass(frozen=True)
 class TimelineLayout:
-    """The FL plan's panel, then the baseline's if any, on one time axis of `x_max_ms`."""
+    """The FL plan's panel, then the baseline's if any, on one time axis of `x_max_ms`.
+
+    Attributes:
+        finish_label: the legend's name for the first panel's finish, marked on the others.
+    """
 
     panels: tuple[Panel, ...]
     x_max_ms: float
     pt_per_ms: float
+    finish_label: str = "FL plan finish"
 
 
 def assign_lanes(intervals: Sequence[tuple[float, float]]) -> tuple[int, ...]:
@@ -258,10 +263,19 @@ def layout_panel(
     return Panel(heading, tuple(bars), lanes, rows, top, tuple(legend), finish_ms)
 
 
-def _plan_segments(
+def plan_segments(
     timeline: Timeline, post_fuse_s: float, labels: Mapping[int, str]
 ) -> tuple[list[Segment], list[LegendEntry]]:
-    """The FL plan's bars (one per path and row, then the fuse) and its legend."""
+    """A plan's bars (one per path and row, then the fuse and the rest) and its legend.
+
+    Args:
+        timeline: the plan's timeline.
+        post_fuse_s: edge seconds of the fuse and everything after it, from `fuse_start`.
+        labels: bar labels by path index, in place of "p{path}".
+
+    Returns:
+        (segments, legend entries).
+    """
     colors = path_colors([pt.path for pt in timeline.paths])
     segments = []
     for pt in timeline.paths:
@@ -303,6 +317,12 @@ def _baseline_segments(
     return out, list(legend.values())
 
 
+def time_axis(span_ms: float) -> tuple[float, float]:
+    """The time axis for bars ending by `span_ms`: (its extent in ms, points per ms)."""
+    x_max_ms = max(span_ms, 1e-9) * X_MARGIN
+    return x_max_ms, (FIG_WIDTH_IN - AXES_LEFT_IN - AXES_RIGHT_IN) * 72.0 / x_max_ms
+
+
 def layout_timelines(
     plan_timeline: Timeline,
     nfl_segments: Sequence[tuple[str, float, float, str]] | None,
@@ -327,13 +347,11 @@ def layout_timelines(
     Raises:
         BadInputError: a baseline segment names an unknown lane.
     """
-    plan, plan_legend = _plan_segments(plan_timeline, post_fuse_s, dict(labels or {}))
+    plan, plan_legend = plan_segments(plan_timeline, post_fuse_s, dict(labels or {}))
     base, base_legend = _baseline_segments(nfl_segments or [])
     plan_ms = plan_timeline.finish * 1e3
     base_ms = max((s.end_ms for s in base), default=0.0)
-    span_ms = max([plan_ms, base_ms, 1e-9] + [s.end_ms for s in plan])
-    x_max_ms = span_ms * X_MARGIN
-    pt_per_ms = (FIG_WIDTH_IN - AXES_LEFT_IN - AXES_RIGHT_IN) * 72.0 / x_max_ms
+    x_max_ms, pt_per_ms = time_axis(max([plan_ms, base_ms] + [s.end_ms for s in plan]))
     heading = plan_label or f"FL plan: {len(plan_timeline.paths)} paths"
     top = layout_panel(
         plan,

@@ -136,9 +136,14 @@ def _legend(ax: Axes, panel: Panel, extra: Sequence[Line2D] = ()) -> None:
 
 
 def _draw_panel(
-    ax: Axes, panel: Panel, index: int, pt_per_ms: float, plan_finish_ms: float | None
+    ax: Axes,
+    panel: Panel,
+    index: int,
+    pt_per_ms: float,
+    plan_finish_ms: float | None,
+    finish_label: str,
 ) -> None:
-    """One panel; `plan_finish_ms` also marks the FL plan's finish (on the baseline's panel)."""
+    """One panel; `plan_finish_ms` also marks the first panel's finish (on the others)."""
     _draw_rows(ax, panel)
     for i, bar in enumerate(panel.bars):
         _draw_bar(ax, bar, f"{index}:{i}", pt_per_ms)
@@ -148,7 +153,7 @@ def _draw_panel(
         _finish_line(ax, panel.finish_ms, color)
     if plan_finish_ms is not None and plan_finish_ms > 0:
         ax.axvline(plan_finish_ms, color=_PLAN_FINISH, linestyle=":", linewidth=1.0)
-        extra.append(Line2D([], [], color=_PLAN_FINISH, linestyle=":", label="FL plan finish"))
+        extra.append(Line2D([], [], color=_PLAN_FINISH, linestyle=":", label=finish_label))
     _legend(ax, panel, extra)
 
 
@@ -176,7 +181,7 @@ def draw_timelines(layout: TimelineLayout, title: str) -> Figure:
         rect = (AXES_LEFT_IN / FIG_WIDTH_IN, top / fig_h, width, (h - _HEADING_IN) / fig_h)
         ax = fig.add_axes(rect, sharex=axes[0] if axes else None)
         plan_finish = layout.panels[0].finish_ms if index else None
-        _draw_panel(ax, panel, index, layout.pt_per_ms, plan_finish)
+        _draw_panel(ax, panel, index, layout.pt_per_ms, plan_finish, layout.finish_label)
         axes.append(ax)
     for ax in axes[:-1]:
         ax.tick_params(labelbottom=False)
@@ -225,12 +230,34 @@ def plot_timelines(
         labels=labels,
         plan_label=plan_label,
     )
-    fig = draw_timelines(layout, title)
+    save_png(draw_timelines(layout, title), path, hint="choose a writable -o directory")
+
+
+def save_png(
+    fig: Figure, path: str | os.PathLike, *, hint: str, metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write a drawn timeline as a PNG.
+
+    Args:
+        fig: the figure, from `draw_timelines`.
+        path: where to write it.
+        hint: what to do when it cannot be written.
+        metadata: PNG text chunks, e.g. {"Software": ...}.
+
+    Raises:
+        BadInputError: the file cannot be written.
+    """
     try:
-        fig.savefig(os.fspath(path), format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
+        fig.savefig(
+            os.fspath(path),
+            format="png",
+            dpi=110,
+            bbox_inches="tight",
+            pad_inches=0.1,
+            metadata=dict(metadata or {}),
+        )
     except OSError as e:
         raise BadInputError(
-            f"{os.fspath(path)}: cannot write the timeline plot ({e.strerror or e})",
-            hint="choose a writable -o directory",
+            f"{os.fspath(path)}: cannot write the timeline plot ({e.strerror or e})", hint=hint
         ) from e
     logger.debug("timeline written to %s", path)
