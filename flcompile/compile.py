@@ -37,7 +37,7 @@ from flcompile.plans import single_cut_segments
 from flcompile.schedule import Timeline
 from flcompile.search import SearchOptions, SearchResult, SearchSpace, build_space, solve
 from flcompile.timeline_plot import plot_timelines
-from flcompile.timing import MeasuredTimes, time_split
+from flcompile.timing import MeasuredTimes, TimingOptions, time_split
 from flcompile.verify import (
     FusedCheck,
     SessionCache,
@@ -345,9 +345,11 @@ def _time(job: _Job) -> MeasuredTimes | None:
             job.tmp / "device.onnx",
             job.tmp / "edge.onnx",
             job.feeds,
-            device_threads=options.device_threads,
-            edge_threads=options.edge_threads,
-            runs=options.runs,
+            options=TimingOptions(
+                runs=options.runs,
+                device_threads=options.device_threads,
+                edge_threads=options.edge_threads,
+            ),
             sessions=job.sessions,
         )
 
