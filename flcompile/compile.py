@@ -87,8 +87,7 @@ class Analysis:
         self, compute: ComputeModel, options: SearchOptions, *, progress: bool = False
     ) -> SearchSpace:
         """This model's search space (see `flcompile.search.build_space`)."""
-        args = (self.graph, self.prefix, self.candidates, self.costs, compute, options)
-        return build_space(*args, progress=progress)
+        return build_space(self, compute, options, progress=progress)
 
     def search(
         self,
