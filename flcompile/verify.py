@@ -535,8 +535,7 @@ def compare(
     Returns:
         The comparison; a shape or dtype mismatch gives passed=False with a reason.
     """
-    a = np.asarray(actual)
-    r = np.asarray(reference)
+    a, r = np.asarray(actual), np.asarray(reference)
     shape = tuple(int(s) for s in r.shape)
     settled = _settled(name, shape, a, r)
     if settled is not None:
