@@ -36,6 +36,7 @@ from flcompile.plan_json import build_plan_json
 from flcompile.plans import single_cut_segments
 from flcompile.schedule import Timeline
 from flcompile.search import SearchOptions, SearchResult, SearchSpace, build_space, solve
+from flcompile.timeline_layout import layout_timelines
 from flcompile.timeline_plot import plot_timelines
 from flcompile.timing import MeasuredTimes, TimingOptions, time_split
 from flcompile.verify import (
@@ -370,13 +371,9 @@ def _write_plan(job: _Job, verified: VerifyResult | None, measured: MeasuredTime
 def _plot(job: _Job) -> None:
     """Draw timeline.png: the chosen plan above the best single cut."""
     plan = job.result.plan
-    plot_timelines(
-        job.tmp / "timeline.png",
-        job.timeline,
-        nfl_segments=single_cut_segments(job.result.baselines.nfl),
-        title=f"{job.loaded.name}: {plan.title()}",
-        **plan.plot_options(),
-    )
+    nfl = single_cut_segments(job.result.baselines.nfl)
+    layout = layout_timelines(job.timeline, nfl, **plan.plot_options())
+    plot_timelines(job.tmp / "timeline.png", layout, title=f"{job.loaded.name}: {plan.title()}")
 
 
 def _writing(target: Path) -> AbstractContextManager[None]:
