@@ -36,8 +36,9 @@ from flcompile.plan_json import build_plan_json
 from flcompile.plans import single_cut_segments
 from flcompile.schedule import Timeline
 from flcompile.search import SearchOptions, SearchResult, SearchSpace, build_space, solve
+from flcompile.timeline_layout import layout_timelines
 from flcompile.timeline_plot import plot_timelines
-from flcompile.timing import MeasuredTimes, time_split
+from flcompile.timing import MeasuredTimes, TimingOptions, time_split
 from flcompile.verify import (
     FusedCheck,
     SessionCache,
@@ -87,8 +88,7 @@ class Analysis:
         self, compute: ComputeModel, options: SearchOptions, *, progress: bool = False
     ) -> SearchSpace:
         """This model's search space (see `flcompile.search.build_space`)."""
-        args = (self.graph, self.prefix, self.candidates, self.costs, compute, options)
-        return build_space(*args, progress=progress)
+        return build_space(self, compute, options, progress=progress)
 
     def search(
         self,
@@ -345,9 +345,11 @@ def _time(job: _Job) -> MeasuredTimes | None:
             job.tmp / "device.onnx",
             job.tmp / "edge.onnx",
             job.feeds,
-            device_threads=options.device_threads,
-            edge_threads=options.edge_threads,
-            runs=options.runs,
+            options=TimingOptions(
+                runs=options.runs,
+                device_threads=options.device_threads,
+                edge_threads=options.edge_threads,
+            ),
             sessions=job.sessions,
         )
 
@@ -369,13 +371,9 @@ def _write_plan(job: _Job, verified: VerifyResult | None, measured: MeasuredTime
 def _plot(job: _Job) -> None:
     """Draw timeline.png: the chosen plan above the best single cut."""
     plan = job.result.plan
-    plot_timelines(
-        job.tmp / "timeline.png",
-        job.timeline,
-        nfl_segments=single_cut_segments(job.result.baselines.nfl),
-        title=f"{job.loaded.name}: {plan.title()}",
-        **plan.plot_options(),
-    )
+    nfl = single_cut_segments(job.result.baselines.nfl)
+    layout = layout_timelines(job.timeline, nfl, **plan.plot_options())
+    plot_timelines(job.tmp / "timeline.png", layout, title=f"{job.loaded.name}: {plan.title()}")
 
 
 def _writing(target: Path) -> AbstractContextManager[None]:

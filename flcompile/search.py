@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from math import inf
+from typing import Protocol
 
 import onnx_graphsurgeon as gs
 from tqdm import tqdm
@@ -308,11 +309,28 @@ def _fused_tensor(
     return FusedTensor(candidate, block, costs, rest_s, whole, cache)
 
 
+class AnalysedModel(Protocol):
+    """What `build_space` reads of an analysed model (`flcompile.compile.Analysis`)."""
+
+    @property
+    def graph(self) -> gs.Graph:
+        """The normalized graph."""
+
+    @property
+    def prefix(self) -> FusablePrefix:
+        """Its fusable prefix."""
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """The candidate F tensors."""
+
+    @property
+    def costs(self) -> ModelCosts:
+        """The whole model's costs."""
+
+
 def build_space(
-    graph: gs.Graph,
-    prefix: FusablePrefix,
-    candidates: list[Candidate],
-    model: ModelCosts,
+    analysis: AnalysedModel,
     compute: ComputeModel,
     options: SearchOptions,
     *,
@@ -321,10 +339,8 @@ def build_space(
     """Tile every (F, grid) the options allow, once, with its link-independent costs.
 
     Args:
-        graph: the normalized graph.
-        prefix: its fusable prefix.
-        candidates: the candidate F tensors.
-        model: the whole model's costs.
+        analysis: the analysed model: its normalized graph, fusable prefix, candidate F
+            tensors and costs.
         compute: device and edge speeds.
         options: the search space (and the solver, checked here).
         progress: show a progress bar.
@@ -336,6 +352,7 @@ def build_space(
         UsageError: --solver, --fuse-at or --grid do not fit the model or each other.
     """
     started = time.perf_counter()
+    graph, prefix, candidates = analysis.graph, analysis.prefix, analysis.candidates
     chosen, no_fused_reason = _chosen_candidates(prefix, candidates, options)
     work = [(c, g) for c in chosen for g in grids_for(c, options)]
     if options.grid and chosen and not work:
@@ -343,7 +360,33 @@ def build_space(
             f"--grid {options.grid[0]}x{options.grid[1]} is larger than every F",
             hint="choose a smaller grid, or let flcompile search (omit --grid)",
         )
-    fused = {c.tensor: _fused_tensor(graph, prefix, c, model, compute) for c in candidates}
+    fused = {c.tensor: _fused_tensor(graph, prefix, c, analysis.costs, compute) for c in candidates}
+    choices = _grid_choices(work, fused, compute, progress)
+    forced = options.grid is not None or options.fuse_at is not None
+    if forced and work and not choices:
+        raise UsageError(
+            f"the forced {'grid' if options.grid else 'F'} has a tile that reads only padding",
+            hint="choose a smaller --grid or another --fuse-at",
+        )
+    return SearchSpace(
+        analysis.costs,
+        compute,
+        tuple(fused.values()),
+        tuple(choices),
+        len(chosen),
+        forced,
+        no_fused_reason,
+        time.perf_counter() - started,
+    )
+
+
+def _grid_choices(
+    work: list[tuple[Candidate, tuple[int, int]]],
+    fused: dict[str, FusedTensor],
+    compute: ComputeModel,
+    progress: bool,
+) -> list[GridChoice]:
+    """Tile each (F, grid) of `work`; a grid with a tile that reads only padding is left out."""
     choices = []
     bar = tqdm(work, desc="tiling", unit="grid", disable=not progress, leave=False)
     for candidate, grid in bar:
@@ -355,22 +398,7 @@ def build_space(
         post_fuse_s = f.rest_s + fuse_node_count(grid) * compute.overhead_edge_s
         choices.append(GridChoice(f, tiling, tile_costs(tiling, f.costs), post_fuse_s))
     bar.close()
-    forced = options.grid is not None or options.fuse_at is not None
-    if forced and work and not choices:
-        raise UsageError(
-            f"the forced {'grid' if options.grid else 'F'} has a tile that reads only padding",
-            hint="choose a smaller --grid or another --fuse-at",
-        )
-    return SearchSpace(
-        model,
-        compute,
-        tuple(fused.values()),
-        tuple(choices),
-        len(chosen),
-        forced,
-        no_fused_reason,
-        time.perf_counter() - started,
-    )
+    return choices
 
 
 def solve(
@@ -396,29 +424,13 @@ def solve(
     """
     started = time.perf_counter()
     _check_solver(strategy)
-    compute = space.compute
-    base = baselines(space.model, compute, link)
-    return_s = link.return_s(space.model.output_bytes)
-    bound = min(
-        [base.nfl.total_s]
-        + [fluid_bound(f, compute, link, return_s) for f in space.fused if f.whole is not None]
-    )
+    base = baselines(space.model, space.compute, link)
+    bound = _lower_bound(space, link, base)
     notes: list[str] = []
     if strategy != "nfl" and space.no_fused_reason is not None:
         notes.append(f"no tensor to fuse at: {space.no_fused_reason}")
     tracker = PlanTracker(base.nfl.total_s)
-    first_pass = ("mw",) if strategy == "best" else (strategy,)
-    choices = space.choices if strategy != "nfl" else ()
-    scored: list[tuple[float, int, FusedPlan]] = []
-    for choice in tqdm(choices, desc="planning", unit="grid", disable=not progress, leave=False):
-        table = space.table(choice, link)
-        unsolved = Schedule((), ())
-        entry = FusedPlan(choice.candidate, choice.tiling, choice.costs, table, unsolved, "", inf)
-        scores = [tracker.run(entry, name) for name in first_pass]
-        scored.append((min(scores), len(scored), entry))
-    if strategy == "best":
-        for entry in shortlist(scored):
-            tracker.run(entry, "opt")
+    grids_tried = _run_solvers(space, link, strategy, tracker, progress)
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
         raise tracker.last_refusal
@@ -432,7 +444,7 @@ def solve(
         )
     candidates_F = space.candidates_F if strategy != "nfl" else 0
     seconds = space.build_s + time.perf_counter() - started
-    stats = SearchStats(candidates_F, len(scored), tracker.plans, seconds)
+    stats = SearchStats(candidates_F, grids_tried, tracker.plans, seconds)
     return SearchResult(
         plan,
         best,
@@ -444,6 +456,38 @@ def solve(
         tuple(notes),
         tuple(tracker.runs),
     )
+
+
+def _lower_bound(space: SearchSpace, link: LinkModel, base: Baselines) -> float:
+    """The smallest fluid bound over every F of the space, and never above NFL."""
+    return_s = link.return_s(space.model.output_bytes)
+    return min(
+        [base.nfl.total_s]
+        + [
+            fluid_bound(f, space.compute, link, return_s)
+            for f in space.fused
+            if f.whole is not None
+        ]
+    )
+
+
+def _run_solvers(
+    space: SearchSpace, link: LinkModel, strategy: str, tracker: PlanTracker, progress: bool
+) -> int:
+    """Run the strategy's solvers on the space's (F, grid) tables; returns how many it tried."""
+    first_pass = ("mw",) if strategy == "best" else (strategy,)
+    choices = space.choices if strategy != "nfl" else ()
+    scored: list[tuple[float, int, FusedPlan]] = []
+    for choice in tqdm(choices, desc="planning", unit="grid", disable=not progress, leave=False):
+        table = space.table(choice, link)
+        unsolved = Schedule((), ())
+        entry = FusedPlan(choice.candidate, choice.tiling, choice.costs, table, unsolved, "", inf)
+        scores = [tracker.run(entry, name) for name in first_pass]
+        scored.append((min(scores), len(scored), entry))
+    if strategy == "best":
+        for entry in shortlist(scored):
+            tracker.run(entry, "opt")
+    return len(scored)
 
 
 def _chosen_plan(

@@ -21,7 +21,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from flcompile.errors import BadInputError
-from flcompile.schedule import Timeline
 from flcompile.timeline_layout import (
     AXES_LEFT_IN,
     AXES_RIGHT_IN,
@@ -32,7 +31,6 @@ from flcompile.timeline_layout import (
     Panel,
     TimelineLayout,
     format_ms,
-    layout_timelines,
 )
 
 logger = logging.getLogger(__name__)
@@ -190,46 +188,26 @@ def draw_timelines(layout: TimelineLayout, title: str) -> Figure:
     return fig
 
 
-def plot_timelines(
-    path: str | os.PathLike,
-    plan_timeline: Timeline,
-    *,
-    nfl_segments: Sequence[tuple[str, float, float, str]] | None,
-    title: str,
-    post_fuse_s: float,
-    labels: Mapping[int, str] | None = None,
-    plan_label: str | None = None,
-) -> None:
-    """Write a Gantt chart of `plan_timeline`, with the NFL timeline beneath it, as a PNG.
+def plot_timelines(path: str | os.PathLike, layout: TimelineLayout, *, title: str) -> None:
+    """Write a Gantt chart of a laid-out plan, with the NFL timeline beneath it, as a PNG.
 
     The top panel has three rows (device, link, edge) with one bar per path segment,
-    labelled "p{path}" (or `labels[path]`) and coloured per path; zero-length segments are
-    skipped. Paths that overlap in time within a row (an edge running paths at once) each
-    get a lane of their own in that row. The fuse and the rest of the model are one grey
-    edge bar from `fuse_start`, and a dashed line marks the finish. The bottom panel draws
-    `nfl_segments` on the same time axis, in hatched neutral fills of their own. A legend
-    names up to 16 paths; a label is drawn only inside its own bar, where it fits.
+    labelled "p{path}" (or the layout's labels) and coloured per path; zero-length segments
+    are skipped. Paths that overlap in time within a row (an edge running paths at once)
+    each get a lane of their own in that row. The fuse and the rest of the model are one
+    grey edge bar from `fuse_start`, and a dashed line marks the finish. The bottom panel
+    draws the baseline's segments on the same time axis, in hatched neutral fills of their
+    own. A legend names up to 16 paths; a label is drawn only inside its own bar, where it
+    fits.
 
     Args:
         path: where to write the PNG.
-        plan_timeline: the simulated FL plan.
-        nfl_segments: the baseline as (lane, start_s, end_s, label) tuples, lane one of
-            "device", "link", "edge"; None draws the plan alone.
+        layout: the plan's panel and the baseline's, from `layout_timelines`.
         title: the figure's title (e.g. the model name, rate and solver).
-        post_fuse_s: edge seconds of the fuse and everything after it.
-        labels: optional bar labels by path index, in place of "p{path}".
-        plan_label: the top panel's heading (default "FL plan: N paths").
 
     Raises:
-        BadInputError: an NFL segment names an unknown lane, or the PNG cannot be written.
+        BadInputError: the PNG cannot be written.
     """
-    layout = layout_timelines(
-        plan_timeline,
-        nfl_segments,
-        post_fuse_s=post_fuse_s,
-        labels=labels,
-        plan_label=plan_label,
-    )
     save_png(draw_timelines(layout, title), path, hint="choose a writable -o directory")
 
 

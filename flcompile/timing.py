@@ -170,15 +170,31 @@ def _time_session(
     return tuple(times)
 
 
+@dataclass(frozen=True)
+class TimingOptions:
+    """How `time_split` (and `time_model`) time: runs, warm-up, threads and progress.
+
+    Attributes:
+        runs: timed runs per model; the median is reported.
+        warmup: untimed runs before them (one: the first run allocates the buffers).
+        device_threads: intra-op threads for the device and the original (None: default).
+        edge_threads: intra-op threads for the edge and the original (None: default).
+        progress: show tqdm progress bars over the timed runs.
+    """
+
+    runs: int = 10
+    warmup: int = 1
+    device_threads: int | None = 1
+    edge_threads: int | None = 1
+    progress: bool = False
+
+
 def time_model(
     model: ModelLike,
     feeds: Mapping[str, np.ndarray],
     *,
     threads: int | None = 1,
-    runs: int = 10,
-    warmup: int = 1,
-    graph_optimization_level: ort.GraphOptimizationLevel = _DEFAULT_LEVEL,
-    progress: bool = False,
+    options: TimingOptions | None = None,
     label: str = "model",
 ) -> TimingResult:
     """Time `model` in onnxruntime on `feeds`.
@@ -187,10 +203,8 @@ def time_model(
         model: a ModelProto or the path of an .onnx file.
         feeds: values for the model's inputs (extra entries are ignored).
         threads: intra-op threads (inter-op is 1); None keeps onnxruntime's default.
-        runs: timed runs; the median is reported.
-        warmup: untimed runs before them (one: the first run allocates the buffers).
-        graph_optimization_level: onnxruntime's graph optimization level.
-        progress: show a tqdm progress bar over the timed runs.
+        options: runs, warm-up and progress bar (None: the defaults); its thread counts
+            are `time_split`'s, `threads` is this model's.
         label: the model's name in the progress bar and the log.
 
     Returns:
@@ -201,12 +215,17 @@ def time_model(
         BadInputError: onnxruntime cannot load the model.
         InternalError: `feeds` lacks one of the model's inputs.
     """
-    _check_counts(threads, runs, warmup)
-    with open_session(
-        model, graph_optimization_level=graph_optimization_level, threads=threads
-    ) as session:
+    options = options or TimingOptions()
+    runs = options.runs
+    _check_counts(threads, runs, options.warmup)
+    with open_session(model, graph_optimization_level=_DEFAULT_LEVEL, threads=threads) as session:
         times = _time_session(
-            session, feeds, runs=runs, warmup=warmup, label=label, progress=progress
+            session,
+            feeds,
+            runs=runs,
+            warmup=options.warmup,
+            label=label,
+            progress=options.progress,
         )
     median = float(statistics.median(times))
     logger.info(
@@ -225,12 +244,7 @@ def time_split(
     edge: ModelLike,
     feeds: Mapping[str, np.ndarray],
     *,
-    device_threads: int | None = 1,
-    edge_threads: int | None = 1,
-    runs: int = 10,
-    warmup: int = 1,
-    graph_optimization_level: ort.GraphOptimizationLevel = _DEFAULT_LEVEL,
-    progress: bool = False,
+    options: TimingOptions | None = None,
     sessions: SessionCache | None = None,
 ) -> MeasuredTimes:
     """Time device.onnx, edge.onnx and the original model (at both thread counts).
@@ -245,12 +259,7 @@ def time_split(
         device: device.onnx.
         edge: edge.onnx; its inputs are device.onnx's outputs.
         feeds: the original's inputs.
-        device_threads: intra-op threads for the device and the original (None: default).
-        edge_threads: intra-op threads for the edge and the original (None: default).
-        runs: timed runs per model.
-        warmup: untimed runs before them (one: the first run allocates the buffers).
-        graph_optimization_level: onnxruntime's graph optimization level.
-        progress: show tqdm progress bars.
+        options: runs, warm-up, thread counts and progress (None: the defaults).
         sessions: where to open the sessions (e.g. the ones verification opened); each is
             released once timed. None: a private cache, closed on return.
 
@@ -262,74 +271,76 @@ def time_split(
         BadInputError: onnxruntime cannot load a model.
         InternalError: edge.onnx needs an input that device.onnx does not produce.
     """
-    _check_counts(device_threads, runs, warmup)
-    _check_counts(edge_threads, runs, warmup)
+    options = options or TimingOptions()
+    _check_counts(options.device_threads, options.runs, options.warmup)
+    _check_counts(options.edge_threads, options.runs, options.warmup)
     if sessions is None:
         with SessionCache() as own:
-            return time_split(
-                original,
-                device,
-                edge,
-                feeds,
-                device_threads=device_threads,
-                edge_threads=edge_threads,
-                runs=runs,
-                warmup=warmup,
-                graph_optimization_level=graph_optimization_level,
-                progress=progress,
-                sessions=own,
-            )
-    default = default_threads()
-
-    def timed(model: ModelLike, threads: int | None, inputs: Mapping, label: str) -> float:
-        session = sessions.get(
-            model, threads=threads, graph_optimization_level=graph_optimization_level
-        )
-        count = default if threads is None else threads
-        times = _time_session(
-            session,
-            inputs,
-            runs=runs,
-            warmup=warmup,
-            label=f"{label} ({threads_text(count)})",
-            progress=progress,
-        )
-        # Timing is each session's last use: free it before the next model loads.
-        sessions.release(model, threads=threads, graph_optimization_level=graph_optimization_level)
-        return float(statistics.median(times))
-
-    sess = sessions.get(
-        device, threads=device_threads, graph_optimization_level=graph_optimization_level
-    )
-    outputs = [o.name for o in sess.get_outputs()]
-    sent = dict(zip(outputs, sess.run(outputs, _session_feeds(sess, feeds)), strict=True))
-    del sess
-    device_s = timed(device, device_threads, feeds, "device")
-    edge_s = timed(edge, edge_threads, sent, "edge")
-    original_edge_s = timed(original, edge_threads, feeds, "original")
-    if device_threads == edge_threads:
+            return time_split(original, device, edge, feeds, options=options, sessions=own)
+    timer = _SplitTimer(sessions, options, default_threads())
+    sent = _device_outputs(sessions.get(device, threads=options.device_threads), feeds)
+    device_s = timer.median(device, options.device_threads, feeds, "device")
+    edge_s = timer.median(edge, options.edge_threads, sent, "edge")
+    original_edge_s = timer.median(original, options.edge_threads, feeds, "original")
+    if options.device_threads == options.edge_threads:
         original_s = original_edge_s
     else:
-        original_s = timed(original, device_threads, feeds, "original")
+        original_s = timer.median(original, options.device_threads, feeds, "original")
     measured = MeasuredTimes(
         device_s=device_s,
         edge_s=edge_s,
         original_s=original_s,
         original_edge_threads_s=original_edge_s,
-        runs=runs,
-        device_threads=device_threads,
-        edge_threads=edge_threads,
-        default_threads=default,
+        runs=options.runs,
+        device_threads=options.device_threads,
+        edge_threads=options.edge_threads,
+        default_threads=timer.default,
     )
+    _log_measured(measured)
+    return measured
+
+
+def _device_outputs(
+    session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """What device.onnx sends: its outputs on `feeds`, by name (edge.onnx's inputs)."""
+    outputs = [o.name for o in session.get_outputs()]
+    return dict(zip(outputs, session.run(outputs, _session_feeds(session, feeds)), strict=True))
+
+
+@dataclass(frozen=True)
+class _SplitTimer:
+    """Times one model of the split after another in `sessions`, releasing each when done."""
+
+    sessions: SessionCache
+    options: TimingOptions
+    default: int
+
+    def median(self, model: ModelLike, threads: int | None, inputs: Mapping, label: str) -> float:
+        session = self.sessions.get(model, threads=threads)
+        count = self.default if threads is None else threads
+        times = _time_session(
+            session,
+            inputs,
+            runs=self.options.runs,
+            warmup=self.options.warmup,
+            label=f"{label} ({threads_text(count)})",
+            progress=self.options.progress,
+        )
+        # Timing is each session's last use: free it before the next model loads.
+        self.sessions.release(model, threads=threads)
+        return float(statistics.median(times))
+
+
+def _log_measured(measured: MeasuredTimes) -> None:
     logger.info(
         "time device: median %.3f ms; edge %.3f ms; original %.3f ms (%d threads), "
         "%.3f ms (%d threads); edge/original %.3fx",
-        device_s * 1e3,
-        edge_s * 1e3,
-        original_s * 1e3,
+        measured.device_s * 1e3,
+        measured.edge_s * 1e3,
+        measured.original_s * 1e3,
         measured.device_thread_count,
-        original_edge_s * 1e3,
+        measured.original_edge_threads_s * 1e3,
         measured.edge_thread_count,
         measured.edge_over_original,
     )
-    return measured

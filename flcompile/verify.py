@@ -535,38 +535,18 @@ def compare(
     Returns:
         The comparison; a shape or dtype mismatch gives passed=False with a reason.
     """
-    a = np.asarray(actual)
-    r = np.asarray(reference)
+    a, r = np.asarray(actual), np.asarray(reference)
     shape = tuple(int(s) for s in r.shape)
-    if a.shape != r.shape:
-        return _failed(name, shape, f"shape {a.shape} differs from the reference's {r.shape}")
-    if a.dtype != r.dtype:
-        return _failed(name, shape, f"dtype {a.dtype} differs from the reference's {r.dtype}")
-    if r.size == 0 or np.array_equal(a, r):  # exact equality (NaN aside) needs no arithmetic
-        return TensorComparison(name, shape, 0.0, 0.0, True, 0.0, 0.0)
-
+    settled = _settled(name, shape, a, r)
+    if settled is not None:
+        return settled
     if np.issubdtype(r.dtype, np.floating):
         ulp = FLOAT_ULPS * float(np.finfo(r.dtype).eps)
         rtol, atol = max(rtol, ulp), max(atol, ulp)
-    a64 = a.astype(np.float64)
-    r64 = r.astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        same = (a64 == r64) | (np.isnan(a64) & np.isnan(r64))
-        diff = np.where(same, 0.0, np.abs(a64 - r64))
-    diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN against a number is infinitely wrong
-    abs_r = np.abs(r64)
-    finite_r = abs_r[np.isfinite(abs_r)]
-    scale = float(finite_r.max()) if finite_r.size else 0.0
-    scale = scale if scale > 0.0 else 1.0
-    abs_r = np.where(np.isfinite(abs_r), abs_r, 0.0)
-
+    diff, abs_r, scale = _errors(a, r)
     passed = bool(np.all(diff <= atol * scale + rtol * abs_r))
     max_abs = float(diff.max())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        needed_atol = float(np.max(np.maximum(diff - rtol * abs_r, 0.0))) / scale
-        over = np.maximum(diff - atol * scale, 0.0)
-        rel_need = np.where(over == 0.0, 0.0, over / abs_r)
-    needed_rtol = float(np.max(rel_need))
+    needed_atol, needed_rtol = _needed_tolerances(diff, abs_r, scale, rtol=rtol, atol=atol)
     reason = None
     if not passed and math.isinf(max_abs):
         n_bad = int(np.count_nonzero(np.isinf(diff)))
@@ -581,6 +561,47 @@ def compare(
         needed_rtol=needed_rtol,
         reason=reason,
     )
+
+
+def _settled(
+    name: str, shape: tuple[int, ...], a: np.ndarray, r: np.ndarray
+) -> TensorComparison | None:
+    """The comparison when no arithmetic is needed (shape or dtype differ, or all equal)."""
+    if a.shape != r.shape:
+        return _failed(name, shape, f"shape {a.shape} differs from the reference's {r.shape}")
+    if a.dtype != r.dtype:
+        return _failed(name, shape, f"dtype {a.dtype} differs from the reference's {r.dtype}")
+    if r.size == 0 or np.array_equal(a, r):  # exact equality (NaN aside) needs no arithmetic
+        return TensorComparison(name, shape, 0.0, 0.0, True, 0.0, 0.0)
+    return None
+
+
+def _errors(a: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """|a - r| per element (0 where equal, inf for NaN against a number), |r| with the
+    non-finite values as 0, and the reference's scale: max finite |r|, or 1.0 if that is 0."""
+    a64 = a.astype(np.float64)
+    r64 = r.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        same = (a64 == r64) | (np.isnan(a64) & np.isnan(r64))
+        diff = np.where(same, 0.0, np.abs(a64 - r64))
+    diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN against a number is infinitely wrong
+    abs_r = np.abs(r64)
+    finite_r = abs_r[np.isfinite(abs_r)]
+    scale = float(finite_r.max()) if finite_r.size else 0.0
+    scale = scale if scale > 0.0 else 1.0
+    abs_r = np.where(np.isfinite(abs_r), abs_r, 0.0)
+    return diff, abs_r, scale
+
+
+def _needed_tolerances(
+    diff: np.ndarray, abs_r: np.ndarray, scale: float, *, rtol: float, atol: float
+) -> tuple[float, float]:
+    """The smallest atol that passes with `rtol`, and the smallest rtol with `atol`."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        needed_atol = float(np.max(np.maximum(diff - rtol * abs_r, 0.0))) / scale
+        over = np.maximum(diff - atol * scale, 0.0)
+        rel_need = np.where(over == 0.0, 0.0, over / abs_r)
+    return needed_atol, float(np.max(rel_need))
 
 
 # --------------------------------------------------------------------------- verify

@@ -63,6 +63,21 @@ def _check_int(what: str, value: object, low: int, high: int | None = None) -> i
     return value
 
 
+def _check_size(name: str, module: ModuleType, size: object) -> int:
+    size = _check_int("size", size, 1)
+    if size < module.MIN_SIZE:
+        raise UsageError(
+            f"size {size} is too small for zoo model '{name}': a pooled map would be empty",
+            hint=f"use --size {module.MIN_SIZE} or more",
+        )
+    if size % module.SIZE_STEP:
+        raise UsageError(
+            f"size {size} does not suit zoo model '{name}'",
+            hint=f"use a multiple of {module.SIZE_STEP}, e.g. {module.DEFAULT_SIZE}",
+        )
+    return size
+
+
 def build(
     name: str,
     *,
@@ -98,18 +113,7 @@ def build(
         raise UsageError(f"zoo width must be a number, got {width!r}")
     if not (math.isfinite(width) and width > 0):
         raise UsageError(f"zoo width {width} is out of range", hint="use a width > 0, e.g. 0.25")
-    size = module.DEFAULT_SIZE if size is None else size
-    _check_int("size", size, 1)
-    if size < module.MIN_SIZE:
-        raise UsageError(
-            f"size {size} is too small for zoo model '{name}': a pooled map would be empty",
-            hint=f"use --size {module.MIN_SIZE} or more",
-        )
-    if size % module.SIZE_STEP:
-        raise UsageError(
-            f"size {size} does not suit zoo model '{name}'",
-            hint=f"use a multiple of {module.SIZE_STEP}, e.g. {module.DEFAULT_SIZE}",
-        )
+    size = _check_size(name, module, module.DEFAULT_SIZE if size is None else size)
     _check_int("batch", batch, 1)
     _check_int("seed", seed, 0)
     _check_int("opset", opset, MIN_OPSET, MAX_OPSET)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,24 +159,10 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
 
     for name in candidate.block:
         node = by_name[name]
-        local = prefix.ops[name]
-        slots = set(local.spatial_inputs)
-        inputs = tuple(t.name if i in slots else None for i, t in enumerate(node.inputs))
-        in_sizes = tuple(size(t) if i in slots else None for i, t in enumerate(node.inputs))
-        outs = [o for o in node.outputs if o.name]
-        for o in outs:
-            note(o)
-        nodes.append(
-            BlockNode(
-                name,
-                node.op,
-                local,
-                inputs,
-                tuple(o.name for o in node.outputs),
-                in_sizes,
-                hw(outs[0]),
-            )
-        )
+        for o in node.outputs:
+            if o.name:
+                note(o)
+        nodes.append(_block_node(node, prefix.ops[name], size))
     tensors = (prefix.input, *(o for n in nodes for o in n.outputs if o))
     return Block(
         prefix.input,
@@ -187,6 +174,25 @@ def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> 
         channel_shapes,
         tensors,
         x_axes,
+    )
+
+
+def _block_node(
+    node: gs.Node, local: LocalOp, size: Callable[[gs.Tensor], tuple[int, int]]
+) -> BlockNode:
+    """One node of a block: its spatial inputs, their (H, W) by `size`, and its outputs."""
+    slots = set(local.spatial_inputs)
+    inputs = tuple(t.name if i in slots else None for i, t in enumerate(node.inputs))
+    in_sizes = tuple(size(t) if i in slots else None for i, t in enumerate(node.inputs))
+    outs = [o for o in node.outputs if o.name]
+    return BlockNode(
+        node.name,
+        node.op,
+        local,
+        inputs,
+        tuple(o.name for o in node.outputs),
+        in_sizes,
+        hw(outs[0]),
     )
 
 

@@ -29,6 +29,7 @@ Rerun:
 
 from __future__ import annotations
 
+import argparse
 import csv
 import math
 import sys
@@ -36,6 +37,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from _common import (
     PAPER_MODELS,
@@ -64,7 +66,15 @@ from flcompile.costs import ComputeModel, LinkModel
 from flcompile.costs.table import CostTable
 from flcompile.costs.untiled import baselines
 from flcompile.errors import SolverLimitError
-from flcompile.search import SOLVERS, SearchOptions, SearchResult, SearchSpace, solve
+from flcompile.plans import FusedPlan
+from flcompile.search import (
+    SOLVERS,
+    GridChoice,
+    SearchOptions,
+    SearchResult,
+    SearchSpace,
+    solve,
+)
 from flcompile.simulate import makespan
 
 SOLVER_ROWS = ("nfl", "bf_2x2", "mw_2x2", "opt_2x2", "mw_kxk", "opt_kxk")
@@ -160,7 +170,6 @@ def sweep_rate(
     nfl_time, base = timed(lambda: baselines(space.model, compute, link))
     nfl_s = base.nfl.total_s
     search_time, result = timed(lambda: solve(space.within(max_grid), link, "best"))
-    bound = result.lower_bound_s
 
     items = space.choices
     rows_max, cols_max = max_grid
@@ -168,15 +177,32 @@ def sweep_rate(
     two = [i for i, it in enumerate(items) if it.grid == (2, 2)]
     mw, opt, bf = _Scores(), _Scores(), _Scores()
     _record_runs(result, space, {"mw": mw, "opt": opt})
-    best_plan = result.fused
     best_solve = mw.total_s(kxk) + opt.total_s(kxk)
     outside = search_time - sum(r.seconds for r in result.runs)
     for i in two:  # every F at 2x2, with what the shortlist did not cover
         table = space.table(items[i], link)
         for scores, solver in ((mw, "mw"), (opt, "opt"), (bf, "bf")):
             scores.solve(solver, table, i)
+    notes = _contract_notes(items, two, mw, opt, bf)
 
-    # Per F: opt must equal BF, and MW must not beat BF (docs/design.md §5); BF may refuse.
+    common = {"model": name, "rate_MBps": rate, "nfl_s": nfl_s}
+    common["lower_bound_s"] = result.lower_bound_s
+    common["edge_concurrency"] = compute.edge_concurrency
+    rows = _Rows(common, items)
+    return [
+        rows.nfl(base.nfl.label, nfl_time),
+        rows.best_of("bf_2x2", bf, two, "; ".join(notes)),
+        rows.best_of("mw_2x2", mw, two),
+        rows.best_of("opt_2x2", opt, two),
+        rows.best_of("mw_kxk", mw, kxk),
+        rows.search(result.fused, best_solve),
+    ], {"tables and bounds": outside}
+
+
+def _contract_notes(
+    items: Sequence[GridChoice], two: list[int], mw: _Scores, opt: _Scores, bf: _Scores
+) -> list[str]:
+    """Where, per F at 2x2, opt differs from BF, MW beats BF, or BF refused (design §5)."""
     ran = [i for i in two if math.isfinite(bf.latency[i])]
     lat = {i: (mw.latency[i], opt.latency[i], bf.latency[i]) for i in ran}
     notes = []
@@ -187,74 +213,54 @@ def sweep_rate(
     ):
         if bad:
             notes.append(f"{label}: {' '.join(items[i].candidate.tensor for i in bad)}")
+    return notes
 
-    common = {"model": name, "rate_MBps": rate, "nfl_s": nfl_s, "lower_bound_s": bound}
-    common["edge_concurrency"] = compute.edge_concurrency
 
-    def row(solver: str, scores: _Scores, among: list[int], note: str = "") -> Row:
+@dataclass(frozen=True)
+class _Rows:
+    """Makes one model's rows at one rate.
+
+    Attributes:
+        common: the columns every row shares (model, rate, NFL, bound, edge concurrency).
+        items: the space's (F, grid) choices, which the scores index.
+    """
+
+    common: dict[str, Any]
+    items: Sequence[GridChoice]
+
+    def _row(self, solver: str, grid: str, F: str, predicted_s: float, **rest: Any) -> Row:
+        return Row(**self.common, solver=solver, grid=grid, F=F, predicted_s=predicted_s, **rest)
+
+    def nfl(self, label: str, seconds: float) -> Row:
+        """The best single cut's row."""
+        nfl_s = self.common["nfl_s"]
+        return self._row("nfl", "1x1", label, nfl_s, solve_s=seconds, note="single cut")
+
+    def best_of(self, solver: str, scores: _Scores, among: list[int], note: str = "") -> Row:
+        """The row of the best score among the indices `among`, or "no plan"."""
         index = _best(scores.latency, among)
         solve_s = scores.total_s(among)
         if index is None:
-            return Row(
-                **common,
-                solver=solver,
-                grid="-",
-                F="-",
-                predicted_s=math.nan,
-                solve_s=solve_s,
-                note=note or "no plan",
-            )
-        return Row(
-            **common,
-            solver=solver,
-            grid=grid_text(items[index].grid),
-            F=items[index].candidate.tensor,
-            predicted_s=scores.latency[index],
-            solve_s=solve_s,
-            note=note,
+            return self._row(solver, "-", "-", math.nan, solve_s=solve_s, note=note or "no plan")
+        item = self.items[index]
+        latency = scores.latency[index]
+        return self._row(
+            solver, grid_text(item.grid), item.candidate.tensor, latency, solve_s=solve_s, note=note
         )
 
-    rows = [
-        Row(
-            **common,
-            solver="nfl",
-            grid="1x1",
-            F=base.nfl.label,
-            predicted_s=nfl_s,
-            solve_s=nfl_time,
-            note="single cut",
-        ),
-        row("bf_2x2", bf, two, "; ".join(notes)),
-        row("mw_2x2", mw, two),
-        row("opt_2x2", opt, two),
-        row("mw_kxk", mw, kxk),
-    ]
-    if best_plan is None:
-        rows.append(
-            Row(
-                **common,
-                solver="opt_kxk",
-                grid="-",
-                F="-",
-                predicted_s=math.nan,
-                solve_s=best_solve,
-                note="no plan",
-            )
+    def search(self, plan: FusedPlan | None, solve_s: float) -> Row:
+        """opt_kxk: the search's best plan with fused layers, and what flcompile emits."""
+        if plan is None:
+            return self._row("opt_kxk", "-", "-", math.nan, solve_s=solve_s, note="no plan")
+        emits = "" if plan.predicted_s < self.common["nfl_s"] else "; flcompile would emit NFL"
+        return self._row(
+            "opt_kxk",
+            grid_text(plan.tiling.grid),
+            plan.candidate.tensor,
+            plan.predicted_s,
+            solve_s=solve_s,
+            note=f"found by {plan.solver}{emits}",
         )
-    else:
-        emits = "" if best_plan.predicted_s < nfl_s else "; flcompile would emit NFL"
-        rows.append(
-            Row(
-                **common,
-                solver="opt_kxk",
-                grid=grid_text(best_plan.tiling.grid),
-                F=best_plan.candidate.tensor,
-                predicted_s=best_plan.predicted_s,
-                solve_s=best_solve,
-                note=f"found by {best_plan.solver}{emits}",
-            )
-        )
-    return rows, {"tables and bounds": outside}
 
 
 def write_csv(path: Path, rows: Sequence[Row]) -> None:
@@ -297,6 +303,19 @@ def _mean_max(values: Sequence[float]) -> str:
     return f"{sum(values) / len(values):.3f} / {max(values):.3f}"
 
 
+QUALITY_COLUMNS = (
+    "model",
+    "rates",
+    "speedup opt(k×k) vs NFL",
+    "speedup MW(k×k) vs NFL",
+    "MW/BF 2×2 mean / max",
+    "opt/BF 2×2 mean / max",
+    "best/LB mean / max",
+    "FL beats NFL",
+    "BF refused / opt≠BF (rates)",
+)
+
+
 def summarize(
     rows: Sequence[Row],
     models: Sequence[str],
@@ -307,56 +326,16 @@ def summarize(
     quality = []
     times = []
     for name in models:
-        by = {}
+        by: dict[str, dict[float, Row]] = {}
         for r in rows:
             if r.model == name:
                 by.setdefault(r.solver, {})[r.rate_MBps] = r
+        quality.append(_quality_cells(name, by))
         rates = sorted(by["nfl"])
-
-        def values(solver: str, by=by, rates=rates) -> list[float]:
-            return [by[solver][x].predicted_s for x in rates]
-
-        def ratio(a: str, b: str) -> list[float]:
-            return [x / y for x, y in zip(values(a), values(b), strict=True)]
-
-        def mean(xs: Sequence[float]) -> float:
-            return sum(xs) / len(xs)
-
-        nfl, best = values("nfl"), values("opt_kxk")
-        lbs = [by["nfl"][x].lower_bound_s for x in rates]
-        emitted = [min(b, n) for b, n in zip(best, nfl, strict=True)]  # what flcompile emits
-        notes = [by["bf_2x2"][x].note for x in rates]
-        quality.append(
-            [
-                name,
-                str(len(rates)),
-                f"{mean(ratio('nfl', 'opt_kxk')):.3f}",
-                f"{mean(ratio('nfl', 'mw_kxk')):.3f}",
-                _mean_max(ratio("mw_2x2", "bf_2x2")),
-                _mean_max(ratio("opt_2x2", "bf_2x2")),
-                _mean_max([e / b for e, b in zip(emitted, lbs, strict=True)]),
-                f"{sum(b < n for b, n in zip(best, nfl, strict=True))}/{len(rates)}",
-                f"{sum('bf refused' in n for n in notes)}/{sum('opt != bf' in n for n in notes)}",
-            ]
-        )
         times.append(
             [name] + [f"{median(by[s][x].solve_s for x in rates) * 1e3:.1f}" for s in SOLVER_ROWS]
         )
-    q = format_table(
-        [
-            "model",
-            "rates",
-            "speedup opt(k×k) vs NFL",
-            "speedup MW(k×k) vs NFL",
-            "MW/BF 2×2 mean / max",
-            "opt/BF 2×2 mean / max",
-            "best/LB mean / max",
-            "FL beats NFL",
-            "BF refused / opt≠BF (rates)",
-        ],
-        quality,
-        markdown=True,
-    )
+    q = format_table(list(QUALITY_COLUMNS), quality, markdown=True)
     t = format_table(["model", *(f"{s} ms" for s in SOLVER_ROWS)], times, markdown=True)
     lines = [*header, "", q, "", "Median solve time per rate (all F and grids of the row):", "", t]
     lines += [
@@ -368,6 +347,36 @@ def summarize(
         f"{edge_label(compute)}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _quality_cells(name: str, by: dict[str, dict[float, Row]]) -> list[str]:
+    """One model's QUALITY_COLUMNS, from its rows by solver and rate."""
+    rates = sorted(by["nfl"])
+
+    def values(solver: str) -> list[float]:
+        return [by[solver][x].predicted_s for x in rates]
+
+    def ratio(a: str, b: str) -> list[float]:
+        return [x / y for x, y in zip(values(a), values(b), strict=True)]
+
+    def mean(xs: Sequence[float]) -> float:
+        return sum(xs) / len(xs)
+
+    nfl, best = values("nfl"), values("opt_kxk")
+    lbs = [by["nfl"][x].lower_bound_s for x in rates]
+    emitted = [min(b, n) for b, n in zip(best, nfl, strict=True)]  # what flcompile emits
+    notes = [by["bf_2x2"][x].note for x in rates]
+    return [
+        name,
+        str(len(rates)),
+        f"{mean(ratio('nfl', 'opt_kxk')):.3f}",
+        f"{mean(ratio('nfl', 'mw_kxk')):.3f}",
+        _mean_max(ratio("mw_2x2", "bf_2x2")),
+        _mean_max(ratio("opt_2x2", "bf_2x2")),
+        _mean_max([e / b for e, b in zip(emitted, lbs, strict=True)]),
+        f"{sum(b < n for b, n in zip(best, nfl, strict=True))}/{len(rates)}",
+        f"{sum('bf refused' in n for n in notes)}/{sum('opt != bf' in n for n in notes)}",
+    ]
 
 
 def build_parser() -> ToolParser:
@@ -410,48 +419,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         compute = compute_model(args.paper, args.edge_concurrency)
         out = check_writable(args.out)
-        rows: list[Row] = []
-        build_s: dict[str, float] = {}
-        refresh = {"tables and bounds": 0.0}
-        # 2x2 is always tiled (the 2x2 rows), whatever --max-grid is.
-        space_grid = (max(args.max_grid[0], 2), max(args.max_grid[1], 2))
-        bar = tqdm(
-            total=len(args.models) * len(args.rates), desc="sweep", unit="rate", disable=None
-        )
-        for name in args.models:
-            bar.set_postfix_str(f"{name}: analysing")
-            t0 = time.perf_counter()
-            analysis = load_analysis(name, args.width, args.size)
-            space = analysis.space(compute, SearchOptions(max_grid=space_grid))
-            build_s[name] = time.perf_counter() - t0
-            for rate in args.rates:
-                bar.set_postfix_str(f"{name} @ {rate:g} MB/s")
-                new, spent = sweep_rate(name, space, rate, args.max_grid)
-                rows.extend(new)
-                for k, v in spent.items():
-                    refresh[k] += v
-                bar.update()
-        bar.close()
+        swept = _sweep_models(args, compute)
+        rows = swept.rows
         title = (
             f"{'Table I (--paper)' if args.paper else 'Table I speeds'}, "
             f"{edge_label(compute)}, grids up to {grid_text(args.max_grid)}"
         )
         wall = time.perf_counter() - started
-        header = [
-            f"# Rate sweep: {', '.join(args.models)}",
-            "",
-            f"- **{edge_label(compute)}**"
-            + (" (--paper)" if args.paper else " (flcompile's default)"),
-            f"- costs: f_end {compute.device_flops:g} FLOP/s, f_es {compute.edge_flops:g} "
-            "FLOP/s (Table I), no overheads, no latency, result return ignored",
-            f"- rates: {len(args.rates)} from {min(args.rates):g} to {max(args.rates):g} MB/s; "
-            f"k×k grids up to {grid_text(args.max_grid)}",
-            f"- wall time: {wall:.1f} s (analysis + tiling once per model: "
-            + ", ".join(f"{m} {s:.1f} s" for m, s in build_s.items())
-            + f"; per rate, tables and lower bounds {refresh['tables and bounds']:.1f} s)",
-            f"- rerun: `python tools/sweep.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-        ]
-        summary = summarize(rows, args.models, compute, header)
+        rerun = " ".join(sys.argv[1:] if argv is None else argv)
+        summary = summarize(rows, args.models, compute, _header(args, compute, swept, wall, rerun))
 
         def write(folder: Path) -> None:
             write_csv(folder / "sweep.csv", rows)
@@ -464,6 +440,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     return run_main("sweep.py", body)
+
+
+@dataclass(frozen=True)
+class _Swept:
+    """Every model's rows, and where the time went.
+
+    Attributes:
+        rows: the rows of every model × rate × solver.
+        build_s: per model, seconds of analysis and tiling (once per model).
+        refresh: per rate, seconds outside the solvers, summed over every model and rate.
+    """
+
+    rows: list[Row]
+    build_s: dict[str, float]
+    refresh: dict[str, float]
+
+
+def _sweep_models(args: argparse.Namespace, compute: ComputeModel) -> _Swept:
+    """Build each model's space once and solve it at every rate."""
+    rows: list[Row] = []
+    build_s: dict[str, float] = {}
+    refresh = {"tables and bounds": 0.0}
+    # 2x2 is always tiled (the 2x2 rows), whatever --max-grid is.
+    space_grid = (max(args.max_grid[0], 2), max(args.max_grid[1], 2))
+    bar = tqdm(total=len(args.models) * len(args.rates), desc="sweep", unit="rate", disable=None)
+    for name in args.models:
+        bar.set_postfix_str(f"{name}: analysing")
+        t0 = time.perf_counter()
+        analysis = load_analysis(name, args.width, args.size)
+        space = analysis.space(compute, SearchOptions(max_grid=space_grid))
+        build_s[name] = time.perf_counter() - t0
+        for rate in args.rates:
+            bar.set_postfix_str(f"{name} @ {rate:g} MB/s")
+            new, spent = sweep_rate(name, space, rate, args.max_grid)
+            rows.extend(new)
+            for k, v in spent.items():
+                refresh[k] += v
+            bar.update()
+    bar.close()
+    return _Swept(rows, build_s, refresh)
+
+
+def _header(
+    args: argparse.Namespace, compute: ComputeModel, swept: _Swept, wall: float, rerun: str
+) -> list[str]:
+    """summary.md's first lines: the models, the edge model, costs, rates and wall time."""
+    return [
+        f"# Rate sweep: {', '.join(args.models)}",
+        "",
+        f"- **{edge_label(compute)}**" + (" (--paper)" if args.paper else " (flcompile's default)"),
+        f"- costs: f_end {compute.device_flops:g} FLOP/s, f_es {compute.edge_flops:g} "
+        "FLOP/s (Table I), no overheads, no latency, result return ignored",
+        f"- rates: {len(args.rates)} from {min(args.rates):g} to {max(args.rates):g} MB/s; "
+        f"k×k grids up to {grid_text(args.max_grid)}",
+        f"- wall time: {wall:.1f} s (analysis + tiling once per model: "
+        + ", ".join(f"{m} {s:.1f} s" for m, s in swept.build_s.items())
+        + f"; per rate, tables and lower bounds {swept.refresh['tables and bounds']:.1f} s)",
+        f"- rerun: `python tools/sweep.py {rerun}`",
+    ]
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class Plan(Protocol):
         """The timeline plot's title after the model name."""
 
     def plot_options(self) -> dict:
-        """`plot_timelines`' post_fuse_s, labels and plan_label for this plan."""
+        """`layout_timelines`' post_fuse_s, labels and plan_label for this plan."""
 
     def json_section(self) -> dict:
         """plan.json's solver, fused, paths, nfl_plan, post_fuse_edge_s and return_s."""

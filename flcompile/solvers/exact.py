@@ -217,77 +217,126 @@ def branch_and_bound(
         raise InternalError(f"exact search asked for {num_paths} > {MAX_EXACT_PATHS} paths")
     if any(len(ks) == 0 for ks in options):
         raise InternalError("exact search got a path without cut options")
-    best = incumbent
-    best_finish = makespan(table, incumbent.order, incumbent.cuts)
-
-    opt_path = np.concatenate([np.full(len(ks), p) for p, ks in enumerate(options)])
-    opt_cut = np.concatenate(options)
-    opt_dev = table.device_s[opt_path, opt_cut]
-    opt_link = table.link_s[opt_path, opt_cut]
-    opt_edge = table.edge_s[opt_path, opt_cut]
-    starts = np.cumsum([0] + [len(ks) for ks in options])
-    prev_same = _symmetry_masks(table, options)
-    bounds = _Bounds(table, options)
-    full = (1 << num_paths) - 1
-    widest = max(len(ks) for ks in options)
-
-    root = _Chunk(
-        initial_state(table, 1),
-        np.zeros(1, dtype=np.int64),
-        np.full(1, -np.inf),
-        np.zeros((1, 0), dtype=np.int64),
-    )
-    stack = [root]
-    nodes = 0
-    complete = True
-    while stack:
-        chunk = stack.pop()
-        live = np.flatnonzero(chunk.bound < best_finish)
-        if live.size == 0:
-            continue
-        if nodes >= node_limit:
-            log.debug("exact search stopped at its node limit (%d nodes)", nodes)
-            complete = False
-            break
-        mask = chunk.mask[live]
-        parents, chosen = [], []
-        for p in range(num_paths):
-            ok = ((mask >> p) & 1 == 0) & ((mask & prev_same[p]) == prev_same[p])
-            sel = live[ok]
-            if sel.size:
-                count = starts[p + 1] - starts[p]
-                parents.append(np.repeat(sel, count))
-                chosen.append(np.tile(np.arange(starts[p], starts[p + 1]), sel.size))
-        parent = np.concatenate(parents)
-        option = np.concatenate(chosen)
-        nodes += parent.size
-        state = advance(
-            table, chunk.state.take(parent), opt_dev[option], opt_link[option], opt_edge[option]
-        )
-        child_mask = chunk.mask[parent] | (np.int64(1) << opt_path[option])
-        leaves = chunk.taken.shape[1] + 1 == num_paths
-        lb = finish_of(table, state.fuse) if leaves else bounds(state, full ^ child_mask)
-        keep = np.flatnonzero(lb < best_finish)
-        if keep.size == 0:
-            continue
-        if leaves:  # a complete schedule's bound is its finish time
-            i = int(keep[np.argmin(lb[keep])])
-            best_finish = float(lb[i])
-            run = [*chunk.taken[parent[i]], option[i]]
-            cuts = [0] * num_paths
-            for o in run:
-                cuts[opt_path[o]] = int(opt_cut[o])
-            best = Schedule(tuple(int(opt_path[o]) for o in run), tuple(cuts))
-            continue
-        taken = np.concatenate([chunk.taken[parent[keep]], option[keep, None]], axis=1)
-        rank = np.argsort(lb[keep], kind="stable")  # most promising nodes first
-        order, taken = keep[rank], taken[rank]
-        # Cap the children one chunk expands into, which bounds the stack's memory.
-        size = max(64, CHUNK_CHILDREN // ((num_paths - taken.shape[1]) * widest))
-        for lo in range(((order.size - 1) // size) * size, -1, -size):
-            idx = order[lo : lo + size]
-            stack.append(_Chunk(state.take(idx), child_mask[idx], lb[idx], taken[lo : lo + size]))
+    search = _Search(table, options, incumbent)
+    complete = search.run(node_limit)
+    best, best_finish = search.best, search.best_finish
     finish = makespan(table, best.order, best.cuts)
     if finish != best_finish:
         raise InternalError(f"exact search scored {best_finish} but the simulator gives {finish}")
-    return ExactResult(best, best_finish, complete, nodes)
+    return ExactResult(best, best_finish, complete, search.nodes)
+
+
+class _Search:
+    """One branch-and-bound run: the options flattened to one id each, the incumbent and
+    how many nodes were generated."""
+
+    def __init__(self, table: CostTable, options: list[np.ndarray], incumbent: Schedule) -> None:
+        self.table = table
+        self.num_paths = table.num_paths
+        self.opt_path = np.concatenate([np.full(len(ks), p) for p, ks in enumerate(options)])
+        self.opt_cut = np.concatenate(options)
+        self.opt_dev = table.device_s[self.opt_path, self.opt_cut]
+        self.opt_link = table.link_s[self.opt_path, self.opt_cut]
+        self.opt_edge = table.edge_s[self.opt_path, self.opt_cut]
+        self.starts = np.cumsum([0] + [len(ks) for ks in options])
+        self.prev_same = _symmetry_masks(table, options)
+        self.bounds = _Bounds(table, options)
+        self.full = (1 << self.num_paths) - 1
+        self.widest = max(len(ks) for ks in options)
+        self.best = incumbent
+        self.best_finish = makespan(table, incumbent.order, incumbent.cuts)
+        self.nodes = 0
+
+    def run(self, node_limit: float) -> bool:
+        """Search depth first from the empty schedule; True when it completed."""
+        root = _Chunk(
+            initial_state(self.table, 1),
+            np.zeros(1, dtype=np.int64),
+            np.full(1, -np.inf),
+            np.zeros((1, 0), dtype=np.int64),
+        )
+        stack = [root]
+        while stack:
+            chunk = stack.pop()
+            live = np.flatnonzero(chunk.bound < self.best_finish)
+            if live.size == 0:
+                continue
+            if self.nodes >= node_limit:
+                log.debug("exact search stopped at its node limit (%d nodes)", self.nodes)
+                return False
+            stack.extend(self._expand(chunk, live))
+        return True
+
+    def _branch(self, chunk: _Chunk, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every child of the live nodes: its parent's index in `chunk` and its option id.
+
+        A path joins only after the lower-index paths with the same costs and options.
+        """
+        mask = chunk.mask[live]
+        parents, chosen = [], []
+        for p in range(self.num_paths):
+            prev = self.prev_same[p]
+            ok = ((mask >> p) & 1 == 0) & ((mask & prev) == prev)
+            sel = live[ok]
+            if sel.size:
+                lo, hi = self.starts[p], self.starts[p + 1]
+                parents.append(np.repeat(sel, hi - lo))
+                chosen.append(np.tile(np.arange(lo, hi), sel.size))
+        return np.concatenate(parents), np.concatenate(chosen)
+
+    def _expand(self, chunk: _Chunk, live: np.ndarray) -> list[_Chunk]:
+        """Score the children of the live nodes; the chunks to push, the best on top."""
+        parent, option = self._branch(chunk, live)
+        self.nodes += parent.size
+        state = advance(
+            self.table,
+            chunk.state.take(parent),
+            self.opt_dev[option],
+            self.opt_link[option],
+            self.opt_edge[option],
+        )
+        child_mask = chunk.mask[parent] | (np.int64(1) << self.opt_path[option])
+        leaves = chunk.taken.shape[1] + 1 == self.num_paths
+        if leaves:
+            lb = finish_of(self.table, state.fuse)
+        else:
+            lb = self.bounds(state, self.full ^ child_mask)
+        keep = np.flatnonzero(lb < self.best_finish)
+        if keep.size == 0:
+            return []
+        if leaves:  # a complete schedule's bound is its finish time
+            i = int(keep[np.argmin(lb[keep])])
+            self._record([*chunk.taken[parent[i]], option[i]], float(lb[i]))
+            return []
+        taken = np.concatenate([chunk.taken[parent[keep]], option[keep, None]], axis=1)
+        rank = np.argsort(lb[keep], kind="stable")  # most promising nodes first
+        return self._chunks(_Chunk(state, child_mask, lb, taken[rank]), keep[rank])
+
+    def _record(self, run: list, finish: float) -> None:
+        """Make the complete schedule of option ids `run` the incumbent."""
+        cuts = [0] * self.num_paths
+        for o in run:
+            cuts[self.opt_path[o]] = int(self.opt_cut[o])
+        self.best = Schedule(tuple(int(self.opt_path[o]) for o in run), tuple(cuts))
+        self.best_finish = finish
+
+    def _chunks(self, children: _Chunk, order: np.ndarray) -> list[_Chunk]:
+        """`children` in chunks, in push order, the first of `order` on top.
+
+        `order` indexes the children's state, mask and bound; `children.taken` is already
+        in that order. Capping the children one chunk expands into bounds the stack's memory.
+        """
+        depth = children.taken.shape[1]
+        size = max(64, CHUNK_CHILDREN // ((self.num_paths - depth) * self.widest))
+        chunks = []
+        for lo in range(((order.size - 1) // size) * size, -1, -size):
+            idx = order[lo : lo + size]
+            chunks.append(
+                _Chunk(
+                    children.state.take(idx),
+                    children.mask[idx],
+                    children.bound[idx],
+                    children.taken[lo : lo + size],
+                )
+            )
+        return chunks

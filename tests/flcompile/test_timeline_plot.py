@@ -45,9 +45,8 @@ def _has_color(pixels: np.ndarray, color) -> bool:
 def test_png_has_the_figure_size_and_every_fill(tmp_path):
     out = tmp_path / "timeline.png"
     timeline = _timeline(4, edge_s=2.5e-3)
-    plot_timelines(
-        out, timeline, nfl_segments=NFL, title="tiny, 1.8 MB/s", post_fuse_s=2e-3, labels={0: "a"}
-    )
+    layout = layout_timelines(timeline, NFL, post_fuse_s=2e-3, labels={0: "a"})
+    plot_timelines(out, layout, title="tiny, 1.8 MB/s")
     data = out.read_bytes()
     assert data.startswith(PNG_MAGIC)
     pixels = imread(out)
@@ -89,9 +88,9 @@ def test_drawn_labels_lie_inside_their_own_bars():
 
 def test_plot_without_nfl_many_paths(tmp_path):
     out = tmp_path / "timeline.png"
-    plot_timelines(out, _timeline(64), nfl_segments=None, title="8x8", post_fuse_s=2e-3)
+    plot_timelines(out, layout_timelines(_timeline(64), None, post_fuse_s=2e-3), title="8x8")
     with_nfl = tmp_path / "with_nfl.png"
-    plot_timelines(with_nfl, _timeline(64), nfl_segments=NFL, title="8x8", post_fuse_s=2e-3)
+    plot_timelines(with_nfl, layout_timelines(_timeline(64), NFL, post_fuse_s=2e-3), title="8x8")
     alone, both = imread(out), imread(with_nfl)
     for pixels in (alone, both):
         assert abs(pixels.shape[1] - FIG_WIDTH_IN * DPI) < 0.1 * FIG_WIDTH_IN * DPI
@@ -100,22 +99,12 @@ def test_plot_without_nfl_many_paths(tmp_path):
 
 def test_plot_rejects_unknown_lane(tmp_path):
     with pytest.raises(BadInputError, match="'cpu'"):
-        plot_timelines(
-            tmp_path / "t.png",
-            _timeline(1),
-            nfl_segments=[("cpu", 0.0, 1.0, "x")],
-            title="t",
-            post_fuse_s=0.0,
-        )
+        layout = layout_timelines(_timeline(1), [("cpu", 0.0, 1.0, "x")], post_fuse_s=0.0)
+        plot_timelines(tmp_path / "t.png", layout, title="t")
     assert not (tmp_path / "t.png").exists()
 
 
 def test_unwritable_path_is_a_user_error(tmp_path):
     with pytest.raises(BadInputError, match="cannot write the timeline plot"):
-        plot_timelines(
-            tmp_path / "missing" / "t.png",
-            _timeline(2),
-            nfl_segments=None,
-            title="t",
-            post_fuse_s=0.0,
-        )
+        layout = layout_timelines(_timeline(2), None, post_fuse_s=0.0)
+        plot_timelines(tmp_path / "missing" / "t.png", layout, title="t")

@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 
 from flcompile import timing
 from flcompile.errors import UsageError
-from flcompile.timing import default_threads, time_model, time_split
+from flcompile.timing import TimingOptions, default_threads, time_model, time_split
 from flcompile.verify import make_feeds
 
 
@@ -47,7 +47,7 @@ def edge_model() -> onnx.ModelProto:
 
 def test_time_model_reports_requested_runs():
     feeds = make_feeds(original_model())
-    result = time_model(original_model(), feeds, threads=1, runs=4, warmup=1)
+    result = time_model(original_model(), feeds, threads=1, options=TimingOptions(runs=4, warmup=1))
     assert result.runs == 4 and len(result.all_s) == 4
     assert result.threads == 1
     assert result.median_s > 0
@@ -60,7 +60,8 @@ def test_time_model_from_path(tmp_path, monkeypatch):
     monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
     path = tmp_path / "m.onnx"
     onnx.save_model(original_model(), path)
-    result = time_model(path, make_feeds(original_model()), threads=None, runs=3, warmup=1)
+    options = TimingOptions(runs=3, warmup=1)
+    result = time_model(path, make_feeds(original_model()), threads=None, options=options)
     assert result.threads is None
     assert result.runs == 3 and result.all_s == (0.5, 0.25, 1.0)
     assert result.median_s == 0.5
@@ -70,7 +71,11 @@ def test_time_model_from_path(tmp_path, monkeypatch):
 def test_time_split_measures_all_three():
     feeds = make_feeds(original_model())
     measured = time_split(
-        original_model(), device_model(), edge_model(), feeds, runs=3, warmup=1, edge_threads=2
+        original_model(),
+        device_model(),
+        edge_model(),
+        feeds,
+        options=TimingOptions(runs=3, warmup=1, edge_threads=2),
     )
     assert measured.device_s > 0 and measured.edge_s > 0 and measured.original_s > 0
     assert measured.original_edge_threads_s > 0
@@ -91,7 +96,8 @@ def test_time_split_measures_all_three():
 def split_times(**kwargs) -> timing.MeasuredTimes:
     """time_split of the Conv -> Relu split above."""
     original = original_model()
-    return time_split(original, device_model(), edge_model(), make_feeds(original), **kwargs)
+    options = TimingOptions(**kwargs)
+    return time_split(original, device_model(), edge_model(), make_feeds(original), options=options)
 
 
 # Fixed "timed runs" per model and thread count: (label, intra-op threads) -> seconds.
@@ -159,4 +165,4 @@ def test_default_threads_are_reported_as_a_number():
 
 def test_time_model_rejects_zero_runs():
     with pytest.raises(UsageError, match="--runs"):
-        time_model(original_model(), make_feeds(original_model()), runs=0)
+        time_model(original_model(), make_feeds(original_model()), options=TimingOptions(runs=0))

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 
 import flcompile.verify
 from flcompile.errors import BadInputError, VerificationError
-from flcompile.timing import time_split
+from flcompile.timing import TimingOptions, time_split
 from flcompile.verify import (
     FusedCheck,
     SessionCache,
@@ -424,7 +424,8 @@ def test_verification_and_timing_load_each_model_once(monkeypatch):
         assert verify_split(
             original, device, edge, feeds, options=VerifyOptions(**threads), sessions=sessions
         ).passed
-        time_split(original, device, edge, feeds, runs=1, warmup=0, sessions=sessions, **threads)
+        timing = TimingOptions(runs=1, warmup=0, **threads)
+        time_split(original, device, edge, feeds, options=timing, sessions=sessions)
     # Verification runs the original at the edge's threads; timing adds it at the device's.
     assert opened == [(original, 2), (device, 1), (edge, 2), (original, 1)]
 
