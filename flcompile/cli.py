@@ -53,13 +53,18 @@ exit codes: 0 ok, 2 bad usage or input, 3 verification failed,
 run the split for real (see each one's --help):
   flcompile serve OUT --port P          the edge, on Triton (extra: serve)
   flcompile run OUT --server HOST:PORT  the device, streaming to it (extra: device)
+  flcompile profile MODEL -o FILE       measure per-node costs on this machine
 
 example: flcompile model.onnx --rate 1.8 -o out/"""
 
 
 #: Subcommands, by the first argument: name -> the module whose main(argv) runs it. Any other
 #: first argument is the model of the compile command (a file named like a subcommand: ./serve).
-SUBCOMMANDS = {"serve": "flcompile.serve.cli", "run": "flcompile.device.cli"}
+SUBCOMMANDS = {
+    "serve": "flcompile.serve.cli",
+    "run": "flcompile.device.cli",
+    "profile": "flcompile.profile.cli",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

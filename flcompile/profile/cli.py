@@ -1,0 +1,88 @@
+"""`flcompile profile MODEL --threads N -o FILE`: measure per-node costs on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from flcompile.arg_types import count, grid
+from flcompile.command import OneLineParser, run_guarded
+
+DESCRIPTION = """\
+Measure what each node of MODEL, and of its tiled rewrites, costs on this
+machine with onnxruntime's profiler, fit seconds = a + b*FLOPs per op type,
+and write the laws as a JSON profile. Run it on the device and on the edge
+server; plan with: flcompile MODEL --device-profile D --edge-profile E.
+The profile's accuracy (each tiled grid predicted by the laws fitted on the
+others: median and worst relative error of the total node time) is printed
+and stored in it."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `flcompile profile`."""
+    p = OneLineParser(prog="flcompile profile", description=DESCRIPTION)
+    p.add_argument("model", help="an .onnx file or a zoo model name")
+    p.add_argument(
+        "-o", "--output", dest="out", default="device-profile.json", help="the profile to write"
+    )
+    p.add_argument("--threads", type=count(1), default=1, help="onnxruntime intra-op threads")
+    p.add_argument(
+        "--grids",
+        type=grid,
+        nargs="+",
+        default=[(1, 2), (2, 2), (3, 3)],
+        help="tiled grids measured besides the model itself (default: 1x2 2x2 3x3)",
+    )
+    p.add_argument("--runs", type=count(1), default=5, help="timed runs per model (default 5)")
+    p.add_argument("--debug", action="store_true", help="tracebacks on errors")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run `flcompile profile`; returns the exit code."""
+    argv = list(argv)
+    return run_guarded(
+        lambda: _profile(argv), debug="--debug" in argv, interrupted="interrupted; nothing written"
+    )
+
+
+def _profile(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from flcompile.compile import analyse
+    from flcompile.device.owned_files import check_writable, write_file
+    from flcompile.load import load_model
+    from flcompile.profile.accuracy import held_out_accuracy
+    from flcompile.profile.law import fit_laws
+    from flcompile.profile.profile_json import profile_dict
+    from flcompile.profile.variants import measure
+    from flcompile.verify import make_feeds
+
+    out = check_writable(args.out, "json", "-o")
+    loaded = load_model(args.model)
+    analysis = analyse(loaded)
+    feeds = make_feeds(loaded.model)
+    grids = ((1, 1), *dict.fromkeys(g for g in args.grids if g != (1, 1)))
+    variants = measure(analysis, feeds, args.threads, grids, args.runs)
+    laws = fit_laws(s for v in variants for s in v.samples)
+    accuracy = held_out_accuracy(variants)
+    profile = profile_dict(args.model, args.threads, laws, accuracy)
+    text = json.dumps(profile, indent=2) + "\n"
+    write_file(out, "json", "-o", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    print(_summary(out, variants, laws, accuracy))
+    return 0
+
+
+def _summary(out: Path, variants, laws, accuracy) -> str:
+    measured = ", ".join(f"{v.grid[0]}x{v.grid[1]}" for v in variants)
+    line = f"profile: {len(laws)} op laws from grids {measured}; wrote {out}"
+    if accuracy.median is None:
+        return line + "\nheld-out accuracy: no tiled grid measured"
+    per_grid = ", ".join(f"{g} {e:.1%}" for g, e in accuracy.errors.items())
+    return (
+        f"{line}\nheld-out accuracy (total node time): median {accuracy.median:.1%}, "
+        f"worst {accuracy.worst:.1%} ({per_grid})"
+    )

@@ -1,0 +1,101 @@
+"""Per-node kernel times from onnxruntime's own profiler (SessionOptions.enable_profiling).
+
+onnxruntime writes a Chrome trace; each node run is an event of category "Node" named
+`<node name>_kernel_time`, with its duration in microseconds and its op type in
+`args.op_name`. A warm-up run is discarded and each node's median over the timed runs kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from flcompile.errors import InternalError
+
+KERNEL_SUFFIX = "_kernel_time"
+
+
+@dataclass(frozen=True)
+class NodeTime:
+    """One node's measured kernel time.
+
+    Attributes:
+        name: the node's name in the model.
+        op_type: its op type, as onnxruntime reports it.
+        seconds: the median kernel time over the timed runs.
+    """
+
+    name: str
+    op_type: str
+    seconds: float
+
+
+def parse_trace(events: Iterable[Mapping], warmup: int = 1) -> dict[str, NodeTime]:
+    """Each node's median kernel time in a parsed onnxruntime profile.
+
+    Args:
+        events: the trace's events (the JSON list onnxruntime writes).
+        warmup: how many of each node's first runs to discard.
+
+    Returns:
+        Node name -> its time; nodes without a timed run are left out.
+    """
+    runs: dict[str, list[float]] = defaultdict(list)
+    ops: dict[str, str] = {}
+    for event in events:
+        name = event.get("name", "")
+        if event.get("cat") != "Node" or not name.endswith(KERNEL_SUFFIX):
+            continue
+        node = name[: -len(KERNEL_SUFFIX)]
+        runs[node].append(float(event["dur"]) * 1e-6)
+        ops[node] = event.get("args", {}).get("op_name", "")
+    return {
+        node: NodeTime(node, ops[node], statistics.median(times[warmup:]))
+        for node, times in runs.items()
+        if len(times) > warmup
+    }
+
+
+def profile_model(
+    model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], threads: int, runs: int = 5
+) -> dict[str, NodeTime]:
+    """Run `model` under onnxruntime's profiler and return each node's median kernel time.
+
+    Args:
+        model: the model (node names must be unique, as flcompile's are).
+        feeds: its inputs.
+        threads: onnxruntime's intra-op threads (inter-op 1).
+        runs: timed runs, after one warm-up run.
+
+    Returns:
+        Node name -> its time.
+
+    Raises:
+        InternalError: onnxruntime wrote no profile.
+    """
+    with tempfile.TemporaryDirectory(prefix="flcompile-profile-") as tmp:
+        options = ort.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(tmp, "trace")
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        for _ in range(runs + 1):
+            session.run(None, dict(feeds))
+        path = session.end_profiling()
+        if not path or not os.path.exists(path):
+            raise InternalError("onnxruntime wrote no profile")
+        with open(path, encoding="utf-8") as f:
+            return parse_trace(json.load(f))
