@@ -1,0 +1,119 @@
+"""flcompile profile: trace parsing, the least-squares law, the profile file and its safety."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from flcompile.cli import main
+from flcompile.profile.law import Sample, fit_law, fit_laws, predict_s
+from flcompile.profile.profile_json import SCHEMA, read_laws
+from flcompile.profile.trace import parse_trace, profile_model
+from flcompile.verify import make_feeds
+from tests.flcompile.tiny_models import conv_relu_model
+
+
+def test_profile_model_reads_each_node_from_a_real_onnxruntime_trace():
+    model = conv_relu_model()
+    times = profile_model(model, make_feeds(model), threads=1, runs=2)
+    assert set(times) == {"conv", "relu", "gap"}
+    assert times["conv"].op_type == "Conv"
+    assert times["gap"].op_type == "GlobalAveragePool"
+    assert all(t.seconds > 0 for t in times.values())
+
+
+def test_parse_trace_drops_warmup_and_takes_the_median():
+    def kernel(name, dur):
+        return {
+            "cat": "Node",
+            "name": f"{name}_kernel_time",
+            "dur": dur,
+            "args": {"op_name": "Relu"},
+        }
+
+    events = [
+        kernel("r", 1000),  # warm-up, dropped
+        kernel("r", 10),
+        {"cat": "Node", "name": "r_fence_before", "dur": 99},
+        kernel("r", 30),
+        kernel("r", 20),
+        {"cat": "Session", "name": "model_run", "dur": 5000},
+        kernel("once", 7),  # only a warm-up run: left out
+    ]
+    times = parse_trace(events)
+    assert set(times) == {"r"}
+    assert times["r"].seconds == pytest.approx(20e-6)
+    assert times["r"].op_type == "Relu"
+
+
+def test_fit_law_recovers_a_known_synthetic_law():
+    rng = np.random.default_rng(0)
+    flops = rng.uniform(1e6, 1e9, 40)
+    seconds = 2e-5 + 3e-11 * flops
+    noisy = seconds + rng.normal(0, 1e-6, flops.shape)
+    law = fit_law(flops, noisy)
+    assert law.b_s_per_flop == pytest.approx(3e-11, rel=0.02)
+    assert law.a_s == pytest.approx(2e-5, abs=5e-6)
+    assert law.n == 40
+
+
+def test_fit_law_never_predicts_negative_time():
+    assert fit_law([1.0, 2.0], [5.0, 1.0]).b_s_per_flop == 0.0  # falling: a constant
+    law = fit_law([1e6, 2e6], [0.0, 2e-3])  # would have a negative intercept
+    assert law.a_s == 0.0 and law.b_s_per_flop > 0
+    assert fit_law([3.0], [4.0]).seconds(100.0) == 4.0
+
+
+def test_laws_are_per_op_type_and_predict_the_sum():
+    samples = [Sample("Conv", f, 1e-9 * f) for f in (1e6, 2e6, 4e6)]
+    samples += [Sample("Relu", f, 1e-5) for f in (1e3, 5e3)]
+    laws = fit_laws(samples)
+    assert set(laws) == {"Conv", "Relu"}
+    held = [Sample("Conv", 8e6, 0.0), Sample("Relu", 2e3, 0.0), Sample("Gemm", 1e9, 0.0)]
+    assert predict_s(laws, held) == pytest.approx(8e-3 + 1e-5)
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("profile")
+    model = folder / "m.onnx"
+    onnx.save(conv_relu_model(), model)
+    out = folder / "p.json"
+    rc = main(["profile", str(model), "-o", str(out), "--grids", "1x2", "--runs", "1"])
+    return rc, model, out
+
+
+def test_profile_writes_a_versioned_profile(profiled, capsys):
+    rc, _, out = profiled
+    assert rc == 0
+    data = json.loads(out.read_text())
+    assert data["schema"] == SCHEMA and data["kind"] == "profile"
+    assert data["threads"] == 1 and "machine" in data
+    assert {"Conv", "Relu", "GlobalAveragePool"} <= set(data["laws"])
+    for law in data["laws"].values():
+        assert set(law) == {"a_s", "b_s_per_flop", "n"} and law["n"] >= 1
+    assert {"median_rel_error", "worst_rel_error", "per_grid"} <= set(data["accuracy"])
+    assert set(data["accuracy"]["per_grid"]) == {"1x2"}  # the tiled grid, held out
+    laws, _ = read_laws(out)
+    assert laws["Conv"].n == data["laws"]["Conv"]["n"]
+
+
+def test_profile_replaces_its_own_file_but_never_a_users(profiled, tmp_path, capsys):
+    _, model, out = profiled
+    assert main(["profile", str(model), "-o", str(out), "--grids", "1x1", "--runs", "1"]) == 0
+    user = tmp_path / "mine.json"
+    user.write_text('{"mine": 1}\n')
+    assert main(["profile", str(model), "-o", str(user), "--runs", "1"]) == 2
+    assert user.read_text() == '{"mine": 1}\n'
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not written by flcompile" in err
+
+
+def test_read_laws_refuses_a_file_that_is_not_a_profile(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"schema": 1, "kind": "plan"}')
+    with pytest.raises(Exception, match="not a schema-1 flcompile profile"):
+        read_laws(path)
