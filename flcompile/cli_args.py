@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from flcompile.arg_types import count, grid, non_negative, positive
 from flcompile.costs import PAPER_DEVICE_FLOPS, PAPER_EDGE_FLOPS, LinkModel, Shannon, compute_model
+from flcompile.costs.profiled import profiled
 from flcompile.errors import UsageError
 from flcompile.load import parse_input_shapes
 from flcompile.search import SOLVER_CHOICES, SearchOptions
@@ -170,6 +171,14 @@ class ComputeArgs:
                 metavar="S",
                 help=f"fixed {'device' if side == 'dev' else side} seconds per node (default 0)",
             )
+        for side in ("device", "edge"):
+            c.add_argument(
+                f"--{side}-profile",
+                dest=f"{side}_profile",
+                metavar="FILE",
+                help=f"the {side}'s measured costs (flcompile profile), instead of its "
+                f"--{side}-flops and overhead",
+            )
 
     def parse(self, args: argparse.Namespace) -> dict[str, Any]:
         """compute (it reads the link group's --paper too, for the edge's default)."""
@@ -181,7 +190,14 @@ class ComputeArgs:
             overhead_dev_s=args.overhead_dev,
             overhead_edge_s=args.overhead_edge,
         )
-        return {"compute": compute}
+        for side, overhead in (("device", "dev"), ("edge", "edge")):
+            given = getattr(args, f"{side}_flops") or getattr(args, f"overhead_{overhead}")
+            if getattr(args, f"{side}_profile") and given:
+                raise UsageError(
+                    f"--{side}-profile measures the {side}'s speed and overhead",
+                    hint=f"drop --{side}-flops and --overhead-{overhead}",
+                )
+        return {"compute": profiled(compute, args.device_profile, args.edge_profile)}
 
 
 class SearchArgs:

@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 
 from flcompile.costs import BYTES_PER_MB, ComputeModel, LinkModel
+from flcompile.costs.profiled import ProfiledComputeModel
 from flcompile.costs.table import CostTable
 from flcompile.load import LoadedModel
 from flcompile.schedule import PathTimes, Schedule, Timeline
@@ -133,6 +134,7 @@ def _cost_section(compute: ComputeModel) -> dict:
         "overhead_dev_s": compute.overhead_dev_s,
         "overhead_edge_s": compute.overhead_edge_s,
         "edge_concurrency": compute.edge_concurrency,
+        **({"profiles": compute.profiles} if isinstance(compute, ProfiledComputeModel) else {}),
     }
 
 

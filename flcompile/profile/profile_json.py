@@ -18,6 +18,8 @@ from flcompile.profile.law import CostLaw
 
 SCHEMA = 1
 KIND = "profile"
+#: The key `read_laws` gives the overall law under (no op type is spelled so).
+OVERALL = "*"
 
 
 def machine() -> dict:
@@ -31,13 +33,16 @@ def machine() -> dict:
     }
 
 
-def profile_dict(model: str, threads: int, laws: Mapping[str, CostLaw], accuracy: Accuracy) -> dict:
+def profile_dict(
+    model: str, threads: int, laws: Mapping[str, CostLaw], overall: CostLaw, accuracy: Accuracy
+) -> dict:
     """The profile's content.
 
     Args:
         model: the model it was measured on.
         threads: onnxruntime's intra-op threads.
         laws: op type -> law.
+        overall: one law fitted over every node (what planning uses).
         accuracy: the held-out accuracy.
 
     Returns:
@@ -52,8 +57,13 @@ def profile_dict(model: str, threads: int, laws: Mapping[str, CostLaw], accuracy
         "threads": threads,
         "machine": machine(),
         "laws": {op: law.to_json() for op, law in laws.items()},
+        "overall": overall.to_json(),
         "accuracy": accuracy.to_json(),
     }
+
+
+def _law(value: object) -> CostLaw:
+    return CostLaw(float(value["a_s"]), float(value["b_s_per_flop"]), int(value["n"]))
 
 
 def read_laws(path: str | Path) -> tuple[dict[str, CostLaw], dict]:
@@ -76,10 +86,13 @@ def read_laws(path: str | Path) -> tuple[dict[str, CostLaw], dict]:
     if not isinstance(data, dict) or data.get("kind") != KIND or data.get("schema") != SCHEMA:
         raise BadInputError(f"{path}: not a schema-{SCHEMA} flcompile profile", hint=hint)
     try:
-        laws = {
-            op: CostLaw(float(v["a_s"]), float(v["b_s_per_flop"]), int(v["n"]))
-            for op, v in data["laws"].items()
-        }
+        laws = {op: _law(v) for op, v in data["laws"].items()}
+        laws[OVERALL] = _law(data["overall"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BadInputError(f"{path}: malformed laws ({e})", hint=hint) from e
     return laws, data
+
+
+def read_overall(path: str | Path) -> CostLaw:
+    """The overall law of a profile file (see `read_laws` for the errors)."""
+    return read_laws(path)[0][OVERALL]
