@@ -28,7 +28,7 @@ def main() -> None:
     p = ToolParser(description=__doc__.splitlines()[0])
     add_models_arg(p, ["alexnet", "squeezenet", "resnet18"])
     p.add_argument("--threads", type=count(1), default=1)
-    p.add_argument("--runs", type=count(1), default=5)
+    p.add_argument("--runs", type=count(1), default=7)
     p.add_argument("--grids", type=grid, nargs="+", default=[(1, 2), (2, 2), (3, 3)])
     args = p.parse_args()
     errors = []

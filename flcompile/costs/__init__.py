@@ -4,7 +4,8 @@ Read it from the bottom up:
 
 - `flops`: what a node computes, in FLOPs and bytes (one counting rule for everything);
 - `node_cost`: what a node costs in seconds on the device and the edge (`ComputeModel`,
-  the analytic model; a profiled model plugs in beside it), and the edge model in words;
+  the analytic model), and the edge model in words;
+- `profiled`: the same from a measured profile (`ProfiledComputeModel`);
 - `link`: what a message costs (`LinkModel`, `Shannon`);
 - `untiled`: the untiled model's per-node FLOPs, its single cuts and the baselines
   (local-only, full offload, NFL);

@@ -1,8 +1,8 @@
 """What a node costs in seconds: the analytic compute model of docs/design.md §4.
 
 A node run on the device takes overhead + FLOPs / f_end, on the edge overhead + FLOPs / f_es,
-with FLOPs counted by `flcompile.costs.flops`. `ComputeModel` is that analytic model; a
-profiled model (measured seconds per node) is the one thing that would sit beside it here.
+with FLOPs counted by `flcompile.costs.flops`. `ComputeModel` is that analytic model; the
+measured one, `flcompile.costs.profiled.ProfiledComputeModel`, has the same shape.
 The edge model (how many paths the edge runs at once) is part of it, and
 `edge_model_words` is how every report names it.
 """

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[(1, 2), (2, 2), (3, 3)],
         help="tiled grids measured besides the model itself (default: 1x2 2x2 3x3)",
     )
-    p.add_argument("--runs", type=count(1), default=5, help="timed runs per model (default 5)")
+    p.add_argument("--runs", type=count(1), default=7, help="timed runs per model (default 7)")
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
     return p
 
