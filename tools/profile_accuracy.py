@@ -31,8 +31,8 @@ def main() -> None:
     p.add_argument("--runs", type=count(1), default=7)
     p.add_argument("--grids", type=grid, nargs="+", default=[(1, 2), (2, 2), (3, 3)])
     args = p.parse_args()
-    errors = []
-    print(f"{'model':12s} {'grid':>5s} {'rel. error':>10s}")
+    errors, overall = [], []
+    print(f"{'model':12s} {'grid':>5s} {'per-op law':>10s} {'overall law':>11s}")
     for name in args.models:
         loaded = load_model(name)
         variants = measure(
@@ -42,12 +42,15 @@ def main() -> None:
             ((1, 1), *args.grids),
             args.runs,
         )
-        for g, error in held_out_accuracy(variants).errors.items():
+        accuracy = held_out_accuracy(variants)
+        for g, error in accuracy.errors.items():
             errors.append(error)
-            print(f"{name:12s} {g:>5s} {error:10.1%}")
+            overall.append(accuracy.overall_errors[g])
+            print(f"{name:12s} {g:>5s} {error:10.1%} {overall[-1]:11.1%}")
     if errors:
-        median, worst = statistics.median(errors), max(errors)
-        print(f"median {median:.1%}, worst {worst:.1%} ({len(errors)} held out)")
+        for label, values in (("per-op laws", errors), ("overall law", overall)):
+            median, worst = statistics.median(values), max(values)
+            print(f"{label}: median {median:.1%}, worst {worst:.1%} ({len(values)} held out)")
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def _summary(out: Path, variants, laws, accuracy) -> str:
     if accuracy.median is None:
         return line + "\nheld-out accuracy: no tiled grid measured"
     per_grid = ", ".join(f"{g} {e:.1%}" for g, e in accuracy.errors.items())
+    overall = ", ".join(f"{g} {e:.1%}" for g, e in accuracy.overall_errors.items())
     return (
         f"{line}\nheld-out accuracy (total node time): median {accuracy.median:.1%}, "
-        f"worst {accuracy.worst:.1%} ({per_grid})"
+        f"worst {accuracy.worst:.1%} ({per_grid}); one overall law, as planned with: {overall}"
     )

@@ -9,9 +9,11 @@ import onnx
 import pytest
 
 from flcompile.cli import main
+from flcompile.profile.accuracy import held_out_accuracy
 from flcompile.profile.law import Sample, fit_law, fit_laws, predict_s
 from flcompile.profile.profile_json import SCHEMA, read_laws
 from flcompile.profile.trace import parse_trace, profile_model
+from flcompile.profile.variants import Variant
 from flcompile.verify import make_feeds
 from tests.flcompile.tiny_models import conv_relu_model
 
@@ -97,6 +99,7 @@ def test_profile_writes_a_versioned_profile(profiled, capsys):
         assert set(law) == {"a_s", "b_s_per_flop", "n"} and law["n"] >= 1
     assert {"median_rel_error", "worst_rel_error", "per_grid"} <= set(data["accuracy"])
     assert set(data["accuracy"]["per_grid"]) == {"1x2"}  # the tiled grid, held out
+    assert set(data["accuracy"]["overall_law_per_grid"]) == {"1x2"}
     laws, _ = read_laws(out)
     assert laws["Conv"].n == data["laws"]["Conv"]["n"]
 
@@ -117,3 +120,16 @@ def test_read_laws_refuses_a_file_that_is_not_a_profile(tmp_path):
     path.write_text('{"schema": 1, "kind": "plan"}')
     with pytest.raises(Exception, match="not a schema-1 flcompile profile"):
         read_laws(path)
+
+
+def test_held_out_accuracy_is_exact_for_nodes_that_follow_the_laws():
+    def variant(grid, scale):
+        conv = [Sample("Conv", f * scale, 1e-5 + 1e-10 * f * scale) for f in (1e6, 3e6)]
+        relu = [Sample("Relu", f * scale, 2e-6 + 1e-9 * f * scale) for f in (1e4, 2e4)]
+        return Variant(grid, tuple(conv + relu))
+
+    variants = [variant((1, 1), 1.0), variant((1, 2), 0.5), variant((2, 2), 0.25)]
+    accuracy = held_out_accuracy(variants)
+    assert set(accuracy.errors) == {"1x2", "2x2"}  # the untiled model is never held out
+    assert accuracy.worst == pytest.approx(0.0, abs=1e-9)
+    assert accuracy.worst < max(accuracy.overall_errors.values())  # one law fits less well
