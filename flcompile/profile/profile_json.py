@@ -8,13 +8,16 @@ import json
 import platform
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import onnxruntime as ort
 
 from flcompile import __version__
 from flcompile.errors import BadInputError
-from flcompile.profile.accuracy import Accuracy
 from flcompile.profile.law import CostLaw
+
+if TYPE_CHECKING:
+    from flcompile.profile.accuracy import Accuracy
 
 SCHEMA = 1
 KIND = "profile"
