@@ -185,30 +185,32 @@ def namespaces() -> list[str]:
     return [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
 
 
+def confinement(ns: str | None, group: CpuGroup | None) -> list[str]:
+    """The command prefix that puts a process in the cgroup, then in the namespace.
+
+    The process joins the cgroup itself (a shell writes its pid, then execs), so it is
+    throttled from its first instruction; that comes first because `ip netns exec`
+    remounts /sys, hiding the cgroups.
+    """
+    prefix = [] if group is None else ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group.procs)]
+    return prefix + ([] if ns is None else ["ip", "netns", "exec", ns])
+
+
 def device_command(
     out: Path,
     address: str,
     *,
     frames: int,
     report: Path,
-    ns: str | None = None,
-    group: CpuGroup | None = None,
+    prefix: Sequence[str] = (),
     link_rate: float | None = None,
 ) -> list[str]:
-    """`flcompile run`, inside the namespace and the cgroup when given.
-
-    The process joins the cgroup itself (a shell writes its pid, then execs), so it is
-    throttled from its first instruction.
-    """
+    """`flcompile run` against `address`, under `prefix` (see `confinement`)."""
     run = [sys.executable, "-m", "flcompile", "run", str(out), "--server", address]
     run += ["--frames", str(frames), "--report", str(report)]
     if link_rate is not None:
         run += ["--link-rate", f"{link_rate:g}"]
-    if ns is not None:
-        run = ["ip", "netns", "exec", ns, *run]
-    if group is not None:  # outermost: `ip netns exec` remounts /sys, hiding the cgroups
-        run = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(group.procs), *run]
-    return run
+    return [*prefix, *run]
 
 
 @contextlib.contextmanager
@@ -244,7 +246,7 @@ def _run_device(argv: list[str], timeout_s: float) -> tuple[int, str]:
 
 def link_times(report: dict, rate_MBps: float) -> list[dict]:
     """Per path of every answered frame: its bytes, the time it took to reach the edge's
-    handler (from when it was handed to gRPC, or when the previous path arrived if later),
+    handler (from when the sender took it, or when the previous path arrived if later),
     and bytes / rate."""
     rows = []
     for frame in report["frames"]:
@@ -253,10 +255,10 @@ def link_times(report: dict, rate_MBps: float) -> list[dict]:
         sends = {e["path"]: e for e in frame["events"] if e["kind"] == "send"}
         edges = {e["path"]: e for e in frame["events"] if e["kind"] == "edge"}
         previous = None
-        for path, send in sorted(sends.items(), key=lambda kv: kv[1]["handed"]):
+        for path, send in sorted(sends.items(), key=lambda kv: kv[1]["start"]):
             if path not in edges:
                 continue
-            begin = send["handed"] if previous is None else max(send["handed"], previous)
+            begin = send["start"] if previous is None else max(send["start"], previous)
             arrived = edges[path]["received"]
             rows.append(
                 {
@@ -269,6 +271,40 @@ def link_times(report: dict, rate_MBps: float) -> list[dict]:
             )
             previous = arrived
     return rows
+
+
+def fallback_line(reason: str, link: Link) -> str:
+    """The one line that says the kernel cannot be used here, and what is done instead."""
+    return (
+        f"testbed: {reason}: no namespace, tc or cgroup here; falling back to application "
+        f"pacing (flcompile run --link-rate {link.rate_MBps:g}), device unthrottled"
+    )
+
+
+def _kernel_side(stack: contextlib.ExitStack, link: Link, slowdown: float) -> tuple[str, CpuGroup]:
+    """Make the shaped namespace and the cgroup, removed when `stack` closes."""
+    ns = namespace_name()
+    stack.callback(remove_namespace, ns)
+    for argv in namespace_setup(ns, link):
+        _run_checked(argv)
+    group = make_cpu_group(ns, slowdown)
+    stack.callback(remove_cpu_group, group)
+    return ns, group
+
+
+def _summarise(report: dict, plan: dict, link: Link) -> dict:
+    rows = link_times(report, link.rate_MBps)
+    prediction = predicted(plan, link.rate_MBps)[0].finish
+    ratios = [r["measured_s"] / r["expected_s"] for r in rows]
+    return {
+        "rate_MBps": link.rate_MBps,
+        "delay_ms": link.delay_ms,
+        "median_latency_s": report["median_latency_s"],
+        "predicted_s": prediction,
+        "ratio": report["median_latency_s"] / prediction,
+        "link_ratio_median": statistics.median(ratios) if ratios else None,
+        "link": rows,
+    }
 
 
 def testbed(
@@ -301,52 +337,30 @@ def testbed(
     report_path = result_dir / REPORT
     reason = not_permitted()
     if reason is not None:
-        print(
-            f"testbed: {reason}: no namespace, tc or cgroup here; falling back to application "
-            f"pacing (flcompile run --link-rate {link.rate_MBps:g}), device unthrottled"
-        )
+        print(fallback_line(reason, link))
     with terminated_as_interrupt(), contextlib.ExitStack() as stack:
-        ns = group = None
-        prefix: list[str] = []
-        if reason is None:
-            ns = namespace_name()
-            stack.callback(remove_namespace, ns)
-            for argv in namespace_setup(ns, link):
-                _run_checked(argv)
-            group = make_cpu_group(ns, slowdown)
-            stack.callback(remove_cpu_group, group)
-            prefix = ["ip", "netns", "exec", ns]
-        server = launcher.start([out], host=HOST, port=launcher.free_port(HOST), prefix=prefix)
+        ns, group = _kernel_side(stack, link, slowdown) if reason is None else (None, None)
+        port = launcher.free_port(HOST)  # the namespace's loopback is empty: any port is free
+        server = launcher.start([out], host=HOST, port=port, prefix=confinement(ns, None))
         stack.callback(server.stop)
+        pacing = link.rate_MBps if reason is not None else None
         argv = device_command(
             out,
             server.address,
             frames=frames,
             report=report_path,
-            ns=ns,
-            group=group,
-            link_rate=link.rate_MBps if reason is not None else None,
+            prefix=confinement(ns, group),
+            link_rate=pacing,
         )
         code, text = _run_device(argv, timeout_s)
         if code != 0:
             raise BadInputError(f"flcompile run exited {code}: {text.strip()[-500:]}")
-    report = json.loads(report_path.read_text())
-    rows = link_times(report, link.rate_MBps)
-    prediction = predicted(index.plan, link.rate_MBps)[0].finish
     summary = {
         "out": str(out),
         "mode": "kernel" if reason is None else f"application pacing ({reason})",
-        "rate_MBps": link.rate_MBps,
-        "delay_ms": link.delay_ms,
         "slowdown": slowdown if reason is None else 1.0,
         "frames": frames,
-        "median_latency_s": report["median_latency_s"],
-        "predicted_s": prediction,
-        "ratio": report["median_latency_s"] / prediction,
-        "link_ratio_median": statistics.median(r["measured_s"] / r["expected_s"] for r in rows)
-        if rows
-        else None,
-        "link": rows,
+        **_summarise(json.loads(report_path.read_text()), index.plan, link),
         "leftover_processes": [p.pid for p in server.leftovers],
     }
     (result_dir / "testbed.json").write_text(json.dumps(summary, indent=1) + "\n")

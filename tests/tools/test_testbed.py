@@ -3,6 +3,7 @@ loopback (skipped where namespaces, tc or cgroups are not permitted)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -93,8 +94,9 @@ def test_no_cpu_controller_is_reported(monkeypatch, tmp_path) -> None:
 
 def test_the_device_joins_the_cgroup_before_entering_the_namespace(tmp_path) -> None:
     group = testbed.CpuGroup(tmp_path / "g", 1)
+    prefix = testbed.confinement("ns1", group)
     argv = testbed.device_command(
-        Path("p.flc"), "127.0.0.1:9", frames=3, report=Path("r.json"), ns="ns1", group=group
+        Path("p.flc"), "127.0.0.1:9", frames=3, report=Path("r.json"), prefix=prefix
     )
     # `ip netns exec` remounts /sys, so the cgroup is joined first, by the process itself.
     assert argv[:2] == ["sh", "-c"] and argv[3] == str(tmp_path / "g" / "cgroup.procs")
@@ -109,6 +111,8 @@ def test_the_fallback_paces_in_the_application() -> None:
         Path("p.flc"), "127.0.0.1:9", frames=1, report=Path("r.json"), link_rate=1.8
     )
     assert argv[0] == sys.executable and argv[argv.index("--link-rate") + 1] == "1.8"
+    assert testbed.confinement(None, None) == []
+    assert testbed.confinement("ns1", None) == ["ip", "netns", "exec", "ns1"]
 
 
 def test_sigterm_becomes_an_interrupt_and_the_handler_is_restored() -> None:
@@ -121,8 +125,8 @@ def test_sigterm_becomes_an_interrupt_and_the_handler_is_restored() -> None:
 
 def test_link_times_start_each_path_when_the_previous_one_arrived() -> None:
     events = [
-        {"kind": "send", "path": 0, "handed": 0.0, "bytes": 200_000},
-        {"kind": "send", "path": 1, "handed": 0.05, "bytes": 100_000},
+        {"kind": "send", "path": 0, "start": 0.0, "bytes": 200_000},
+        {"kind": "send", "path": 1, "start": 0.05, "bytes": 100_000},
         {"kind": "edge", "path": 0, "received": 0.11},
         {"kind": "edge", "path": 1, "received": 0.16},
     ]
@@ -157,16 +161,35 @@ def _ours() -> tuple[set[str], set[str]]:
 
 
 @pytest.fixture(scope="module")
-def small_plan(tmp_path_factory) -> Path:
+def any_small_plan(tmp_path_factory) -> Path:
     pytest.importorskip("pytriton", reason="the serve extra is not installed")
     pytest.importorskip("tritonclient.grpc", reason="the device extra is not installed")
-    _kernel_or_skip()
     tmp = tmp_path_factory.mktemp("testbed")
     onnx.save(models.build("squeezenet", width=0.25, size=96), str(tmp / "sq.onnx"))
     out = tmp / "sq.flc"
     argv = [str(tmp / "sq.onnx"), "--rate", str(PLAN_RATE), "--grid", "2x2", "--emit-stages"]
     assert cli.main([*argv, "--runs", "0", "-q", "-o", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def small_plan(any_small_plan) -> Path:
+    _kernel_or_skip()
+    return any_small_plan
+
+
+def test_without_the_kernel_it_says_so_and_paces_in_the_application(
+    any_small_plan, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr(testbed, "not_permitted", lambda: "not root")
+    link = testbed.Link(SMALL_RATE)
+    summary = testbed.testbed(any_small_plan, tmp_path / "res", link, frames=2)
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("testbed:")]
+    assert line == testbed.fallback_line("not root", link) and "--link-rate 0.2" in line
+    assert summary["mode"] == "application pacing (not root)" and summary["slowdown"] == 1.0
+    report = json.loads((tmp_path / "res" / "run.json").read_text())
+    assert report["link_rate_MBps"] == SMALL_RATE  # the token bucket paced the sends
+    assert 0.8 < summary["link_ratio_median"] < 1.5
 
 
 def test_a_real_run_takes_the_tc_rate_and_leaves_nothing_behind(small_plan, tmp_path) -> None:
