@@ -238,6 +238,8 @@ def _run_device(argv: list[str], timeout_s: float) -> tuple[int, str]:
     try:
         text, _ = device.communicate(timeout=timeout_s)
         return device.returncode, text
+    except subprocess.TimeoutExpired:
+        raise BadInputError(f"flcompile run did not finish within {timeout_s:g} s") from None
     finally:
         if device.poll() is None:
             device.kill()
@@ -281,14 +283,20 @@ def fallback_line(reason: str, link: Link) -> str:
     )
 
 
-def _kernel_side(stack: contextlib.ExitStack, link: Link, slowdown: float) -> tuple[str, CpuGroup]:
-    """Make the shaped namespace and the cgroup, removed when `stack` closes."""
-    ns = namespace_name()
-    stack.callback(remove_namespace, ns)
-    for argv in namespace_setup(ns, link):
-        _run_checked(argv)
-    group = make_cpu_group(ns, slowdown)
-    stack.callback(remove_cpu_group, group)
+def kernel_side(stack: contextlib.ExitStack, link: Link, slowdown: float) -> tuple[str, CpuGroup]:
+    """Make the shaped namespace and the cgroup, removed when `stack` closes.
+
+    Raises:
+        BadInputError, OSError: the kernel refused a step; what was made is removed.
+    """
+    with contextlib.ExitStack() as made:
+        ns = namespace_name()
+        made.callback(remove_namespace, ns)
+        for argv in namespace_setup(ns, link):
+            _run_checked(argv)
+        group = make_cpu_group(ns, slowdown)
+        made.callback(remove_cpu_group, group)
+        stack.push(made.pop_all())
     return ns, group
 
 
@@ -336,10 +344,15 @@ def testbed(
     result_dir.mkdir(parents=True, exist_ok=True)
     report_path = result_dir / REPORT
     reason = not_permitted()
-    if reason is not None:
-        print(fallback_line(reason, link))
     with terminated_as_interrupt(), contextlib.ExitStack() as stack:
-        ns, group = _kernel_side(stack, link, slowdown) if reason is None else (None, None)
+        ns = group = None
+        if reason is None:
+            try:
+                ns, group = kernel_side(stack, link, slowdown)
+            except (BadInputError, OSError) as e:
+                reason = str(e).splitlines()[0]
+        if reason is not None:
+            print(fallback_line(reason, link))
         port = launcher.free_port(HOST)  # the namespace's loopback is empty: any port is free
         server = launcher.start([out], host=HOST, port=port, prefix=confinement(ns, None))
         stack.callback(server.stop)

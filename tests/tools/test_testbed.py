@@ -3,6 +3,7 @@ loopback (skipped where namespaces, tc or cgroups are not permitted)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -113,6 +114,15 @@ def test_the_fallback_paces_in_the_application() -> None:
     assert argv[0] == sys.executable and argv[argv.index("--link-rate") + 1] == "1.8"
     assert testbed.confinement(None, None) == []
     assert testbed.confinement("ns1", None) == ["ip", "netns", "exec", "ns1"]
+
+
+def test_a_refused_kernel_step_removes_what_was_made(monkeypatch) -> None:
+    removed = []
+    monkeypatch.setattr(testbed, "namespace_setup", lambda ns, link: [["true"], ["false"]])
+    monkeypatch.setattr(testbed, "remove_namespace", removed.append)
+    with pytest.raises(BadInputError, match="`false` failed"), contextlib.ExitStack() as stack:
+        testbed.kernel_side(stack, testbed.Link(1.0), 2.0)
+    assert len(removed) == 1 and removed[0].startswith("flc-tb-")
 
 
 def test_sigterm_becomes_an_interrupt_and_the_handler_is_restored() -> None:
