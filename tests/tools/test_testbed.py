@@ -1,0 +1,235 @@
+"""tools/testbed.py: the commands it builds, its cleanup, and one real run through a tc-shaped
+loopback (skipped where namespaces, tc or cgroups are not permitted)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import onnx
+import pytest
+import testbed
+
+from flcompile import cli, models
+from flcompile.errors import BadInputError
+
+PLAN_RATE = 0.5  # MB/s: the 2x2 plan of SqueezeNet (width 0.25, 96²) sends 11.6 kB paths
+SMALL_RATE = 0.2  # MB/s: the link, where such a path takes 58 ms
+
+
+def test_tc_shapes_the_loopback_with_a_token_bucket_at_the_rate() -> None:
+    (cmd,) = testbed.tc_commands(testbed.Link(1.8))
+    assert cmd[:7] == ["tc", "qdisc", "add", "dev", "lo", "root", "handle"]
+    assert cmd[cmd.index("tbf") + 1 : cmd.index("tbf") + 3] == ["rate", "1800000bps"]
+    burst = int(cmd[cmd.index("burst") + 1])
+    assert 1514 < burst <= 8000  # above one packet at MTU 1500, far below a message
+
+
+def test_a_delay_puts_netem_at_the_root_and_the_bucket_below_it() -> None:
+    netem, tbf = testbed.tc_commands(testbed.Link(1.1, delay_ms=5))
+    assert netem[netem.index("netem") :][:3] == ["netem", "delay", "5ms"]
+    assert "root" in netem and "tbf" not in netem
+    assert tbf[tbf.index("parent") + 1] == "1:1" and "tbf" in tbf
+
+
+def test_the_namespace_is_made_then_its_loopback_brought_up_then_shaped() -> None:
+    steps = testbed.namespace_setup("ns1", testbed.Link(3.0))
+    assert steps[0] == ["ip", "netns", "add", "ns1"]
+    assert steps[1][:4] == ["ip", "netns", "exec", "ns1"] and steps[1][-1] == "up"
+    assert steps[2][:5] == ["ip", "netns", "exec", "ns1", "tc"]
+
+
+def test_the_quota_makes_the_device_k_times_slower() -> None:
+    assert testbed.quota_us(testbed.TABLE_I_SLOWDOWN) == round(100_000 / (4.32e9 / 2.23e8))
+    assert testbed.quota_us(2.0) == 50_000
+    assert testbed.quota_us(1e6) == testbed.MIN_QUOTA_US  # the kernel's floor
+    with pytest.raises(BadInputError, match="below 1"):
+        testbed.quota_us(0.5)
+
+
+def test_the_cpu_controller_is_found_on_cgroup_v1_and_v2_or_reported_missing(tmp_path) -> None:
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert testbed.cpu_controller(v1) == (v1 / "cpu", 1)
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cgroup.controllers").write_text("cpuset cpu io memory\n")
+    assert testbed.cpu_controller(v2) == (v2, 2)
+    (v2 / "cgroup.controllers").write_text("cpuset io memory\n")
+    assert testbed.cpu_controller(v2) is None
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_cgroup_gets_the_quota_in_its_versions_file(tmp_path, version) -> None:
+    if version == 1:
+        (tmp_path / "cpu").mkdir()
+        (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    else:
+        (tmp_path / "cgroup.controllers").write_text("cpu\n")
+    group = testbed.make_cpu_group("g", 4.0, root=tmp_path)
+    assert group.version == version
+    if version == 1:
+        assert (group.path / "cpu.cfs_quota_us").read_text() == "25000"
+        assert (group.path / "cpu.cfs_period_us").read_text() == "100000"
+    else:
+        assert (group.path / "cpu.max").read_text() == "25000 100000"
+
+
+def test_not_root_is_reported_in_one_line(monkeypatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert testbed.not_permitted() == "not root"
+
+
+def test_no_cpu_controller_is_reported(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(testbed.shutil, "which", lambda tool: f"/usr/sbin/{tool}")
+    assert "no cpu cgroup controller" in testbed.not_permitted(tmp_path)
+
+
+def test_the_device_joins_the_cgroup_before_entering_the_namespace(tmp_path) -> None:
+    group = testbed.CpuGroup(tmp_path / "g", 1)
+    prefix = testbed.confinement("ns1", group)
+    argv = testbed.device_command(
+        Path("p.flc"), "127.0.0.1:9", frames=3, report=Path("r.json"), prefix=prefix
+    )
+    # `ip netns exec` remounts /sys, so the cgroup is joined first, by the process itself.
+    assert argv[:2] == ["sh", "-c"] and argv[3] == str(tmp_path / "g" / "cgroup.procs")
+    assert argv[4:8] == ["ip", "netns", "exec", "ns1"]
+    run = argv[8:]
+    assert run[:4] == [sys.executable, "-m", "flcompile", "run"]
+    assert run[run.index("--frames") + 1] == "3" and "--link-rate" not in run
+
+
+def test_the_fallback_paces_in_the_application() -> None:
+    argv = testbed.device_command(
+        Path("p.flc"), "127.0.0.1:9", frames=1, report=Path("r.json"), link_rate=1.8
+    )
+    assert argv[0] == sys.executable and argv[argv.index("--link-rate") + 1] == "1.8"
+    assert testbed.confinement(None, None) == []
+    assert testbed.confinement("ns1", None) == ["ip", "netns", "exec", "ns1"]
+
+
+def test_a_refused_kernel_step_removes_what_was_made(monkeypatch) -> None:
+    removed = []
+    monkeypatch.setattr(testbed, "namespace_setup", lambda ns, link: [["true"], ["false"]])
+    monkeypatch.setattr(testbed, "remove_namespace", removed.append)
+    with pytest.raises(BadInputError, match="`false` failed"), contextlib.ExitStack() as stack:
+        testbed.kernel_side(stack, testbed.Link(1.0), 2.0)
+    assert len(removed) == 1 and removed[0].startswith("flc-tb-")
+
+
+def test_sigterm_becomes_an_interrupt_and_the_handler_is_restored() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), testbed.terminated_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal interrupts this
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_link_times_start_each_path_when_the_previous_one_arrived() -> None:
+    events = [
+        {"kind": "send", "path": 0, "start": 0.0, "bytes": 200_000},
+        {"kind": "send", "path": 1, "start": 0.05, "bytes": 100_000},
+        {"kind": "edge", "path": 0, "received": 0.11},
+        {"kind": "edge", "path": 1, "received": 0.16},
+    ]
+    report = {"frames": [{"frame": 0, "ok": True, "events": events}]}
+    rows = testbed.link_times(report, 2.0)
+    assert [r["path"] for r in rows] == [0, 1]
+    assert rows[0]["measured_s"] == pytest.approx(0.11) and rows[0]["expected_s"] == 0.1
+    assert rows[1]["measured_s"] == pytest.approx(0.05) and rows[1]["expected_s"] == 0.05
+
+
+# --- a real run --------------------------------------------------------------------------------
+
+
+def _kernel_or_skip() -> None:
+    reason = testbed.not_permitted()
+    if reason is not None:
+        pytest.skip(f"the testbed needs namespaces, tc and a cpu cgroup: {reason}")
+    probe = testbed.namespace_name()
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"`ip netns add` is not permitted here: {made.stderr.strip()}")
+    subprocess.run(["ip", "netns", "del", probe], check=True)
+
+
+def _ours() -> tuple[set[str], set[str]]:
+    found = testbed.cpu_controller()
+    groups = {p.name for p in found[0].iterdir()} if found else set()
+    return (
+        {n for n in testbed.namespaces() if n.startswith("flc-tb-")},
+        {g for g in groups if g.startswith("flc-tb-")},
+    )
+
+
+@pytest.fixture(scope="module")
+def any_small_plan(tmp_path_factory) -> Path:
+    pytest.importorskip("pytriton", reason="the serve extra is not installed")
+    pytest.importorskip("tritonclient.grpc", reason="the device extra is not installed")
+    tmp = tmp_path_factory.mktemp("testbed")
+    onnx.save(models.build("squeezenet", width=0.25, size=96), str(tmp / "sq.onnx"))
+    out = tmp / "sq.flc"
+    argv = [str(tmp / "sq.onnx"), "--rate", str(PLAN_RATE), "--grid", "2x2", "--emit-stages"]
+    assert cli.main([*argv, "--runs", "0", "-q", "-o", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def small_plan(any_small_plan) -> Path:
+    _kernel_or_skip()
+    return any_small_plan
+
+
+def test_without_the_kernel_it_says_so_and_paces_in_the_application(
+    any_small_plan, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr(testbed, "not_permitted", lambda: "not root")
+    link = testbed.Link(SMALL_RATE)
+    summary = testbed.testbed(any_small_plan, tmp_path / "res", link, frames=2)
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("testbed:")]
+    assert line == testbed.fallback_line("not root", link) and "--link-rate 0.2" in line
+    assert summary["mode"] == "application pacing (not root)" and summary["slowdown"] == 1.0
+    report = json.loads((tmp_path / "res" / "run.json").read_text())
+    assert report["link_rate_MBps"] == SMALL_RATE  # the token bucket paced the sends
+    assert 0.8 < summary["link_ratio_median"] < 1.5
+
+
+def test_a_real_run_takes_the_tc_rate_and_leaves_nothing_behind(small_plan, tmp_path) -> None:
+    before = _ours()
+    link = testbed.Link(SMALL_RATE)
+    summary = testbed.testbed(small_plan, tmp_path / "res", link, frames=3, slowdown=4.0)
+    assert summary["mode"] == "kernel" and summary["median_latency_s"] > 0
+    big = [r for r in summary["link"] if r["bytes"] > 10_000]
+    assert len(big) >= 3 * 2
+    # Unshaped, loopback moves 11.6 kB in well under a millisecond; shaped, it takes B / rate
+    # (less the bucket's first burst, plus gRPC's and TCP's headers).
+    for row in big:
+        assert 0.7 < row["measured_s"] / row["expected_s"] < 2.0, row
+    assert 0.8 < summary["link_ratio_median"] < 1.5
+    assert (tmp_path / "res" / "run.json").exists() and summary["leftover_processes"] == []
+    assert _ours() == before
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_tears_everything_down(small_plan, tmp_path) -> None:
+    before = _ours()
+    script = Path(testbed.__file__)
+    argv = [sys.executable, str(script), str(small_plan), "--rate", "0.2", "--frames", "1000"]
+    tool = subprocess.Popen([*argv, "-o", str(tmp_path / "res")], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _ours() == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _ours() != before, "the testbed never made its namespace"
+    time.sleep(15)  # the server and the device are up
+    tool.send_signal(signal.SIGTERM)
+    _, err = tool.communicate(timeout=120)
+    assert tool.returncode == 130 and "interrupted" in err
+    assert _ours() == before
