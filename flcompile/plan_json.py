@@ -15,7 +15,7 @@ from flcompile.costs import BYTES_PER_MB, ComputeModel, LinkModel
 from flcompile.costs.profiled import ProfiledComputeModel
 from flcompile.costs.table import CostTable
 from flcompile.load import LoadedModel
-from flcompile.schedule import PathTimes, Schedule, Timeline
+from flcompile.schedule import Schedule, Timeline, one_path_timeline
 from flcompile.search import SearchResult
 from flcompile.simulate import simulate
 
@@ -173,9 +173,7 @@ def plan_timeline(plan: dict) -> Timeline:
     """
     if not plan["paths"]:
         nfl = plan["nfl_plan"]
-        d, lk, e = nfl["device_s"], nfl["link_s"], nfl["edge_s"]
-        times = PathTimes(0, 0.0, d, d, d + lk, d + lk, d + lk + e)
-        return Timeline((times,), d + lk + e, d + lk + e + plan["return_s"])
+        return one_path_timeline(nfl["device_s"], nfl["link_s"], nfl["edge_s"], plan["return_s"])
     paths = sorted(plan["paths"], key=lambda p: p["index"])
     column = lambda key: np.array([[p[key]] for p in paths], float)  # noqa: E731
     table = CostTable(

@@ -41,3 +41,18 @@ class Timeline:
     paths: tuple[PathTimes, ...]
     fuse_start: float
     finish: float
+
+
+def one_path_timeline(device_s: float, link_s: float, edge_s: float, return_s: float) -> Timeline:
+    """A plan without fused layers as one path, 0: device, then link, then edge, then return.
+
+    Args:
+        device_s, link_s, edge_s, return_s: the seconds of each stage.
+
+    Returns:
+        The timeline; its finish is the sum of the four.
+    """
+    link_end = device_s + link_s
+    end = link_end + edge_s
+    times = PathTimes(0, 0.0, device_s, device_s, link_end, link_end, end)
+    return Timeline((times,), end, end + return_s)

@@ -9,15 +9,12 @@ import onnx
 from flcompile.costs.untiled import SingleCut
 from flcompile.emit import Emitted, emit_single_cut
 from flcompile.passes.split import single_cut_name
-from flcompile.schedule import PathTimes, Timeline
+from flcompile.schedule import Timeline, one_path_timeline
 
 
 def single_cut_timeline(cut: SingleCut) -> Timeline:
     """A plan without fused layers as a one-path timeline: device, then link, then edge."""
-    d = cut.device_s
-    link_end = d + cut.link_s
-    end = link_end + cut.edge_s
-    return Timeline((PathTimes(0, 0.0, d, d, link_end, link_end, end),), end, end + cut.return_s)
+    return one_path_timeline(cut.device_s, cut.link_s, cut.edge_s, cut.return_s)
 
 
 def single_cut_segments(cut: SingleCut) -> list[tuple[str, float, float, str]]:
