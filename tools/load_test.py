@@ -53,7 +53,7 @@ from flcompile.atomic_output import check_writable
 from flcompile.deploy.plan_index import load_index
 from flcompile.deploy.stage_models import device_models
 from flcompile.device.client import EdgeClient
-from flcompile.device.pacer import TokenBucket, Unpaced
+from flcompile.device.pacer import pacer_for
 from flcompile.device.reference import Reference
 from flcompile.device.report import latency_stats
 from flcompile.device.runner import DeviceRunner, FrameRecord
@@ -125,7 +125,7 @@ def _run_device(device: Device, index, stage_models, address: str, args) -> None
         with contextlib.ExitStack() as stack:
             client = EdgeClient(address, index.name, timeout_s=60.0)
             stack.callback(client.close)
-            pacer = TokenBucket(args.link_rate) if args.link_rate else Unpaced()
+            pacer = pacer_for(args.link_rate)
             runner = DeviceRunner(
                 index,
                 stage_models,

@@ -169,7 +169,7 @@ def _run(argv: Sequence[str]) -> int:
     )
     require_extra("tritonclient.grpc", "device", "run")
     from flcompile.device.client import EdgeClient
-    from flcompile.device.pacer import TokenBucket, Unpaced
+    from flcompile.device.pacer import pacer_for
     from flcompile.device.prediction import predicted
     from flcompile.device.reference import Reference
     from flcompile.device.report import build_report, frame_line
@@ -195,7 +195,7 @@ def _run(argv: Sequence[str]) -> int:
             if args.check
             else None
         )
-        pacer = TokenBucket(args.link_rate) if args.link_rate else Unpaced()
+        pacer = pacer_for(args.link_rate)
         runner = DeviceRunner(
             index,
             models,

@@ -85,3 +85,15 @@ class TokenBucket:
             while self._tokens < -_BYTE_FRACTION:  # not 0: float rounding would spin
                 self._sleep(-self._tokens / self._bytes_per_s)
                 self._refill(cap=float(self._chunk))
+
+
+def pacer_for(rate_MBps: float | None) -> Pacer:
+    """The pacer of a `--link-rate`: a token bucket at that rate, or none when it is unset.
+
+    Args:
+        rate_MBps: the application-paced link rate in MB/s, or None (or 0) for unpaced.
+
+    Returns:
+        A `TokenBucket` or `Unpaced`.
+    """
+    return TokenBucket(rate_MBps) if rate_MBps else Unpaced()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flcompile.device.pacer import TokenBucket, Unpaced
+from flcompile.device.pacer import TokenBucket, Unpaced, pacer_for
 
 
 class FakeTime:
@@ -65,3 +65,9 @@ def test_unpaced_and_bad_rates() -> None:
     Unpaced().transmit(10**9)  # returns at once
     with pytest.raises(ValueError):
         TokenBucket(0.0)
+
+
+def test_pacer_for_paces_only_a_given_rate() -> None:
+    assert isinstance(pacer_for(1.8), TokenBucket)
+    assert isinstance(pacer_for(None), Unpaced)
+    assert isinstance(pacer_for(0.0), Unpaced)
