@@ -44,6 +44,7 @@ from flcompile.serve import launcher
 
 #: Table I: the edge's FLOP/s over the device's.
 TABLE_I_SLOWDOWN = 4.32e9 / 2.23e8
+#: The longest cfs period used (the kernel's default), and the kernel's smallest quota.
 CPU_PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -109,11 +110,22 @@ def namespace_setup(ns: str, link: Link) -> list[list[str]]:
     ]
 
 
-def quota_us(slowdown: float, period_us: int = CPU_PERIOD_US) -> int:
-    """The CPU quota per period that makes a single-threaded process `slowdown` times slower."""
+def cpu_limit(slowdown: float) -> tuple[int, int]:
+    """The CPU quota and period (µs) that make a single-threaded process `slowdown` times slower.
+
+    The period is the shortest whose quota is still the kernel's 1 ms floor: a process runs
+    at full speed until its quota is spent, then waits for the next period, so a short
+    period spreads the slowdown evenly over a millisecond-scale stage (at the default
+    100 ms period and 19.4×, a stage ran 5 ms at full speed, then stalled 95 ms, and the
+    device's sender thread stalled with it).
+
+    Raises:
+        BadInputError: `slowdown` is below 1.
+    """
     if slowdown < 1:
         raise BadInputError(f"--slowdown {slowdown:g} is below 1", hint="give K >= 1")
-    return max(MIN_QUOTA_US, round(period_us / slowdown))
+    period = min(CPU_PERIOD_US, max(MIN_QUOTA_US, round(MIN_QUOTA_US * slowdown)))
+    return max(MIN_QUOTA_US, round(period / slowdown)), period
 
 
 def cpu_controller(root: Path = CGROUP_ROOT) -> tuple[Path, int] | None:
@@ -153,12 +165,12 @@ def make_cpu_group(name: str, slowdown: float, root: Path = CGROUP_ROOT) -> CpuG
         subtree.write_text("+cpu")
     path = base / name
     path.mkdir()
-    quota = quota_us(slowdown)
+    quota, period = cpu_limit(slowdown)
     if version == 1:
-        (path / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+        (path / "cpu.cfs_period_us").write_text(str(period))
         (path / "cpu.cfs_quota_us").write_text(str(quota))
     else:
-        (path / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+        (path / "cpu.max").write_text(f"{quota} {period}")
     return CpuGroup(path, version)
 
 

@@ -45,12 +45,19 @@ def test_the_namespace_is_made_then_its_loopback_brought_up_then_shaped() -> Non
     assert steps[2][:5] == ["ip", "netns", "exec", "ns1", "tc"]
 
 
-def test_the_quota_makes_the_device_k_times_slower() -> None:
-    assert testbed.quota_us(testbed.TABLE_I_SLOWDOWN) == round(100_000 / (4.32e9 / 2.23e8))
-    assert testbed.quota_us(2.0) == 50_000
-    assert testbed.quota_us(1e6) == testbed.MIN_QUOTA_US  # the kernel's floor
+def test_the_quota_and_period_make_the_device_k_times_slower() -> None:
+    # The shortest period whose quota is the kernel's 1 ms floor: the slowdown is spread
+    # over the millisecond-scale stages instead of a 100 ms stall.
+    assert testbed.cpu_limit(testbed.TABLE_I_SLOWDOWN) == (1_000, round(1_000 * 4.32e9 / 2.23e8))
+    assert testbed.cpu_limit(2.0) == (1_000, 2_000)
+    assert testbed.cpu_limit(1.0) == (1_000, 1_000)
+    # Beyond 100x the default 100 ms period caps it, and the floor caps the slowdown.
+    assert testbed.cpu_limit(1e6) == (testbed.MIN_QUOTA_US, testbed.CPU_PERIOD_US)
+    for k in (1.5, 4.0, 19.4, 77.7):
+        quota, period = testbed.cpu_limit(k)
+        assert period / quota == pytest.approx(k, rel=1e-3)
     with pytest.raises(BadInputError, match="below 1"):
-        testbed.quota_us(0.5)
+        testbed.cpu_limit(0.5)
 
 
 def test_the_cpu_controller_is_found_on_cgroup_v1_and_v2_or_reported_missing(tmp_path) -> None:
@@ -77,10 +84,10 @@ def test_the_cgroup_gets_the_quota_in_its_versions_file(tmp_path, version) -> No
     group = testbed.make_cpu_group("g", 4.0, root=tmp_path)
     assert group.version == version
     if version == 1:
-        assert (group.path / "cpu.cfs_quota_us").read_text() == "25000"
-        assert (group.path / "cpu.cfs_period_us").read_text() == "100000"
+        assert (group.path / "cpu.cfs_quota_us").read_text() == "1000"
+        assert (group.path / "cpu.cfs_period_us").read_text() == "4000"
     else:
-        assert (group.path / "cpu.max").read_text() == "25000 100000"
+        assert (group.path / "cpu.max").read_text() == "1000 4000"
 
 
 def test_a_hybrid_host_throttles_through_its_v1_cpu_hierarchy(tmp_path) -> None:
@@ -99,7 +106,7 @@ def test_on_v2_the_cpu_controller_is_handed_down_before_the_group_is_made(tmp_pa
     # cgroupfs takes "+cpu" as "enable cpu for the children"; a plain file just holds it.
     assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu"
     assert group == testbed.CpuGroup(tmp_path / "g", 2)
-    assert (group.path / "cpu.max").read_text() == f"{testbed.quota_us(19.4)} 100000"
+    assert (group.path / "cpu.max").read_text() == "1000 19400"
 
 
 def test_not_root_is_reported_in_one_line(monkeypatch) -> None:
@@ -285,8 +292,8 @@ def test_a_real_run_takes_the_tc_rate_and_leaves_nothing_behind(small_plan, tmp_
     assert len(big) >= 3 * 2
     # Unshaped, loopback moves 11.6 kB in well under a millisecond; shaped, no path beats
     # B / rate (less the bucket's first burst). A single path may take longer than the link
-    # alone: the throttled device's sender waits out its cgroup's quota period (up to 75 ms
-    # at slowdown 4), and a loaded machine delays the edge's handler; the median is the
+    # alone: the throttled device's sender waits out its cgroup's quota period (3 ms at
+    # slowdown 4), and a loaded machine delays the edge's handler; the median is the
     # link's own time (gRPC's and TCP's headers included).
     for row in big:
         assert row["measured_s"] / row["expected_s"] > 0.7, row
@@ -309,3 +316,36 @@ def test_sigterm_mid_run_tears_everything_down(small_plan, tmp_path) -> None:
     _, err = tool.communicate(timeout=120)
     assert tool.returncode == 130 and "interrupted" in err
     assert _ours(tool.pid) == (set(), set())
+
+
+def test_a_throttled_command_runs_in_its_own_cgroup_which_is_removed_after() -> None:
+    if testbed.not_permitted() is not None:
+        pytest.skip(f"needs a cpu cgroup: {testbed.not_permitted()}")
+    code = "print(open('/proc/self/cgroup').read())"
+    text = testbed.run_throttled([sys.executable, "-c", code], 4.0)
+    # v1 "N:cpu:/flc-tb-…" (or cpu,cpuacct), v2 "0::/flc-tb-…"; other controllers stay put.
+    inside = [x for x in text.splitlines() if f":/flc-tb-{os.getpid()}-" in x]
+    assert inside and all(":cpu" in x or x.startswith("0::") for x in inside), text
+    assert _ours(os.getpid()) == (set(), set())
+
+
+def test_the_link_probe_through_the_shaped_namespace_measures_the_tc_rate(small_plan, tmp_path):
+    link = testbed.Link(SMALL_RATE)
+    options = ["--sizes", "1", "16", "48", "--rounds", "3"]
+    profile = testbed.probe_link(link, tmp_path / "link.json", slowdown=4.0, probe_options=options)
+    assert profile["kind"] == "link-profile" and profile["paced_MBps"] is None  # tc, not paced
+    # Unshaped, loopback is hundreds of MB/s (tests/flcompile/deploy/test_link_probe.py).
+    assert 0.7 * SMALL_RATE < profile["link"]["rate_MBps"] < 1.3 * SMALL_RATE
+    assert _ours(os.getpid()) == (set(), set())
+
+
+def test_without_the_kernel_the_link_probe_paces_in_the_application(
+    any_small_plan, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr(testbed, "not_permitted", lambda: "not root")
+    options = ["--sizes", "1", "16", "48", "--rounds", "3"]
+    link = testbed.Link(SMALL_RATE)
+    profile = testbed.probe_link(link, tmp_path / "l.json", probe_options=options)
+    assert "falling back to application pacing" in capsys.readouterr().out
+    assert profile["paced_MBps"] == SMALL_RATE
+    assert 0.7 * SMALL_RATE < profile["link"]["rate_MBps"] < 1.3 * SMALL_RATE
