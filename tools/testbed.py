@@ -7,7 +7,10 @@ CPU cgroup whose quota makes it --slowdown times slower (cgroup v1 `cpu.cfs_quot
 `cpu.max`; Table I's device is 4.32e9 / 2.23e8 ≈ 19.4× slower than its edge). Traffic never
 leaves that loopback. The device runs unpaced (the kernel is the link); the prediction is the
 plan re-simulated at --rate. Everything it made (processes by pid, the cgroup, the namespace)
-is removed in `finally`, on SIGINT and on SIGTERM.
+is removed in `finally`, on SIGINT and on SIGTERM. For tools/bench_runtime.py it also
+measures the emulated link as the device sees it (`probe_link`: `flcompile profile
+--server` from the device's cgroup, against a plan-less server in the namespace) and runs
+a command in a throttled cgroup alone (`run_throttled`: the device's `flcompile profile`).
 
 Where the machine does not allow it (not root, no `ip` or `tc`, no cpu cgroup controller)
 it says so in one line and falls back to application pacing (`flcompile run --link-rate`),
