@@ -170,8 +170,12 @@ def plot(path: Path, rows: Sequence[dict]) -> None:
     fig.savefig(path, dpi=130)
 
 
-def bench(args, result: Path) -> list[dict]:
-    """Every model × rate × plan through the testbed; each run's files go to result/runs."""
+def bench(args, result: Path, failures: list[str]) -> list[dict]:
+    """Every model × rate × plan through the testbed; each run's files go to result/runs.
+
+    A run (or a rate's link probe) that fails is said in one line and added to `failures`;
+    the others go on, so a long matrix keeps what it measured.
+    """
     rows = []
     profiles_dir = Path(args.profiles) if args.profiles else result / "profiles"
     with tempfile.TemporaryDirectory(prefix="flc-bench-runtime-") as tmp:
@@ -184,21 +188,39 @@ def bench(args, result: Path) -> list[dict]:
                 costs = ["--rate", f"{rate:g}"]
                 if not args.table_costs:
                     link_file = result / "profiles" / f"link-{rate:g}.json"
-                    measured_link = testbed.probe_link(
-                        link,
-                        link_file,
-                        slowdown=args.slowdown,
-                        probe_options=["--rounds", str(args.probe_rounds)],
-                    )["link"]
-                    print(
-                        f"link at {rate:g} MB/s: measured {measured_link['rate_MBps']:.3f} MB/s, "
-                        f"{measured_link['latency_s'] * 1e3:.2f} ms per message",
-                        flush=True,
-                    )
+                    if not _guarded(
+                        failures, f"{model}-{rate:g} link", _probe, args, link, link_file
+                    ):
+                        continue
                     costs = cost_options(profiles, link_file)
                 for plan in PLANS:
-                    rows.append(_run(args, result, source, model, link, plan, costs, Path(tmp)))
+                    name = f"{model}-{rate:g}-{plan}"
+                    run = (args, result, source, model, link, plan, costs, Path(tmp))
+                    row = _guarded(failures, name, _run, *run)
+                    rows += [row] if row else []
     return with_speedups(rows)
+
+
+def _guarded(failures: list[str], name: str, step, *step_args):
+    """`step(*step_args)`, or None after saying in one line why it failed."""
+    try:
+        return step(*step_args)
+    except BadInputError as e:
+        failures.append(name)
+        print(f"{name}: failed: {e.one_line()}", flush=True)
+        return None
+
+
+def _probe(args, link: testbed.Link, link_file: Path) -> dict:
+    measured = testbed.probe_link(
+        link, link_file, slowdown=args.slowdown, probe_options=["--rounds", str(args.probe_rounds)]
+    )["link"]
+    print(
+        f"link at {link.rate_MBps:g} MB/s: measured {measured['rate_MBps']:.3f} MB/s, "
+        f"{measured['latency_s'] * 1e3:.2f} ms per message",
+        flush=True,
+    )
+    return measured
 
 
 def _run(args, result: Path, source, model, link, plan, costs, tmp: Path) -> dict:
@@ -275,10 +297,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def body() -> int:
+        failures: list[str] = []
+
         def write(tmp: Path) -> None:
-            rows = bench(args, tmp)
+            rows = bench(args, tmp, failures)
             write_csv(tmp / "bench_runtime.csv", rows)
-            plot(tmp / "bench_runtime.png", rows)
+            if rows:
+                plot(tmp / "bench_runtime.png", rows)
             keys = ["model", "rate_MBps", "plan", "emitted", "measured_s", "predicted_s"]
             keys += ["ratio", "speedup_measured", "speedup_predicted"]
             table = [[_cell(r[k]) for k in keys] for r in rows]
@@ -287,7 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         write_output(Path(args.out), write)
         print(f"wrote {args.out}/bench_runtime.csv, bench_runtime.png, runs/")
-        return 0
+        if failures:
+            print(f"{len(failures)} step(s) failed: {', '.join(failures)}")
+        return 1 if failures else 0
 
     return run_main("bench_runtime.py", body)
 
