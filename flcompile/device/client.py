@@ -7,7 +7,7 @@ returns at once; its answer comes back on the stream's thread, matched by reques
 error answer carries no id; it goes to the oldest request still waiting (with one instance
 answers come in order), unless the error names its request, as Triton's own checks do. A
 stream that breaks (the server went away) fails every request waiting on it and is reopened
-by the next `send`.
+by the next `send`. `infer` is one unary request outside the stream (the link probe's).
 """
 
 from __future__ import annotations
