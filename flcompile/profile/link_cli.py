@@ -91,7 +91,7 @@ def profile_link(args: argparse.Namespace) -> int:
     settings = ProbeSettings(
         sizes=sizes_from_kb(args.sizes_kb or DEFAULT_SIZES_KB),
         grow=args.sizes_kb is None,
-        repeats=args.rounds,
+        rounds=args.rounds,
         time_limit_s=args.time_limit,
         timeout_s=args.timeout,
     )

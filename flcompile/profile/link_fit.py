@@ -81,7 +81,7 @@ def fit_link(samples: Iterable[tuple[int, float]]) -> LinkFit:
         BadInputError: fewer than two sizes, or times that do not grow with the size.
     """
     points = size_points(samples)
-    hint = "probe with larger and more different --sizes, or more --repeats"
+    hint = "probe with larger and more different --sizes, or more --rounds"
     if len(points) < 2:
         raise BadInputError("the link probe needs times at two payload sizes or more", hint=hint)
     x = np.array([p.nbytes for p in points], dtype=np.float64)

@@ -5,7 +5,7 @@ payload of B bytes and is answered with B alone, so its round trip is the payloa
 the server (serialization, gRPC, Triton's queue, the link) plus a small fixed answer. Sizes
 are visited round by round, each round in a new random order, so a drift of the machine's
 load touches every size alike; a warm-up round (not kept) opens the channel first. The
-probe stops after `repeats` rounds, or at the first request past `time_limit_s` once one
+probe stops after `rounds` rounds, or at the first request past `time_limit_s` once one
 round is done. On a fast link the default sizes all cost about the fixed cost, and the
 rate drowns in its noise: the warm-up then grows the largest size fourfold at a time
 (up to MAX_GROWN_BYTES) until it takes clearly longer than the smallest. With a pacer
@@ -44,7 +44,7 @@ class ProbeSettings:
 
     Attributes:
         sizes: payload sizes in bytes (two different ones at least).
-        repeats: timed rounds over every size (at most).
+        rounds: timed rounds over every size (at most).
         time_limit_s: no request starts past this, once the first round is done.
         timeout_s: how long one request (and the readiness checks) may take.
         seed: the rounds' order.
@@ -52,7 +52,7 @@ class ProbeSettings:
     """
 
     sizes: tuple[int, ...]
-    repeats: int = 9
+    rounds: int = 9
     time_limit_s: float = 30.0
     timeout_s: float = 60.0
     seed: int = 0
@@ -119,13 +119,17 @@ def probe_link(
 def _grown(
     sizes: tuple[int, ...], times: dict[int, float], timed: Callable[[int], float]
 ) -> tuple[int, ...]:
-    """`sizes`, with larger ones while the largest costs little more than the smallest."""
+    """`sizes`, with larger ones while the largest costs little more than the smallest.
+
+    Each size's time is the faster of two requests, so one stalled request does not stop
+    the growth early.
+    """
     smallest, largest = min(sizes), max(sizes)
     floor = GROW_FACTOR * min(times[smallest], timed(smallest)) + GROW_MARGIN_S
-    seconds, grown = times[largest], largest
+    seconds, grown = min(times[largest], timed(largest)), largest
     while seconds < floor and grown * 4 <= MAX_GROWN_BYTES:
         grown *= 4
-        seconds = timed(grown)
+        seconds = min(timed(grown), timed(grown))
     if grown == largest:
         return sizes
     return tuple(sorted({*sizes, grown // 4, grown}))
@@ -137,7 +141,7 @@ def _rounds(
     rng = random.Random(settings.seed)
     deadline = clock() + settings.time_limit_s
     samples: list[tuple[int, float]] = []
-    for round_ in range(settings.repeats):
+    for round_ in range(settings.rounds):
         order = list(settings.sizes)
         rng.shuffle(order)
         for nbytes in order:

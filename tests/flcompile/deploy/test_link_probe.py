@@ -47,8 +47,6 @@ def test_the_unpaced_loopback_is_faster_than_the_paced_link(server, paced, tmp_p
     _, slow = paced
     fast = _probe(server.address, tmp_path / "fast.json", "--rounds", "5")["link"]
     assert fast["rate_MBps"] > 2 * slow["link"]["rate_MBps"] and fast["latency_s"] >= 0
-    # Loopback moves 256 kB in far less than the fixed cost: the warm-up grew the sizes.
-    assert max(p["bytes"] for p in fast["points"]) > 256_000
 
 
 def test_planning_with_the_link_profile_takes_its_rate_and_latency(
