@@ -54,6 +54,7 @@ run the split for real (see each one's --help):
   flcompile serve OUT --port P          the edge, on Triton (extra: serve)
   flcompile run OUT --server HOST:PORT  the device, streaming to it (extra: device)
   flcompile profile MODEL -o FILE       measure per-node costs on this machine
+  flcompile profile --server HOST:PORT  measure the link to a running server
 
 example: flcompile model.onnx --rate 1.8 -o out/"""
 

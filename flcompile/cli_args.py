@@ -68,12 +68,12 @@ class ModelArgs:
 
 
 class LinkArgs:
-    """The device→edge link: --rate, --paper or Shannon's radio parameters."""
+    """The device→edge link: --rate, --paper, Shannon's radio parameters or a link profile."""
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         """Add the "link" group to `parser`."""
         link = parser.add_argument_group(
-            "link (give --rate, --paper, or radio parameters)",
+            "link (give --rate, --link-profile, --paper, or radio parameters)",
             "With radio parameters the rate follows from Shannon's formula\n"
             "R = B·log2(1 + Q·G/σ²) bits/s (the paper's Eq. 2); unset ones take the\n"
             "values of the paper's Table I, its simulation settings.",
@@ -84,6 +84,13 @@ class LinkArgs:
             type=positive,
             metavar="MB/s",
             help="device→edge rate in MB/s (1 MB = 1e6 bytes)",
+        )
+        link.add_argument(
+            "--link-profile",
+            dest="link_profile",
+            metavar="FILE",
+            help="the link measured by `flcompile profile --server`: its rate and latency "
+            "per message, instead of --rate and --latency (which it excludes)",
         )
         link.add_argument(
             "--paper",
@@ -106,7 +113,6 @@ class LinkArgs:
             "--latency",
             dest="latency_s",
             type=non_negative,
-            default=0.0,
             metavar="S",
             help="fixed seconds per message (default 0)",
         )
@@ -127,16 +133,48 @@ class LinkArgs:
         radio = {k: getattr(args, k) for k in RADIO if getattr(args, k) is not None}
         if args.rate is not None and radio:
             raise UsageError("give either --rate or the radio parameters, not both")
+        latency = args.latency_s or 0.0
+        if args.link_profile is not None:
+            return {"link": self._profiled(args, radio)}
         if args.rate is not None:
-            return {"link": LinkModel(args.rate, args.latency_s, None, args.return_rate)}
+            return {"link": LinkModel(args.rate, latency, None, args.return_rate)}
         if radio or args.paper:
             shannon = Shannon(**radio)
             rate = shannon.rate_MBps()
-            return {"link": LinkModel(rate, args.latency_s, shannon, args.return_rate)}
+            return {"link": LinkModel(rate, latency, shannon, args.return_rate)}
         raise UsageError(
             "no link rate given",
-            hint="pass --rate MB/s (e.g. --rate 1.8), --paper, or --bandwidth-hz and friends",
+            hint="pass --rate MB/s (e.g. --rate 1.8), --link-profile FILE, --paper, or "
+            "--bandwidth-hz and friends",
         )
+
+    @staticmethod
+    def _profiled(args: argparse.Namespace, radio: dict) -> LinkModel:
+        """The link of --link-profile; any other way to give the link is refused.
+
+        Raises:
+            UsageError: --rate, --latency, --paper or radio parameters given too.
+            BadInputError: the file is not a link profile.
+        """
+        given = [
+            flag
+            for flag, value in (
+                ("--rate", args.rate),
+                ("--latency", args.latency_s),
+                ("--paper", args.paper or None),
+                ("radio parameters", radio or None),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(
+                f"--link-profile gives the link's rate and latency; {given[0]} contradicts it",
+                hint=f"drop {given[0]}, or --link-profile",
+            )
+        from flcompile.profile.link_json import read_link
+
+        rate, latency = read_link(args.link_profile)
+        return LinkModel(rate, latency, None, args.return_rate, profile=args.link_profile)
 
 
 class ComputeArgs:

@@ -123,6 +123,7 @@ def _link_section(link: LinkModel) -> dict:
         "latency_s": link.latency_s,
         "shannon": shannon,
         "return_rate_MBps": link.return_rate_MBps,
+        **({"profile": link.profile} if link.profile is not None else {}),
     }
 
 

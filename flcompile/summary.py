@@ -61,6 +61,10 @@ def format_summary(result: CompileResult) -> str:
     concurrency = cost["edge_concurrency"]
     edge_model = edge_model_words(concurrency)
     radio = " from Shannon's formula" if link["shannon"] else ""
+    if link.get("profile"):
+        radio = f" measured ({link['profile']})"
+    if link["latency_s"]:
+        radio += f" + {link['latency_s'] * 1e3:.3g} ms per message"
     lines.append(
         f"costs      link {link['rate_MBps']:.3g} MB/s{radio}, device {cost['device_flops']:.3g} "
         f"FLOP/s, edge {cost['edge_flops']:.3g} FLOP/s, edge concurrency: {edge_model}"

@@ -1,19 +1,22 @@
 """Measured against predicted latency: FL and NFL plans of zoo models through the testbed.
 
-For each model and rate it compiles the FL plan (the default solver) and the NFL plan
-(`--solver nfl`) at that rate, runs each through tools/testbed.py (a tc-shaped loopback at
-the rate, the device CPU-throttled by --slowdown), and records the measured median
-end-to-end latency, the plan's prediction at that rate, and the measured and predicted
-FL-over-NFL speedups. Targets (not enforced here): measured within ±15 % of predicted,
-measured speedup within 10 % of predicted.
-
-The plans use the compiler's cost model (Table I speeds): measured cost profiles
-(`flcompile profile`) are not used yet.
+For each model it first measures the costs, once: `flcompile profile` of the device (in a
+CPU cgroup --slowdown times slower, as the testbed's device runs) and of the edge (this
+machine, 1 thread, as `flcompile serve` runs). For each rate it measures the emulated
+link (`flcompile profile --server` through the tc-shaped namespace, from the device's
+cgroup), compiles the FL plan (the default solver) and the NFL plan (`--solver nfl`) with
+those three profiles, runs each through tools/testbed.py and records the measured median
+end-to-end latency, the plan's own prediction, and the measured and predicted FL-over-NFL
+speedups. Targets (not enforced here): measured within ±15 % of predicted, measured
+speedup within 10 % of predicted. `--table-costs` plans with Table I speeds and the
+nominal rate instead, as before profiles existed.
 
 Writes DIR/bench_runtime.csv (one row per model × rate × plan), DIR/bench_runtime.png
-(measured against predicted, with the ±15 % band) and DIR/runs/ (each run's reports).
+(measured against predicted, with the ±15 % band), DIR/runs/ (each run's reports) and
+DIR/profiles/ (the profiles used; `--profiles DIR2` reuses the device and edge profiles
+found in DIR2 and measures the missing ones there).
 
-Rerun:
+Rerun (the whole matrix; a quick check: --models alexnet --rates 1.8 --frames 10):
     python tools/bench_runtime.py --models alexnet,squeezenet,resnet18 --rates 1.1,1.8,3.0 \\
         --frames 10 -o /tmp/bench_runtime
 """
@@ -21,6 +24,7 @@ Rerun:
 from __future__ import annotations
 
 import csv
+import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -43,6 +47,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from flcompile import cli
+from flcompile.deploy.plan_index import load_index
 from flcompile.errors import BadInputError
 
 PLANS = {"FL": [], "NFL": ["--solver", "nfl"]}
@@ -50,6 +55,9 @@ COLUMNS = [
     "model",
     "rate_MBps",
     "plan",
+    "emitted",
+    "link_rate_MBps",
+    "link_latency_s",
     "measured_s",
     "predicted_s",
     "ratio",
@@ -60,12 +68,52 @@ COLUMNS = [
 ACCURACY_BAND = 0.15
 
 
-def compile_plan(source: str, rate: float, plan: str, out: Path) -> Path:
-    """Compile `source` at `rate` into `out` as the FL or NFL plan, with per-path stages."""
-    argv = [source, "--rate", f"{rate:g}", *PLANS[plan], "--emit-stages", "--runs", "0", "-q"]
+def compile_plan(source: str, costs: Sequence[str], plan: str, out: Path) -> Path:
+    """Compile `source` with the cost options `costs` into `out` as the FL or NFL plan,
+    with per-path stages."""
+    argv = [source, *costs, *PLANS[plan], "--emit-stages", "--runs", "0", "-q"]
     if cli.main([*argv, "-o", str(out)]) != 0:
-        raise BadInputError(f"compiling {source} ({plan}) at {rate:g} MB/s failed")
+        raise BadInputError(f"compiling {source} ({plan}) with {' '.join(costs)} failed")
     return out
+
+
+def measured_profiles(source: str, name: str, folder: Path, slowdown: float) -> dict[str, Path]:
+    """The device's and the edge's profiles of `source`, measured unless `folder` has them.
+
+    The device is profiled in a cgroup `slowdown` times slower (testbed.run_throttled), the
+    edge on this machine; both at 1 thread, as `flcompile run` and `flcompile serve` run.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    found = {}
+    for side in ("device", "edge"):
+        path = folder / f"{name}-{side}.json"
+        found[side] = path
+        if path.exists():
+            print(f"{name}: reusing {path}", flush=True)
+            continue
+        argv = [sys.executable, "-m", "flcompile", "profile", source, "--threads", "1"]
+        argv += ["-o", str(path)]
+        if side == "device":
+            text = testbed.run_throttled(argv, slowdown)
+        else:
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise BadInputError(f"profiling the edge failed: {done.stderr.strip()[-500:]}")
+            text = done.stdout
+        print(f"{name} {side}: {text.strip().splitlines()[-1]}", flush=True)
+    return found
+
+
+def cost_options(profiles: dict[str, Path], link_profile: Path) -> list[str]:
+    """The compile options that plan with the measured costs."""
+    return [
+        "--device-profile",
+        str(profiles["device"]),
+        "--edge-profile",
+        str(profiles["edge"]),
+        "--link-profile",
+        str(link_profile),
+    ]
 
 
 def with_speedups(rows: list[dict]) -> list[dict]:
@@ -122,41 +170,89 @@ def plot(path: Path, rows: Sequence[dict]) -> None:
     fig.savefig(path, dpi=130)
 
 
-def bench(args, result: Path) -> list[dict]:
-    """Every model × rate × plan through the testbed; each run's files go to result/runs."""
+def bench(args, result: Path, failures: list[str]) -> list[dict]:
+    """Every model × rate × plan through the testbed; each run's files go to result/runs.
+
+    A run (or a rate's link probe) that fails is said in one line and added to `failures`;
+    the others go on, so a long matrix keeps what it measured.
+    """
     rows = []
+    profiles_dir = Path(args.profiles) if args.profiles else result / "profiles"
     with tempfile.TemporaryDirectory(prefix="flc-bench-runtime-") as tmp:
         for model in args.models:
             source = model_source(model, args.width, args.size, Path(tmp))
+            if not args.table_costs:
+                profiles = measured_profiles(source, model, profiles_dir, args.slowdown)
             for rate in args.rates:
+                link = testbed.Link(rate, args.delay_ms)
+                costs = ["--rate", f"{rate:g}"]
+                if not args.table_costs:
+                    link_file = result / "profiles" / f"link-{rate:g}.json"
+                    if not _guarded(
+                        failures, f"{model}-{rate:g} link", _probe, args, link, link_file
+                    ):
+                        continue
+                    costs = cost_options(profiles, link_file)
                 for plan in PLANS:
                     name = f"{model}-{rate:g}-{plan}"
-                    out = compile_plan(source, rate, plan, Path(tmp) / f"{name}.flc")
-                    link = testbed.Link(rate, args.delay_ms)
-                    s = testbed.testbed(
-                        out,
-                        result / "runs" / name,
-                        link,
-                        frames=args.frames,
-                        slowdown=args.slowdown,
-                    )
-                    rows.append(
-                        {
-                            "model": model,
-                            "rate_MBps": rate,
-                            "plan": plan,
-                            "measured_s": s["median_latency_s"],
-                            "predicted_s": s["predicted_s"],
-                            "ratio": s["ratio"],
-                            "link_ratio": s["link_ratio_median"],
-                        }
-                    )
-                    print(
-                        f"{name}: measured {s['median_latency_s'] * 1e3:.1f} ms, predicted "
-                        f"{s['predicted_s'] * 1e3:.1f} ms, ratio {s['ratio']:.3f}",
-                        flush=True,
-                    )
+                    run = (args, result, source, model, link, plan, costs, Path(tmp))
+                    row = _guarded(failures, name, _run, *run)
+                    rows += [row] if row else []
     return with_speedups(rows)
+
+
+def _guarded(failures: list[str], name: str, step, *step_args):
+    """`step(*step_args)`, or None after saying in one line why it failed."""
+    try:
+        return step(*step_args)
+    except BadInputError as e:
+        failures.append(name)
+        print(f"{name}: failed: {e.one_line()}", flush=True)
+        return None
+
+
+def _probe(args, link: testbed.Link, link_file: Path) -> dict:
+    measured = testbed.probe_link(
+        link, link_file, slowdown=args.slowdown, probe_options=["--rounds", str(args.probe_rounds)]
+    )["link"]
+    print(
+        f"link at {link.rate_MBps:g} MB/s: measured {measured['rate_MBps']:.3f} MB/s, "
+        f"{measured['latency_s'] * 1e3:.2f} ms per message",
+        flush=True,
+    )
+    return measured
+
+
+def _run(args, result: Path, source, model, link, plan, costs, tmp: Path) -> dict:
+    name = f"{model}-{link.rate_MBps:g}-{plan}"
+    out = compile_plan(source, costs, plan, tmp / f"{name}.flc")
+    s = testbed.testbed(
+        out,
+        result / "runs" / name,
+        link,
+        frames=args.frames,
+        slowdown=args.slowdown,
+        plan_link=not args.table_costs,
+    )
+    compiled = load_index(out).plan
+    fused = compiled["fused"]
+    print(
+        f"{name}: measured {s['median_latency_s'] * 1e3:.1f} ms, predicted "
+        f"{s['predicted_s'] * 1e3:.1f} ms, ratio {s['ratio']:.3f}",
+        flush=True,
+    )
+    return {
+        "model": model,
+        "rate_MBps": link.rate_MBps,
+        "plan": plan,
+        "emitted": "NFL" if fused is None else f"FL {fused['grid'][0]}x{fused['grid'][1]}",
+        "link_rate_MBps": compiled["link"]["rate_MBps"],
+        "link_latency_s": compiled["link"]["latency_s"],
+        "measured_s": s["median_latency_s"],
+        "predicted_s": s["predicted_s"],
+        "ratio": s["ratio"],
+        "link_ratio": s["link_ratio_median"],
+    }
 
 
 def _cell(value: object) -> str:
@@ -173,6 +269,25 @@ def _parser() -> ToolParser:
         "--slowdown", dest="slowdown", type=positive_float, default=testbed.TABLE_I_SLOWDOWN
     )
     p.add_argument("--delay-ms", dest="delay_ms", type=float, default=0.0)
+    p.add_argument(
+        "--profiles",
+        dest="profiles",
+        help="reuse the device and edge profiles here (MODEL-device.json, MODEL-edge.json), "
+        "measuring and writing the missing ones (default: fresh ones in OUT/profiles)",
+    )
+    p.add_argument(
+        "--probe-rounds",
+        dest="probe_rounds",
+        type=count(2),
+        default=7,
+        help="the link probe's requests per size (flcompile profile --server --rounds)",
+    )
+    p.add_argument(
+        "--table-costs",
+        dest="table_costs",
+        action="store_true",
+        help="plan with Table I speeds and the nominal rate, not measured profiles",
+    )
     p.add_argument("-o", dest="out", required=True, help="directory for the CSV, PNG and runs")
     return p
 
@@ -182,19 +297,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
 
     def body() -> int:
+        failures: list[str] = []
+
         def write(tmp: Path) -> None:
-            rows = bench(args, tmp)
+            rows = bench(args, tmp, failures)
             write_csv(tmp / "bench_runtime.csv", rows)
-            plot(tmp / "bench_runtime.png", rows)
-            keys = ["model", "rate_MBps", "plan", "measured_s", "predicted_s", "ratio"]
-            keys += ["speedup_measured", "speedup_predicted"]
+            if rows:
+                plot(tmp / "bench_runtime.png", rows)
+            keys = ["model", "rate_MBps", "plan", "emitted", "measured_s", "predicted_s"]
+            keys += ["ratio", "speedup_measured", "speedup_predicted"]
             table = [[_cell(r[k]) for k in keys] for r in rows]
-            headers = ["model", "MB/s", "plan", "measured s", "predicted s", "ratio"]
+            headers = ["model", "MB/s", "plan", "emitted", "measured s", "predicted s", "ratio"]
             print(format_table([*headers, "speedup meas.", "speedup pred."], table))
 
         write_output(Path(args.out), write)
         print(f"wrote {args.out}/bench_runtime.csv, bench_runtime.png, runs/")
-        return 0
+        if failures:
+            print(f"{len(failures)} step(s) failed: {', '.join(failures)}")
+        return 1 if failures else 0
 
     return run_main("bench_runtime.py", body)
 

@@ -7,7 +7,10 @@ CPU cgroup whose quota makes it --slowdown times slower (cgroup v1 `cpu.cfs_quot
 `cpu.max`; Table I's device is 4.32e9 / 2.23e8 ≈ 19.4× slower than its edge). Traffic never
 leaves that loopback. The device runs unpaced (the kernel is the link); the prediction is the
 plan re-simulated at --rate. Everything it made (processes by pid, the cgroup, the namespace)
-is removed in `finally`, on SIGINT and on SIGTERM.
+is removed in `finally`, on SIGINT and on SIGTERM. For tools/bench_runtime.py it also
+measures the emulated link as the device sees it (`probe_link`: `flcompile profile
+--server` from the device's cgroup, against a plan-less server in the namespace) and runs
+a command in a throttled cgroup alone (`run_throttled`: the device's `flcompile profile`).
 
 Where the machine does not allow it (not root, no `ip` or `tc`, no cpu cgroup controller)
 it says so in one line and falls back to application pacing (`flcompile run --link-rate`),
@@ -44,6 +47,7 @@ from flcompile.serve import launcher
 
 #: Table I: the edge's FLOP/s over the device's.
 TABLE_I_SLOWDOWN = 4.32e9 / 2.23e8
+#: The longest cfs period used (the kernel's default), and the kernel's smallest quota.
 CPU_PERIOD_US = 100_000
 MIN_QUOTA_US = 1_000
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -109,11 +113,22 @@ def namespace_setup(ns: str, link: Link) -> list[list[str]]:
     ]
 
 
-def quota_us(slowdown: float, period_us: int = CPU_PERIOD_US) -> int:
-    """The CPU quota per period that makes a single-threaded process `slowdown` times slower."""
+def cpu_limit(slowdown: float) -> tuple[int, int]:
+    """The CPU quota and period (µs) that make a single-threaded process `slowdown` times slower.
+
+    The period is the shortest whose quota is still the kernel's 1 ms floor: a process runs
+    at full speed until its quota is spent, then waits for the next period, so a short
+    period spreads the slowdown evenly over a millisecond-scale stage (at the default
+    100 ms period and 19.4×, a stage ran 5 ms at full speed, then stalled 95 ms, and the
+    device's sender thread stalled with it).
+
+    Raises:
+        BadInputError: `slowdown` is below 1.
+    """
     if slowdown < 1:
         raise BadInputError(f"--slowdown {slowdown:g} is below 1", hint="give K >= 1")
-    return max(MIN_QUOTA_US, round(period_us / slowdown))
+    period = min(CPU_PERIOD_US, max(MIN_QUOTA_US, round(MIN_QUOTA_US * slowdown)))
+    return max(MIN_QUOTA_US, round(period / slowdown)), period
 
 
 def cpu_controller(root: Path = CGROUP_ROOT) -> tuple[Path, int] | None:
@@ -139,19 +154,26 @@ def not_permitted(root: Path = CGROUP_ROOT) -> str | None:
 
 
 def make_cpu_group(name: str, slowdown: float, root: Path = CGROUP_ROOT) -> CpuGroup:
-    """Create a cpu cgroup with the quota for `slowdown` (v1 cfs quota, v2 cpu.max)."""
+    """Create a cpu cgroup with the quota for `slowdown` (v1 cfs quota, v2 cpu.max).
+
+    On v2 a child has `cpu.max` only where its parent hands the cpu controller down
+    (`cgroup.subtree_control`); it is enabled there first if it is not.
+    """
     found = cpu_controller(root)
     if found is None:
         raise BadInputError(f"no cpu cgroup controller under {root}")
     base, version = found
+    subtree = base / "cgroup.subtree_control"
+    if version == 2 and "cpu" not in subtree.read_text().split():
+        subtree.write_text("+cpu")
     path = base / name
     path.mkdir()
-    quota = quota_us(slowdown)
+    quota, period = cpu_limit(slowdown)
     if version == 1:
-        (path / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+        (path / "cpu.cfs_period_us").write_text(str(period))
         (path / "cpu.cfs_quota_us").write_text(str(quota))
     else:
-        (path / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+        (path / "cpu.max").write_text(f"{quota} {period}")
     return CpuGroup(path, version)
 
 
@@ -277,9 +299,10 @@ def link_times(report: dict, rate_MBps: float) -> list[dict]:
 
 def fallback_line(reason: str, link: Link) -> str:
     """The one line that says the kernel cannot be used here, and what is done instead."""
+    lost = f", and no {link.delay_ms:g} ms delay" if link.delay_ms > 0 else ""
     return (
         f"testbed: {reason}: no namespace, tc or cgroup here; falling back to application "
-        f"pacing (flcompile run --link-rate {link.rate_MBps:g}), device unthrottled"
+        f"pacing (flcompile run --link-rate {link.rate_MBps:g}), device unthrottled{lost}"
     )
 
 
@@ -300,9 +323,106 @@ def kernel_side(stack: contextlib.ExitStack, link: Link, slowdown: float) -> tup
     return ns, group
 
 
-def _summarise(report: dict, plan: dict, link: Link) -> dict:
+def confined(
+    stack: contextlib.ExitStack, link: Link, slowdown: float
+) -> tuple[str | None, CpuGroup | None, str | None]:
+    """The shaped namespace and the device's cgroup, or why not (said in one line).
+
+    Returns:
+        (namespace, cgroup, None), removed when `stack` closes; or (None, None, reason)
+        where the kernel cannot be used, after printing `fallback_line`.
+    """
+    reason = not_permitted()
+    if reason is None:
+        try:
+            return (*kernel_side(stack, link, slowdown), None)
+        except (BadInputError, OSError) as e:
+            reason = str(e).splitlines()[0]
+    print(fallback_line(reason, link))
+    return None, None, reason
+
+
+def _server(stack: contextlib.ExitStack, outs: list[Path], ns: str | None):
+    """`flcompile serve OUTS` on 127.0.0.1 in the namespace, stopped when `stack` closes."""
+    port = launcher.free_port(HOST)  # the namespace's loopback is empty: any port is free
+    server = launcher.start(outs, host=HOST, port=port, prefix=confinement(ns, None))
+    stack.callback(server.stop)
+    return server
+
+
+def probe_link(
+    link: Link,
+    result: Path,
+    *,
+    slowdown: float = TABLE_I_SLOWDOWN,
+    probe_options: Sequence[str] = (),
+    timeout_s: float = 300.0,
+) -> dict:
+    """Measure the emulated link as the device sees it: `flcompile profile --server`.
+
+    An edge server with no plan (the probe model only) runs in the shaped namespace, and
+    the probe runs where the device would, in its cgroup; without the kernel, the probe
+    paces in the application at the link's rate, as the device then does.
+
+    Args:
+        link: the link to emulate.
+        result: the link profile to write.
+        slowdown: the device's cgroup quota, as in `testbed`.
+        probe_options: more `flcompile profile --server` options (e.g. --rounds).
+        timeout_s: how long the probe may take.
+
+    Returns:
+        The link profile written.
+
+    Raises:
+        BadInputError: the probe failed.
+    """
+    result.parent.mkdir(parents=True, exist_ok=True)
+    with terminated_as_interrupt(), contextlib.ExitStack() as stack:
+        ns, group, reason = confined(stack, link, slowdown)
+        server = _server(stack, [], ns)
+        argv = [sys.executable, "-m", "flcompile", "profile", "--server", server.address]
+        argv += ["-o", str(result), *probe_options]
+        if reason is not None:
+            argv += ["--link-rate", f"{link.rate_MBps:g}"]
+        code, text = _run_device([*confinement(ns, group), *argv], timeout_s)
+        if code != 0:
+            raise BadInputError(f"the link probe exited {code}: {text.strip()[-500:]}")
+    return json.loads(result.read_text())
+
+
+def run_throttled(argv: Sequence[str], slowdown: float, timeout_s: float = 1800.0) -> str:
+    """Run `argv` in a cpu cgroup that makes it `slowdown` times slower (no namespace).
+
+    For measuring the device's profile on the device the testbed emulates. Without the
+    kernel's cgroups it runs unthrottled, after saying so in one line.
+
+    Returns:
+        What it printed.
+
+    Raises:
+        BadInputError: it failed.
+    """
+    with terminated_as_interrupt(), contextlib.ExitStack() as stack:
+        reason = not_permitted()
+        group = None
+        if reason is None:
+            try:
+                group = make_cpu_group(namespace_name(), slowdown)
+                stack.callback(remove_cpu_group, group)
+            except OSError as e:
+                reason = str(e).splitlines()[0]
+        if reason is not None:
+            print(f"testbed: {reason}: no cpu cgroup here; running unthrottled")
+        code, text = _run_device([*confinement(None, group), *argv], timeout_s)
+    if code != 0:
+        raise BadInputError(f"`{' '.join(argv[2:5])}` exited {code}: {text.strip()[-500:]}")
+    return text
+
+
+def _summarise(report: dict, plan: dict, link: Link, plan_link: bool = False) -> dict:
     rows = link_times(report, link.rate_MBps)
-    prediction = predicted(plan, link.rate_MBps)[0].finish
+    prediction = predicted(plan, None if plan_link else link.rate_MBps)[0].finish
     ratios = [r["measured_s"] / r["expected_s"] for r in rows]
     return {
         "rate_MBps": link.rate_MBps,
@@ -323,6 +443,7 @@ def testbed(
     frames: int = 5,
     slowdown: float = TABLE_I_SLOWDOWN,
     timeout_s: float = 900.0,
+    plan_link: bool = False,
 ) -> dict:
     """Run the plan in OUT through the emulated link; returns the summary (also written).
 
@@ -333,6 +454,8 @@ def testbed(
         frames: frames the device runs.
         slowdown: how many times slower the device is than this machine.
         timeout_s: how long the device may take, start-up included.
+        plan_link: predict with the plan's own link (compiled with a link profile measured
+            on this emulated link, `probe_link`) instead of re-simulating at link's rate.
 
     Returns:
         The summary: measured median, prediction, link check and how the run was made.
@@ -343,19 +466,9 @@ def testbed(
     index = load_index(out)
     result_dir.mkdir(parents=True, exist_ok=True)
     report_path = result_dir / REPORT
-    reason = not_permitted()
     with terminated_as_interrupt(), contextlib.ExitStack() as stack:
-        ns = group = None
-        if reason is None:
-            try:
-                ns, group = kernel_side(stack, link, slowdown)
-            except (BadInputError, OSError) as e:
-                reason = str(e).splitlines()[0]
-        if reason is not None:
-            print(fallback_line(reason, link))
-        port = launcher.free_port(HOST)  # the namespace's loopback is empty: any port is free
-        server = launcher.start([out], host=HOST, port=port, prefix=confinement(ns, None))
-        stack.callback(server.stop)
+        ns, group, reason = confined(stack, link, slowdown)
+        server = _server(stack, [out], ns)
         pacing = link.rate_MBps if reason is not None else None
         argv = device_command(
             out,
@@ -373,7 +486,7 @@ def testbed(
         "mode": "kernel" if reason is None else f"application pacing ({reason})",
         "slowdown": slowdown if reason is None else 1.0,
         "frames": frames,
-        **_summarise(json.loads(report_path.read_text()), index.plan, link),
+        **_summarise(json.loads(report_path.read_text()), index.plan, link, plan_link),
         "leftover_processes": [p.pid for p in server.leftovers],
     }
     (result_dir / "testbed.json").write_text(json.dumps(summary, indent=1) + "\n")

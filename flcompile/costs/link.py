@@ -46,12 +46,15 @@ class LinkModel:
         latency_s: fixed cost per message.
         shannon: the radio parameters R was derived from, or None when given directly.
         return_rate_MBps: rate for sending the results back, or None to ignore the return.
+        profile: the link profile file rate and latency were measured in
+            (`flcompile profile --server`), or None.
     """
 
     rate_MBps: float
     latency_s: float = 0.0
     shannon: Shannon | None = None
     return_rate_MBps: float | None = None
+    profile: str | None = None
 
     def send_s(self, nbytes: FloatOrArray) -> FloatOrArray:
         """Seconds to send one message of `nbytes` bytes to the edge (elementwise; 0 bytes

@@ -29,6 +29,12 @@ FUSE_ROW = -1
 STATUS_MODEL = "flcompile_status"
 STATUS_OUTPUTS = ("frames_open", "frames_done", "frames_expired", "requests_failed", "rss_bytes")
 
+#: The link probe's sink model: a uint8 vector in, its length (int64, shape (1,)) out, so
+#: a request's time is the payload's way to the server plus a fixed cost, not a reply's.
+PROBE_MODEL = "flcompile_probe"
+PROBE_INPUT = "payload"
+PROBE_OUTPUT = "received_bytes"
+
 _ERROR = re.compile(r"EdgeRequestError: ([^\n]+)")
 
 

@@ -7,7 +7,7 @@ returns at once; its answer comes back on the stream's thread, matched by reques
 error answer carries no id; it goes to the oldest request still waiting (with one instance
 answers come in order), unless the error names its request, as Triton's own checks do. A
 stream that breaks (the server went away) fails every request waiting on it and is reopened
-by the next `send`.
+by the next `send`. `infer` is one unary request outside the stream (the link probe's).
 """
 
 from __future__ import annotations
@@ -58,11 +58,15 @@ class EdgeClient:
         )
         self._open = False
 
-    def check(self) -> None:
-        """Fail unless the server is up and serves the plan's model.
+    def check(self, *, lacking: str = "this plan", hint: str | None = None) -> None:
+        """Fail unless the server is up and serves the client's model.
+
+        Args:
+            lacking: what the server lacks when the model is not ready, for the message.
+            hint: what to do then (default: serve the same OUT there).
 
         Raises:
-            BadInputError: the server cannot be reached, or does not serve this plan.
+            BadInputError: the server cannot be reached, or does not serve the model.
         """
         from tritonclient.utils import InferenceServerException
 
@@ -79,8 +83,8 @@ class EdgeClient:
             raise BadInputError(f"the edge server at {self.address} is not live")
         if not ready:
             raise BadInputError(
-                f"the edge server at {self.address} does not serve this plan (model {self.model})",
-                hint="serve the same OUT there: `flcompile serve OUT`",
+                f"the edge server at {self.address} does not serve {lacking} (model {self.model})",
+                hint=hint or "serve the same OUT there: `flcompile serve OUT`",
             )
 
     def send(
@@ -108,12 +112,7 @@ class EdgeClient:
                 `send` tries to open one again.
         """
         grpc = self._grpc
-        inputs = []
-        for name, value in tensors.items():
-            value = np.ascontiguousarray(value)
-            item = grpc.InferInput(name, list(value.shape), grpc.np_to_triton_dtype(value.dtype))
-            item.set_data_from_numpy(value)
-            inputs.append(item)
+        inputs = self._inputs(tensors)
         request_id = f"{client}/{frame}/{path}"
         self._ensure_stream()
         with self._lock:
@@ -133,6 +132,48 @@ class EdgeClient:
             raise ConnectionError(
                 f"no stream to the edge server at {self.address} ({protocol.error_message(str(e))})"
             ) from e
+
+    def infer(
+        self, tensors: Mapping[str, np.ndarray], outputs: Sequence[str], *, timeout_s: float
+    ) -> dict[str, np.ndarray]:
+        """One unary request, outside the stream: send `tensors`, wait for `outputs`.
+
+        Args:
+            tensors: the inputs, by name.
+            outputs: the outputs to ask for.
+            timeout_s: how long the request may take.
+
+        Returns:
+            The outputs, by name.
+
+        Raises:
+            ConnectionError: the request failed (the server refused it or went away).
+        """
+        from tritonclient.utils import InferenceServerException
+
+        grpc = self._grpc
+        try:
+            result = self._client.infer(
+                self.model,
+                self._inputs(tensors),
+                outputs=[grpc.InferRequestedOutput(name) for name in outputs],
+                client_timeout=timeout_s,
+            )
+        except InferenceServerException as e:
+            raise ConnectionError(
+                f"a request to {self.address} failed ({protocol.error_message(str(e))})"
+            ) from e
+        return {name: result.as_numpy(name) for name in outputs}
+
+    def _inputs(self, tensors: Mapping[str, np.ndarray]) -> list:
+        grpc = self._grpc
+        inputs = []
+        for name, value in tensors.items():
+            value = np.ascontiguousarray(value)
+            item = grpc.InferInput(name, list(value.shape), grpc.np_to_triton_dtype(value.dtype))
+            item.set_data_from_numpy(value)
+            inputs.append(item)
+        return inputs
 
     def _ensure_stream(self) -> None:
         with self._lock:

@@ -4,5 +4,7 @@
 - `law`: fit seconds = a + b·FLOPs per op type by least squares, and predict with it;
 - `variants`: the models measured, the original and its tiled rewrites at a few grids;
 - `profile_json`: the versioned profile file;
-- `cli`: the command.
+- `cli`: the command;
+- `link_probe`, `link_fit`, `link_json`, `link_cli`: `--server`, the link's latency + bytes /
+  rate timed against a running edge server, fitted, and written as a link profile.
 """

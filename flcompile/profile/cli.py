@@ -10,6 +10,8 @@ from pathlib import Path
 
 from flcompile.arg_types import count, grid
 from flcompile.command import OneLineParser, run_guarded
+from flcompile.errors import UsageError
+from flcompile.profile.link_cli import add_link_args, profile_link
 
 DESCRIPTION = """\
 Measure what each node of MODEL, and of its tiled rewrites, costs on this
@@ -18,15 +20,27 @@ and write the laws as a JSON profile. Run it on the device and on the edge
 server; plan with: flcompile MODEL --device-profile D --edge-profile E.
 The profile's accuracy (each tiled grid predicted by the laws fitted on the
 others: median and worst relative error of the total node time) is printed
-and stored in it."""
+and stored in it.
+
+With --server HOST:PORT instead of MODEL it measures the link to a running
+`flcompile serve`: it times requests of several payload sizes to the server's
+probe model, fits seconds = latency + bytes / rate to each size's median, and
+writes a link profile; plan with: flcompile MODEL --link-profile FILE."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `flcompile profile`."""
-    p = OneLineParser(prog="flcompile profile", description=DESCRIPTION)
-    p.add_argument("model", help="an .onnx file or a zoo model name")
+    p = OneLineParser(
+        prog="flcompile profile",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", nargs="?", help="an .onnx file or a zoo model name")
     p.add_argument(
-        "-o", "--output", dest="out", default="device-profile.json", help="the profile to write"
+        "-o",
+        "--output",
+        dest="out",
+        help="the profile to write (default device-profile.json; link-profile.json with --server)",
     )
     p.add_argument("--threads", type=count(1), default=1, help="onnxruntime intra-op threads")
     p.add_argument(
@@ -37,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="tiled grids measured besides the model itself (default: 1x2 2x2 3x3)",
     )
     p.add_argument("--runs", type=count(1), default=7, help="timed runs per model (default 7)")
+    add_link_args(p)
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
     return p
 
@@ -52,6 +67,13 @@ def main(argv: Sequence[str]) -> int:
 def _profile(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if (args.model is None) == (args.server is None):
+        raise UsageError(
+            "give MODEL (per-node costs) or --server HOST:PORT (the link), one of them",
+            hint="see flcompile profile --help",
+        )
+    if args.server is not None:
+        return profile_link(args)
     from flcompile.compile import analyse
     from flcompile.device.owned_files import check_writable, write_file
     from flcompile.load import load_model
@@ -61,7 +83,7 @@ def _profile(argv: Sequence[str]) -> int:
     from flcompile.profile.variants import measure
     from flcompile.verify import make_feeds
 
-    out = check_writable(args.out, "json", "-o")
+    out = check_writable(args.out or "device-profile.json", "json", "-o")
     loaded = load_model(args.model)
     analysis = analyse(loaded)
     feeds = make_feeds(loaded.model)

@@ -32,7 +32,8 @@ PyTriton), over the KServe v2 protocol: gRPC, and HTTP with --http-port. Each OU
 directory `flcompile MODEL -o OUT` wrote; each plan is one Triton model. A device sends a
 frame's paths as separate requests in the plan's order (`flcompile run` does); the edge
 runs each path's edge stage as it arrives, and answers the last with the model's outputs.
-Stops cleanly on Ctrl-C or SIGTERM."""
+Every server also answers `flcompile profile --server HOST:PORT`, which measures the link
+to it (its probe model). Stops cleanly on Ctrl-C or SIGTERM."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("outs", nargs="+", metavar="OUT", help="a compiled plan's directory")
+    p.add_argument(
+        "outs",
+        nargs="*",
+        metavar="OUT",
+        help="a compiled plan's directory (none: only the link probe, for "
+        "`flcompile profile --server`)",
+    )
     p.add_argument(
         "--port", dest="port", type=port, required=True, metavar="P", help="the gRPC port"
     )
@@ -181,6 +188,7 @@ def _serve(argv: Sequence[str]) -> int:
 def _up_line(args: argparse.Namespace, plans) -> str:
     http = f", HTTP on port {args.http_port}" if args.http_port else ""
     models = ", ".join(f"{p.index.name} ({len(p.index.paths)} paths)" for p in plans)
+    models = models or "none (the link probe only)"
     return (
         f"flcompile serve: up at {args.host}:{args.port} (KServe v2 gRPC{http}); "
         f"models: {models}; {args.instances} instance(s) x {args.threads} thread(s); "

@@ -1,7 +1,8 @@
 """Run compiled plans' edges on Triton Inference Server through PyTriton.
 
 Each plan is one Triton model (protocol.model_name) with one instance per concurrent
-execution; the status model reports the frame counters and the server's memory. PyTriton
+execution; the status model reports the frame counters and the server's memory, and the
+probe model swallows payloads for `flcompile profile --server` (the link). PyTriton
 runs tritonserver as a child process whose Python-backend stubs pass each request to the
 handlers in this process.
 """
@@ -126,7 +127,7 @@ class EdgeServer:
         self._reaper.start()
 
     def _launch(self) -> None:
-        """A new tritonserver with every plan's model and the status model, up and loaded."""
+        """A new tritonserver with every plan's model, the status and the probe model, up."""
         from pytriton.model_config import ModelConfig, Tensor
         from pytriton.triton import Triton, TritonConfig
 
@@ -165,6 +166,13 @@ class EdgeServer:
             infer_func=self._status,
             inputs=[],
             outputs=[Tensor(name=n, shape=(1,), dtype=np.int64) for n in protocol.STATUS_OUTPUTS],
+            config=unbatched,
+        )
+        self._triton.bind(
+            model_name=protocol.PROBE_MODEL,
+            infer_func=_probe_sink,
+            inputs=[Tensor(name=protocol.PROBE_INPUT, shape=(-1,), dtype=np.uint8)],
+            outputs=[Tensor(name=protocol.PROBE_OUTPUT, shape=(1,), dtype=np.int64)],
             config=unbatched,
         )
         self._triton.run()
@@ -246,6 +254,14 @@ class EdgeServer:
                 dropped = plan.frames.expire()
                 if dropped:
                     logger.warning("%s: dropped %d idle frame(s)", plan.index.name, dropped)
+
+
+def _probe_sink(requests):
+    """The link probe's model (`flcompile profile --server`): answer each payload's length."""
+    return [
+        {protocol.PROBE_OUTPUT: np.array([request.data[protocol.PROBE_INPUT].size], np.int64)}
+        for request in requests
+    ]
 
 
 def _infer(plan: EdgePlan, instance: int):

@@ -14,6 +14,9 @@ def _rows() -> list[dict]:
             "model": "alexnet",
             "rate_MBps": 1.8,
             "plan": plan,
+            "emitted": "FL 1x3" if plan == "FL" else "NFL",
+            "link_rate_MBps": 1.78,
+            "link_latency_s": 0.004,
             "measured_s": measured,
             "predicted_s": predicted,
             "ratio": measured / predicted,
@@ -42,3 +45,30 @@ def test_the_csv_and_png_are_written(tmp_path) -> None:
     assert [r["plan"] for r in read] == ["FL", "NFL"] and list(read[0]) == bench_runtime.COLUMNS
     assert float(read[1]["measured_s"]) == 0.6
     assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_failed_step_is_said_and_counted_and_the_others_go_on(capsys) -> None:
+    from flcompile.errors import BadInputError
+
+    def fails() -> dict:
+        raise BadInputError("flcompile run exited 1: the server went away")
+
+    failures: list[str] = []
+    assert bench_runtime._guarded(failures, "alexnet-1.8-FL", fails) is None
+    assert bench_runtime._guarded(failures, "alexnet-1.8-NFL", lambda: {"ok": 1}) == {"ok": 1}
+    assert failures == ["alexnet-1.8-FL"]
+    assert "alexnet-1.8-FL: failed: flcompile run exited 1" in capsys.readouterr().out
+
+
+def test_profiles_found_in_the_folder_are_reused_not_measured(tmp_path, monkeypatch) -> None:
+    for side in ("device", "edge"):
+        (tmp_path / f"alexnet-{side}.json").write_text("{}")
+    ran = []
+    monkeypatch.setattr(bench_runtime.testbed, "run_throttled", lambda *a, **k: ran.append(a))
+    monkeypatch.setattr(bench_runtime.subprocess, "run", lambda *a, **k: ran.append(a))
+    found = bench_runtime.measured_profiles("alexnet", "alexnet", tmp_path, 19.4)
+    assert found == {s: tmp_path / f"alexnet-{s}.json" for s in ("device", "edge")}
+    assert ran == []
+    options = bench_runtime.cost_options(found, tmp_path / "link.json")
+    assert options[options.index("--link-profile") + 1] == str(tmp_path / "link.json")
+    assert options[options.index("--device-profile") + 1] == str(found["device"])

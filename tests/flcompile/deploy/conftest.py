@@ -70,9 +70,11 @@ def server(plans: dict):
     pytest.importorskip("pytriton", reason="the serve extra is not installed")
     pytest.importorskip("tritonclient.grpc", reason="the device extra is not installed")
     http_port = free_port()
+    # Two separate draws may pick the same free port, which gRPC and HTTP cannot share.
+    grpc_port = next(p for p in iter(free_port, None) if p != http_port)
     options = ["--instances", "2", "--frame-timeout", str(FRAME_TIMEOUT_S)]
     options += ["--http-port", str(http_port)]
-    with serving([plans[name] for name in SERVED], options=options) as live:
+    with serving([plans[name] for name in SERVED], port=grpc_port, options=options) as live:
         live.http_port = http_port
         yield live
     assert live.exit_code == 0, f"serve exited with {live.exit_code}: {live.stderr}"

@@ -66,7 +66,7 @@ def test_one_frame_end_to_end_equals_the_original(
 def test_each_path_is_sent_while_the_next_computes(server, plans, tmp_path: Path) -> None:
     # ResNet18's paths run 3-5 ms on the device; paced at 0.5 MB/s their 25 KB take 50 ms.
     report_path = tmp_path / "r.json"
-    argv = ["run", str(plans["stream"]), "--server", server.address, "--frames", "3"]
+    argv = ["run", str(plans["stream"]), "--server", server.address, "--frames", "5"]
     argv += ["--link-rate", "0.5", "--report", str(report_path), "-q"]
     assert cli.main(argv) == 0
     report = json.loads(report_path.read_text())
@@ -84,7 +84,9 @@ def test_each_path_is_sent_while_the_next_computes(server, plans, tmp_path: Path
                 after = ev[("device", order[k + 1])]
                 overlaps += after["start"] < send["end"] and send["start"] < after["end"]
     # Streaming: the device computes path k+1 while path k is on the link. Sending at the
-    # end would never overlap; a thread waking late can miss it in one frame, not in all.
+    # end would never overlap. The sender thread must wake within path k+1's 3-5 ms stage
+    # to overlap it, which a loaded machine's scheduler can miss now and then: 5 frames
+    # give 15 chances, of which one must overlap.
     assert overlaps >= 1
     # Compiled for 0.3 MB/s, the plan is re-simulated at the paced 0.5 MB/s: faster sends.
     assert report["link_rate_MBps"] == 0.5
