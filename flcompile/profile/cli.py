@@ -56,7 +56,7 @@ def _profile(argv: Sequence[str]) -> int:
     from flcompile.device.owned_files import check_writable, write_file
     from flcompile.load import load_model
     from flcompile.profile.accuracy import held_out_accuracy
-    from flcompile.profile.law import fit_law, fit_laws
+    from flcompile.profile.law import fit_group, fit_laws
     from flcompile.profile.profile_json import profile_dict
     from flcompile.profile.variants import measure
     from flcompile.verify import make_feeds
@@ -70,7 +70,7 @@ def _profile(argv: Sequence[str]) -> int:
     everything = [s for v in variants for s in v.samples]
     laws = fit_laws(everything)
     accuracy = held_out_accuracy(variants)
-    overall = fit_law([s.flops for s in everything], [s.seconds for s in everything])
+    overall = fit_group(everything)
     profile = profile_dict(args.model, args.threads, laws, overall, accuracy)
     text = json.dumps(profile, indent=2) + "\n"
     write_file(out, "json", "-o", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

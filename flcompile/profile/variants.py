@@ -18,6 +18,7 @@ import onnx_graphsurgeon as gs
 from flcompile.compile import Analysis
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.costs.flops import node_flops
+from flcompile.costs.node_key import activation_bytes, node_key
 from flcompile.errors import FlCompileError
 from flcompile.profile.law import Sample
 from flcompile.profile.trace import profile_model
@@ -66,7 +67,7 @@ def tiled_model(analysis: Analysis, grid: tuple[int, int]) -> onnx.ModelProto | 
 
 
 def samples(model: onnx.ModelProto, times: Mapping[str, object]) -> tuple[Sample, ...]:
-    """Each measured node of `model` as a Sample (op type and FLOPs from the graph).
+    """Each measured node of `model` as a Sample (its key, FLOPs and bytes from the graph).
 
     Args:
         model: the model measured.
@@ -77,7 +78,13 @@ def samples(model: onnx.ModelProto, times: Mapping[str, object]) -> tuple[Sample
     """
     graph = gs.import_onnx(onnx.shape_inference.infer_shapes(model))
     return tuple(
-        Sample(node.op, node_flops(node), times[node.name].seconds)
+        Sample(
+            node.op,
+            node_flops(node),
+            times[node.name].seconds,
+            activation_bytes(node),
+            node_key(node),
+        )
         for node in graph.nodes
         if node.name in times
     )

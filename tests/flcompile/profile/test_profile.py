@@ -6,11 +6,13 @@ import json
 
 import numpy as np
 import onnx
+import onnx_graphsurgeon as gs
 import pytest
 
 from flcompile.cli import main
+from flcompile.costs.node_key import OVERALL, activation_bytes, node_key, resolve_law
 from flcompile.profile.accuracy import held_out_accuracy
-from flcompile.profile.law import Sample, fit_law, fit_laws, predict_s
+from flcompile.profile.law import CostLaw, Sample, fit_law, fit_laws, predict_s
 from flcompile.profile.profile_json import SCHEMA, read_laws
 from flcompile.profile.trace import parse_trace, profile_model
 from flcompile.profile.variants import Variant
@@ -66,16 +68,47 @@ def test_fit_law_never_predicts_negative_time():
     assert fit_law([1.0, 2.0], [5.0, 1.0]).b_s_per_flop == 0.0  # falling: a constant
     law = fit_law([1e6, 2e6], [0.0, 2e-3])  # would have a negative intercept
     assert law.a_s == 0.0 and law.b_s_per_flop > 0
-    assert fit_law([3.0], [4.0]).seconds(100.0) == 4.0
+    # Nodes of one size: proportional to FLOPs, else to bytes, else a constant.
+    assert fit_law([3.0, 3.0], [4.0, 4.0]).seconds(6.0) == pytest.approx(8.0)
+    assert fit_law([0.0], [4.0], [2.0]).seconds(0.0, 1.0) == pytest.approx(2.0)
+    assert fit_law([0.0], [4.0]).seconds(100.0) == 4.0
 
 
-def test_laws_are_per_op_type_and_predict_the_sum():
-    samples = [Sample("Conv", f, 1e-9 * f) for f in (1e6, 2e6, 4e6)]
-    samples += [Sample("Relu", f, 1e-5) for f in (1e3, 5e3)]
-    laws = fit_laws(samples)
-    assert set(laws) == {"Conv", "Relu"}
-    held = [Sample("Conv", 8e6, 0.0), Sample("Relu", 2e3, 0.0), Sample("Gemm", 1e9, 0.0)]
-    assert predict_s(laws, held) == pytest.approx(8e-3 + 1e-5)
+def test_fit_law_recovers_a_bytes_term():
+    rng = np.random.default_rng(1)
+    nbytes = rng.uniform(1e4, 1e6, 30)
+    seconds = 3e-6 + 2e-11 * nbytes  # a Slice: no FLOPs, memory-bound
+    law = fit_law(np.zeros(30), seconds, nbytes)
+    assert law.b_s_per_flop == 0.0
+    assert law.c_s_per_byte == pytest.approx(2e-11, rel=1e-6)
+    assert law.a_s == pytest.approx(3e-6, rel=1e-4)
+
+
+def test_laws_are_per_kernel_and_op_type_and_fall_back_to_the_overall_law():
+    conv3 = [Sample("Conv", f, 1e-9 * f, key="Conv 3x3") for f in (1e6, 2e6, 4e6)]
+    conv1 = [Sample("Conv", f, 4e-9 * f, key="Conv 1x1") for f in (1e6, 3e6)]
+    relu = [Sample("Relu", f, 1e-5) for f in (1e3, 5e3)]
+    laws = fit_laws(conv3 + conv1 + relu)
+    assert set(laws) == {"Conv", "Conv 1x1", "Conv 3x3", "Relu"}
+    assert laws["Conv 1x1"].seconds(1e6) == pytest.approx(4e-3)
+    assert laws["Conv"].n == 5  # every convolution, for kernels the profile did not see
+    assert resolve_law(laws, "Conv 3x3") == "Conv 3x3"
+    assert resolve_law(laws, "Conv 7x7") == "Conv"
+    assert resolve_law(laws, "Gemm") is None  # no overall law given
+    held = [Sample("Conv", 8e6, 0.0, key="Conv 3x3"), Sample("Relu", 2e3, 0.0)]
+    assert predict_s(laws, [*held, Sample("Gemm", 1e9, 0.0)]) == pytest.approx(8e-3 + 1e-5)
+    laws[OVERALL] = CostLaw(1.0, 0.0, 1)
+    assert predict_s(laws, [Sample("Gemm", 1e9, 0.0)]) == pytest.approx(1.0)
+
+
+def test_node_keys_name_the_kernel_and_bytes_count_activations():
+    graph = gs.import_onnx(conv_relu_model())
+    nodes = {n.name: n for n in graph.nodes}
+    assert node_key(nodes["conv"]) == "Conv 3x3"  # from the weight: no kernel_shape attribute
+    assert node_key(nodes["relu"]) == "Relu"
+    # conv reads x (2·8·8 floats) and writes c (4·8·8 floats); its weight is not counted.
+    assert activation_bytes(nodes["conv"]) == 4 * (2 * 64 + 4 * 64)
+    assert activation_bytes(nodes["gap"]) == 4 * (4 * 64 + 4)
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +127,9 @@ def test_profile_writes_a_versioned_profile(profiled, capsys):
     data = json.loads(out.read_text())
     assert data["schema"] == SCHEMA and data["kind"] == "profile"
     assert data["threads"] == 1 and "machine" in data
-    assert {"Conv", "Relu", "GlobalAveragePool"} <= set(data["laws"])
+    assert {"Conv", "Conv 3x3", "Relu", "GlobalAveragePool"} <= set(data["laws"])
     for law in data["laws"].values():
-        assert set(law) == {"a_s", "b_s_per_flop", "n"} and law["n"] >= 1
+        assert set(law) == {"a_s", "b_s_per_flop", "c_s_per_byte", "n"} and law["n"] >= 1
     assert {"median_rel_error", "worst_rel_error", "per_grid"} <= set(data["accuracy"])
     assert set(data["accuracy"]["per_grid"]) == {"1x2"}  # the tiled grid, held out
     assert set(data["accuracy"]["overall_law_per_grid"]) == {"1x2"}
@@ -118,7 +151,7 @@ def test_profile_replaces_its_own_file_but_never_a_users(profiled, tmp_path, cap
 def test_read_laws_refuses_a_file_that_is_not_a_profile(tmp_path):
     path = tmp_path / "x.json"
     path.write_text('{"schema": 1, "kind": "plan"}')
-    with pytest.raises(Exception, match="not a schema-1 flcompile profile"):
+    with pytest.raises(Exception, match="not a schema-2 flcompile profile"):
         read_laws(path)
 
 
