@@ -12,13 +12,14 @@ from flcompile.arg_types import count, grid
 from flcompile.command import OneLineParser, run_guarded
 
 DESCRIPTION = """\
-Measure what each node of MODEL, and of its tiled rewrites, costs on this
-machine with onnxruntime's profiler, fit seconds = a + b*FLOPs per op type,
+Measure what each node of MODEL, and of the stage models of its tiled rewrites,
+costs on this machine with onnxruntime's profiler, fit seconds = a + b*FLOPs +
+c*bytes per node kind (op type and kernel, e.g. "Conv 3x3") and per op type,
 and write the laws as a JSON profile. Run it on the device and on the edge
 server; plan with: flcompile MODEL --device-profile D --edge-profile E.
-The profile's accuracy (each tiled grid predicted by the laws fitted on the
-others: median and worst relative error of the total node time) is printed
-and stored in it."""
+The profile's accuracy (each tiled grid's stage models predicted by the laws
+fitted on the others: median and worst relative error) is printed and stored
+in it."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="tiled grids measured besides the model itself (default: 1x2 2x2 3x3)",
     )
     p.add_argument("--runs", type=count(1), default=7, help="timed runs per model (default 7)")
+    p.add_argument(
+        "--repeats",
+        type=count(1),
+        default=1,
+        help="sessions per model, each node's median kept (default 1)",
+    )
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
     return p
 
@@ -59,14 +66,12 @@ def _profile(argv: Sequence[str]) -> int:
     from flcompile.profile.law import fit_group, fit_laws
     from flcompile.profile.profile_json import profile_dict
     from flcompile.profile.variants import measure
-    from flcompile.verify import make_feeds
 
     out = check_writable(args.out, "json", "-o")
     loaded = load_model(args.model)
     analysis = analyse(loaded)
-    feeds = make_feeds(loaded.model)
     grids = ((1, 1), *dict.fromkeys(g for g in args.grids if g != (1, 1)))
-    variants = measure(analysis, feeds, args.threads, grids, args.runs)
+    variants = measure(analysis, args.threads, grids, args.runs, args.repeats)
     everything = [s for v in variants for s in v.samples]
     laws = fit_laws(everything)
     accuracy = held_out_accuracy(variants)
@@ -80,12 +85,14 @@ def _profile(argv: Sequence[str]) -> int:
 
 def _summary(out: Path, variants, laws, accuracy) -> str:
     measured = ", ".join(f"{v.grid[0]}x{v.grid[1]}" for v in variants)
-    line = f"profile: {len(laws)} op laws from grids {measured}; wrote {out}"
-    if accuracy.median is None:
-        return line + "\nheld-out accuracy: no tiled grid measured"
-    per_grid = ", ".join(f"{g} {e:.1%}" for g, e in accuracy.errors.items())
-    overall = ", ".join(f"{g} {e:.1%}" for g, e in accuracy.overall_errors.items())
+    line = f"profile: {len(laws)} laws from grids {measured}; wrote {out}"
+    if accuracy.median() is None:
+        return line + "\nheld-out accuracy: no tiled stage measured"
+    per_grid = ", ".join(
+        f"{g} {accuracy.median(grid=g):.1%}/{accuracy.worst(grid=g):.1%}" for g in accuracy.grids
+    )
     return (
-        f"{line}\nheld-out accuracy (total node time): median {accuracy.median:.1%}, "
-        f"worst {accuracy.worst:.1%} ({per_grid}); one overall law, as planned with: {overall}"
+        f"{line}\nheld-out accuracy (stage models, median/worst): {accuracy.median():.1%}/"
+        f"{accuracy.worst():.1%} ({per_grid}); one overall law: "
+        f"{accuracy.median('overall'):.1%}/{accuracy.worst('overall'):.1%}"
     )

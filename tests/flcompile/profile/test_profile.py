@@ -15,7 +15,7 @@ from flcompile.profile.accuracy import held_out_accuracy
 from flcompile.profile.law import CostLaw, Sample, fit_law, fit_laws, predict_s
 from flcompile.profile.profile_json import SCHEMA, read_laws
 from flcompile.profile.trace import parse_trace, profile_model
-from flcompile.profile.variants import Variant
+from flcompile.profile.variants import Stage, Variant
 from flcompile.verify import make_feeds
 from tests.flcompile.tiny_models import conv_relu_model
 
@@ -132,7 +132,8 @@ def test_profile_writes_a_versioned_profile(profiled, capsys):
         assert set(law) == {"a_s", "b_s_per_flop", "c_s_per_byte", "n"} and law["n"] >= 1
     assert {"median_rel_error", "worst_rel_error", "per_grid"} <= set(data["accuracy"])
     assert set(data["accuracy"]["per_grid"]) == {"1x2"}  # the tiled grid, held out
-    assert set(data["accuracy"]["overall_law_per_grid"]) == {"1x2"}
+    held = {s["stage"] for s in data["accuracy"]["stages"]}
+    assert {"device_p0", "edge_fuse"} <= held  # its stage models, as the runtime runs them
     laws, _ = read_laws(out)
     assert laws["Conv"].n == data["laws"]["Conv"]["n"]
 
@@ -155,14 +156,27 @@ def test_read_laws_refuses_a_file_that_is_not_a_profile(tmp_path):
         read_laws(path)
 
 
-def test_held_out_accuracy_is_exact_for_nodes_that_follow_the_laws():
-    def variant(grid, scale):
-        conv = [Sample("Conv", f * scale, 1e-5 + 1e-10 * f * scale) for f in (1e6, 3e6)]
-        relu = [Sample("Relu", f * scale, 2e-6 + 1e-9 * f * scale) for f in (1e4, 2e4)]
-        return Variant(grid, tuple(conv + relu))
+def test_held_out_accuracy_is_exact_for_stages_that_follow_the_laws():
+    def stage(name, scale):
+        conv = [
+            Sample("Conv", f * scale, 1e-5 + 1e-10 * f * scale, key="Conv 3x3") for f in (1e6, 3e6)
+        ]
+        pool = [Sample("MaxPool", 0.0, 2e-6 + 1e-9 * b * scale, b * scale) for b in (1e5, 2e5)]
+        return Stage(name, tuple(conv + pool))
 
-    variants = [variant((1, 1), 1.0), variant((1, 2), 0.5), variant((2, 2), 0.25)]
+    variants = [
+        Variant((1, 1), (stage("model", 1.0),)),
+        Variant((1, 2), (stage("device_p0", 0.5), stage("edge_p1", 0.6))),
+        Variant((2, 2), tuple(stage(f"edge_p{p}", 0.25 + 0.01 * p) for p in range(4))),
+        Variant((3, 3), (stage("device_p0", 1e-4),)),  # a few microseconds: under the floor
+    ]
     accuracy = held_out_accuracy(variants)
-    assert set(accuracy.errors) == {"1x2", "2x2"}  # the untiled model is never held out
-    assert accuracy.worst == pytest.approx(0.0, abs=1e-9)
-    assert accuracy.worst < max(accuracy.overall_errors.values())  # one law fits less well
+    assert accuracy.grids == ("1x2", "2x2", "3x3")  # the untiled model is never held out
+    assert [s.stage for s in accuracy.stages if s.grid == "1x2"] == ["device_p0", "edge_p1"]
+    assert accuracy.worst() == pytest.approx(0.0, abs=1e-6)
+    assert accuracy.worst("overall") > 1e-3  # one law for Conv and MaxPool fits less well
+    assert accuracy.worst("overall_flops") > 0.05  # and without bytes, worse
+    assert len(accuracy.judged) == 6 and accuracy.worst_small_abs_s() < 1e-6
+    data = accuracy.to_json()
+    assert data["median_rel_error"] == accuracy.median() and len(data["stages"]) == 7
+    assert set(data["per_grid"]["2x2"]) == {"per_kind", "overall", "overall_flops"}

@@ -135,3 +135,23 @@ def test_the_fuse_is_priced_by_the_concat_law():
     assert fuse_work((1, 1), 10.0).keys == ("Identity",)
     analytic = ComputeModel(overhead_edge_s=1e-3)
     assert analytic.edge_total_s(fuse) == pytest.approx(3e-3)  # overhead per node, as before
+
+
+def test_a_real_profile_of_a_zoo_model_plans_it_by_kernel(tmp_path, capsys):
+    import models
+
+    model = tmp_path / "squeezenet.onnx"
+    onnx.save(models.build("squeezenet", size=64, width=0.25), model)
+    profile = tmp_path / "device-profile.json"
+    argv = ["profile", str(model), "-o", str(profile), "--grids", "1x2", "--runs", "1"]
+    assert main(argv) == 0  # measured in onnxruntime, its 1x2 stage models held out
+    data = json.loads(profile.read_text())
+    assert {"Conv 1x1", "Conv 3x3", "MaxPool 3x3", "Slice", "Concat"} <= set(data["laws"])
+    assert {s["stage"] for s in data["accuracy"]["stages"]} >= {"device_p0", "edge_fuse"}
+    out = tmp_path / "out"
+    assert (
+        main([str(model), "--rate", "1.8", "--device-profile", str(profile), "-o", str(out)]) == 0
+    )
+    side = json.loads((out / "plan.json").read_text())["cost"]["sides"]["device"]
+    assert side["laws_used"]["Conv 1x1"] == "Conv 1x1" and side["fallbacks"] == {}
+    assert side["schema"] == SCHEMA and side["threads"] == 1
