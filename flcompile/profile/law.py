@@ -15,9 +15,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import least_squares, nnls
 
 from flcompile.costs.node_key import resolve_law
+
+
+#: onnxruntime's profiler counts whole microseconds: a shorter time is relative to this.
+RESOLUTION_S = 1e-6
+#: Relative residuals beyond this weigh less than squared (soft L1): a node timed while
+#: other work ran on the machine must not pull its law.
+ROBUST_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -70,12 +77,13 @@ class CostLaw:
 def fit_law(
     flops: Iterable[float], seconds: Iterable[float], nbytes: Iterable[float] | None = None
 ) -> CostLaw:
-    """The non-negative least-squares law through the samples, in relative terms.
+    """The non-negative, robust least-squares law through the samples, in relative terms.
 
     Each sample's residual is divided by its seconds, so that small tiles weigh as much as
-    the whole node (a plan is made of tiles). a, b and c are never negative (no node takes
-    negative time); a feature that does not vary is left out, and a single sample gives a
-    law proportional to their size (`_proportional`).
+    the whole node (a plan is made of tiles), and residuals beyond `ROBUST_SCALE` count
+    less than squared (soft L1, from the plain fit). a, b and c are never negative (no node
+    takes negative time); a feature that does not vary is left out, and samples all of one
+    size give a law proportional to their size (`_proportional`).
 
     Args:
         flops: each node's FLOPs.
@@ -92,10 +100,21 @@ def fit_law(
     used = [0] + [i for i in (1, 2) if len(x) > 1 and np.ptp(features[i]) > 0]
     if used == [0]:
         return _proportional(x, y, z)
-    weight = 1.0 / np.maximum(y, y.max() * 1e-6)
+    weight = 1.0 / np.maximum(y, RESOLUTION_S)
     scale = np.array([features[i].max() for i in used])
     matrix = np.stack([features[i] for i in used], axis=1) / scale * weight[:, None]
-    solution = nnls(matrix, y * weight)[0] / scale
+    target = y * weight
+    start = np.maximum(nnls(matrix, target)[0], 1e-12)
+    robust = least_squares(
+        lambda c: matrix @ c - target,
+        start,
+        bounds=(0.0, np.inf),
+        loss="soft_l1",
+        f_scale=ROBUST_SCALE,
+    )
+    # In these units a coefficient is seconds at the feature's largest value: what the
+    # solver leaves near a bound of 0 is 0.
+    solution = np.where(robust.x > 1e-9 * y.max(), robust.x, 0.0) / scale
     coef = [0.0, 0.0, 0.0]
     for i, value in zip(used, solution, strict=True):
         coef[i] = float(value)

@@ -64,9 +64,18 @@ def test_fit_law_recovers_a_known_synthetic_law():
     assert law.n == 40
 
 
+def test_fit_law_is_not_pulled_by_a_node_timed_under_load():
+    flops = np.array([1e6, 2e6, 4e6, 8e6, 16e6, 32e6])
+    seconds = 1e-5 + 1e-10 * flops
+    seconds[3] *= 3  # another process ran meanwhile
+    law = fit_law(flops, seconds)
+    assert law.seconds(4e6) == pytest.approx(1e-5 + 4e-4, rel=0.05)
+    assert law.seconds(32e6) == pytest.approx(1e-5 + 32e-4, rel=0.05)
+
+
 def test_fit_law_never_predicts_negative_time():
     assert fit_law([1.0, 2.0], [5.0, 1.0]).b_s_per_flop == 0.0  # falling: a constant
-    law = fit_law([1e6, 2e6], [0.0, 2e-3])  # would have a negative intercept
+    law = fit_law([1e6, 2e6, 3e6], [1e-3, 3e-3, 5e-3])  # would have a negative intercept
     assert law.a_s == 0.0 and law.b_s_per_flop > 0
     # Nodes of one size: proportional to FLOPs, else to bytes, else a constant.
     assert fit_law([3.0, 3.0], [4.0, 4.0]).seconds(6.0) == pytest.approx(8.0)
