@@ -67,10 +67,10 @@ def test_fit_law_recovers_a_known_synthetic_law():
 def test_fit_law_is_not_pulled_by_a_node_timed_under_load():
     flops = np.array([1e6, 2e6, 4e6, 8e6, 16e6, 32e6])
     seconds = 1e-5 + 1e-10 * flops
-    seconds[3] *= 3  # another process ran meanwhile
+    seconds[3] *= 5  # another process ran meanwhile
     law = fit_law(flops, seconds)
-    assert law.seconds(4e6) == pytest.approx(1e-5 + 4e-4, rel=0.05)
-    assert law.seconds(32e6) == pytest.approx(1e-5 + 32e-4, rel=0.05)
+    assert law.seconds(4e6) == pytest.approx(1e-5 + 4e-4, rel=0.02)  # plain least squares: 4 %
+    assert law.seconds(32e6) == pytest.approx(1e-5 + 32e-4, rel=0.02)
 
 
 def test_fit_law_never_predicts_negative_time():
