@@ -19,7 +19,6 @@ from scipy.optimize import least_squares, nnls
 
 from flcompile.costs.node_key import resolve_law
 
-
 #: onnxruntime's profiler counts whole microseconds: a shorter time is relative to this.
 RESOLUTION_S = 1e-6
 #: Relative residuals beyond this weigh less than squared (soft L1): a node timed while

@@ -125,8 +125,8 @@ def measure(
     """Measure the model and the stages of its tiled rewrites.
 
     Every stage is timed `repeats` times, each time in a fresh session and after all the
-    others, and each node keeps its fastest session's median: a machine's other load comes
-    and goes, and only ever adds time.
+    others, and each node keeps its fastest run: a machine's other load comes and goes,
+    and only ever adds time.
 
     Args:
         analysis: the analysed model.
@@ -144,7 +144,7 @@ def measure(
     for _ in range(repeats):
         for grid, stages in models.items():
             for name, model in stages.items():
-                measured = profile_model(model, make_feeds(model), threads, runs)
+                measured = profile_model(model, make_feeds(model), threads, runs, min)
                 times.setdefault((grid, name), []).append(
                     {node: t.seconds for node, t in measured.items()}
                 )
