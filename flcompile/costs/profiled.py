@@ -2,7 +2,8 @@
 
 Each block node, tile copy, untiled node and fuse node is priced by the law of its kind
 (`flcompile.costs.node_key`): its own key's ("Conv 3x3"), else its op type's, else the
-profile's overall law (`flcompile.profile.law.resolve_law`), as a + b·FLOPs + c·bytes.
+profile's overall law (`flcompile.costs.node_key.resolve_law`), as a + b·FLOPs + c·bytes;
+a node of a size the profile timed takes its measured time (`measured_sizes`).
 The cost tables carry each node's key, FLOPs and bytes, so every solver, the baselines and
 the lower bound (which drops the intercepts a) price nodes the same way without knowing it.
 A side without a profile keeps the analytic model. The overall law also fills the analytic
@@ -17,6 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from flcompile.costs.measured_sizes import measured_or
 from flcompile.costs.node_cost import ComputeModel, NodeWork
 from flcompile.costs.node_key import OVERALL, resolve_law
 from flcompile.errors import BadInputError
@@ -33,11 +35,13 @@ class SideProfile:
         path: the profile file.
         laws: law key -> law, with the overall law under `OVERALL`.
         about: what the file says of itself (schema, version, threads, machine, model).
+        sizes: law key -> (M, 3) FLOPs, bytes and seconds of the sizes it measured.
     """
 
     path: str
     laws: Mapping
     about: dict
+    sizes: Mapping = field(default_factory=dict)
 
     def coefficients(self, keys: tuple[str, ...]) -> np.ndarray:
         """(3, L): each key's (a, b, c), by the law `resolve_law` picks for it."""
@@ -94,9 +98,15 @@ class ProfiledComputeModel(ComputeModel):
 
     def _nodes_s(self, side: SideProfile, work: NodeWork) -> np.ndarray:
         a, b, c = side.coefficients(work.keys)
-        if not self.intercepts:
-            a = np.zeros_like(a)
-        return a + b * work.flops + c * work.nbytes
+        if not self.intercepts:  # the lower bound: linear laws alone, which tiling cannot beat
+            return b * work.flops + c * work.nbytes
+        seconds = a + b * work.flops + c * work.nbytes
+        for col, key in enumerate(work.keys):
+            if key in side.sizes:
+                seconds[..., col] = measured_or(
+                    side.sizes[key], work.flops[..., col], work.nbytes[..., col], seconds[..., col]
+                )
+        return seconds
 
     def without_overheads(self) -> ComputeModel:
         """The model without the laws' intercepts and the analytic overheads."""
@@ -128,16 +138,17 @@ def read_side(path: str, side: str) -> SideProfile:
     Raises:
         BadInputError: the file is not a profile, or its overall law has no FLOP term.
     """
-    from flcompile.profile.profile_json import read_laws
+    from flcompile.profile.profile_json import read_laws, read_sizes
 
     laws, data = read_laws(path)
+    sizes = read_sizes(data, path)
     if laws[OVERALL].b_s_per_flop <= 0:
         raise BadInputError(
             f"--{side}-profile {path}: the profile's law has no cost per FLOP",
             hint="profile a model with convolutions: flcompile profile MODEL -o FILE",
         )
     about = {k: data.get(k) for k in ("schema", "version", "model", "threads", "machine")}
-    return SideProfile(str(path), laws, about)
+    return SideProfile(str(path), laws, about, sizes)
 
 
 def profiled(

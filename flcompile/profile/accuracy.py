@@ -4,8 +4,9 @@ For each tiled grid, the laws are fitted on every other measured model (the unti
 and the other grids' stages) and predict each of that grid's stage models (`--emit-stages`:
 what the runtime runs): the sum of its nodes' predicted seconds against the sum measured.
 The relative error is |predicted − measured| / measured. Three laws are compared on the same
-measurements: the per-kind laws planning uses (`flcompile.costs.profiled`), one overall law
-a + b·FLOPs + c·bytes, and one overall a + b·FLOPs (what planning used before per-kind laws).
+measurements: what planning uses (`flcompile.costs.profiled`: the per-kind laws, and the
+measured time of a node of a size the profile timed), the per-kind laws alone, one overall
+law a + b·FLOPs + c·bytes, and one a + b·FLOPs (what planning used before).
 
 Stages shorter than `floor_s` (a device stage that only slices the input tile: a few
 microseconds, where onnxruntime's profiler counts whole microseconds) are reported by their
@@ -19,13 +20,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from flcompile.costs.node_key import OVERALL
-from flcompile.profile.law import CostLaw, Sample, fit_group, fit_law, fit_laws, predict_s
+from flcompile.profile.law import (
+    CostLaw,
+    Sample,
+    fit_group,
+    fit_law,
+    fit_laws,
+    predict_s,
+    size_table,
+)
 from flcompile.profile.variants import Variant
 
 #: Stages measured shorter than this are judged by absolute error (see the module's doc).
 FLOOR_S = 50e-6
-#: The laws compared: per kind (what planning uses), one overall law, one FLOPs-only law.
-LAWS = ("per_kind", "overall", "overall_flops")
+#: The predictions compared: per kind with the measured sizes (what planning uses), the
+#: per-kind laws alone, one overall law, one FLOPs-only law (what planning used before).
+LAWS = ("per_kind", "laws_only", "overall", "overall_flops")
 
 
 @dataclass(frozen=True)
@@ -99,14 +109,17 @@ class Accuracy:
         }
 
 
-def fitted_laws(samples: Sequence[Sample]) -> dict[str, dict[str, CostLaw]]:
-    """Each of `LAWS` fitted on `samples`: law key -> law, the overall law under OVERALL."""
+def fitted_laws(samples: Sequence[Sample]) -> dict[str, tuple[dict[str, CostLaw], dict | None]]:
+    """Each of `LAWS` fitted on `samples`: (law key -> law, the overall law under OVERALL;
+    the measured sizes, or None where the law alone predicts)."""
     overall = fit_group(samples)
     flops_only = fit_law([s.flops for s in samples], [s.seconds for s in samples])
+    per_kind = {**fit_laws(samples), OVERALL: overall}
     return {
-        "per_kind": {**fit_laws(samples), OVERALL: overall},
-        "overall": {OVERALL: overall},
-        "overall_flops": {OVERALL: flops_only},
+        "per_kind": (per_kind, size_table(samples)),
+        "laws_only": (per_kind, None),
+        "overall": ({OVERALL: overall}, None),
+        "overall_flops": ({OVERALL: flops_only}, None),
     }
 
 
@@ -134,5 +147,5 @@ def held_out_accuracy(variants: Sequence[Variant], floor_s: float = FLOOR_S) -> 
     return Accuracy(tuple(errors), floor_s)
 
 
-def _predict(laws: Mapping[str, Mapping[str, CostLaw]], samples) -> dict[str, float]:
-    return {name: predict_s(law, samples) for name, law in laws.items()}
+def _predict(laws: Mapping[str, tuple], samples) -> dict[str, float]:
+    return {name: predict_s(law, samples, sizes) for name, (law, sizes) in laws.items()}

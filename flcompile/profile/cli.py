@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--repeats",
         type=count(1),
-        default=1,
-        help="sessions per model, each node's median kept (default 1)",
+        default=3,
+        help="sessions per model, each node's fastest run kept (default 3)",
     )
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
     return p
@@ -63,7 +63,7 @@ def _profile(argv: Sequence[str]) -> int:
     from flcompile.device.owned_files import check_writable, write_file
     from flcompile.load import load_model
     from flcompile.profile.accuracy import held_out_accuracy
-    from flcompile.profile.law import fit_group, fit_laws
+    from flcompile.profile.law import fit_group, fit_laws, size_table
     from flcompile.profile.profile_json import profile_dict
     from flcompile.profile.variants import measure
 
@@ -76,7 +76,8 @@ def _profile(argv: Sequence[str]) -> int:
     laws = fit_laws(everything)
     accuracy = held_out_accuracy(variants)
     overall = fit_group(everything)
-    profile = profile_dict(args.model, args.threads, laws, overall, accuracy)
+    sizes = size_table(everything)
+    profile = profile_dict(args.model, args.threads, laws, overall, accuracy, sizes)
     text = json.dumps(profile, indent=2) + "\n"
     write_file(out, "json", "-o", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     print(_summary(out, variants, laws, accuracy))

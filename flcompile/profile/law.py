@@ -10,6 +10,7 @@ tiling adds, which compute no FLOPs.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares, nnls
 
+from flcompile.costs.measured_sizes import measured_or
 from flcompile.costs.node_key import resolve_law
 
 #: onnxruntime's profiler counts whole microseconds: a shorter time is relative to this.
@@ -153,11 +155,38 @@ def fit_group(samples: Iterable[Sample]) -> CostLaw:
     return fit_law([s.flops for s in group], [s.seconds for s in group], [s.nbytes for s in group])
 
 
-def predict_s(laws: Mapping[str, CostLaw], samples: Iterable[Sample]) -> float:
-    """The laws' total seconds for `samples` (a node without any law costs nothing)."""
+def size_table(samples: Iterable[Sample]) -> dict[str, np.ndarray]:
+    """The sizes measured per law key: key -> (M, 3) rows of FLOPs, bytes and the median
+    seconds of the nodes of that size (`flcompile.costs.measured_sizes`).
+
+    Args:
+        samples: measured nodes.
+
+    Returns:
+        The table, keys sorted, rows by FLOPs then bytes.
+    """
+    times: dict[str, dict[tuple[float, float], list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for s in samples:
+        times[s.law_key][(s.flops, s.nbytes)].append(s.seconds)
+    return {
+        key: np.array([[f, b, statistics.median(t)] for (f, b), t in sorted(sizes.items())])
+        for key, sizes in sorted(times.items())
+    }
+
+
+def predict_s(
+    laws: Mapping[str, CostLaw],
+    samples: Iterable[Sample],
+    sizes: Mapping[str, np.ndarray] | None = None,
+) -> float:
+    """The laws' total seconds for `samples` (a node without any law costs nothing), or
+    where `sizes` has a node's exact size, its measured time."""
     total = 0.0
     for s in samples:
         key = resolve_law(laws, s.law_key)
-        if key is not None:
-            total += laws[key].seconds(s.flops, s.nbytes)
+        law = 0.0 if key is None else laws[key].seconds(s.flops, s.nbytes)
+        table = None if sizes is None else sizes.get(s.law_key)
+        total += float(measured_or(table, s.flops, s.nbytes, np.asarray(law)))
     return total

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import onnxruntime as ort
 
 from flcompile import __version__
@@ -38,7 +39,12 @@ def machine() -> dict:
 
 
 def profile_dict(
-    model: str, threads: int, laws: Mapping[str, CostLaw], overall: CostLaw, accuracy: Accuracy
+    model: str,
+    threads: int,
+    laws: Mapping[str, CostLaw],
+    overall: CostLaw,
+    accuracy: Accuracy,
+    sizes: Mapping[str, np.ndarray] | None = None,
 ) -> dict:
     """The profile's content.
 
@@ -48,6 +54,7 @@ def profile_dict(
         laws: law key (op type, or op type and kernel) -> law.
         overall: one law fitted over every node (what planning uses).
         accuracy: the held-out accuracy.
+        sizes: law key -> rows of (FLOPs, bytes, seconds) measured (`law.size_table`).
 
     Returns:
         The JSON object.
@@ -62,6 +69,7 @@ def profile_dict(
         "machine": machine(),
         "laws": {op: law.to_json() for op, law in laws.items()},
         "overall": overall.to_json(),
+        "sizes": {key: rows.tolist() for key, rows in (sizes or {}).items()},
         "accuracy": accuracy.to_json(),
     }
 
@@ -101,6 +109,21 @@ def read_laws(path: str | Path) -> tuple[dict[str, CostLaw], dict]:
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BadInputError(f"{path}: malformed laws ({e})", hint=hint) from e
     return laws, data
+
+
+def read_sizes(data: dict, path: str | Path) -> dict[str, np.ndarray]:
+    """The measured sizes of a parsed profile: law key -> (M, 3) FLOPs, bytes, seconds.
+
+    Raises:
+        BadInputError: they are malformed.
+    """
+    try:
+        sizes = {
+            key: np.array(rows, float).reshape(-1, 3) for key, rows in data.get("sizes", {}).items()
+        }
+    except (TypeError, ValueError, AttributeError) as e:
+        raise BadInputError(f"{path}: malformed sizes ({e})", hint="profile again") from e
+    return sizes
 
 
 def read_overall(path: str | Path) -> CostLaw:

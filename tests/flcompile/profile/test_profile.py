@@ -10,9 +10,10 @@ import onnx_graphsurgeon as gs
 import pytest
 
 from flcompile.cli import main
+from flcompile.costs.measured_sizes import measured_or
 from flcompile.costs.node_key import OVERALL, activation_bytes, node_key, resolve_law
 from flcompile.profile.accuracy import held_out_accuracy
-from flcompile.profile.law import CostLaw, Sample, fit_law, fit_laws, predict_s
+from flcompile.profile.law import CostLaw, Sample, fit_law, fit_laws, predict_s, size_table
 from flcompile.profile.profile_json import SCHEMA, read_laws
 from flcompile.profile.trace import parse_trace, profile_model
 from flcompile.profile.variants import Stage, Variant
@@ -126,7 +127,9 @@ def profiled(tmp_path_factory):
     model = folder / "m.onnx"
     onnx.save(conv_relu_model(), model)
     out = folder / "p.json"
-    rc = main(["profile", str(model), "-o", str(out), "--grids", "1x2", "--runs", "1"])
+    rc = main(
+        ["profile", str(model), "-o", str(out), "--grids", "1x2", "--runs", "1", "--repeats", "1"]
+    )
     return rc, model, out
 
 
@@ -149,10 +152,26 @@ def test_profile_writes_a_versioned_profile(profiled, capsys):
 
 def test_profile_replaces_its_own_file_but_never_a_users(profiled, tmp_path, capsys):
     _, model, out = profiled
-    assert main(["profile", str(model), "-o", str(out), "--grids", "1x1", "--runs", "1"]) == 0
+    assert (
+        main(
+            [
+                "profile",
+                str(model),
+                "-o",
+                str(out),
+                "--grids",
+                "1x1",
+                "--runs",
+                "1",
+                "--repeats",
+                "1",
+            ]
+        )
+        == 0
+    )
     user = tmp_path / "mine.json"
     user.write_text('{"mine": 1}\n')
-    assert main(["profile", str(model), "-o", str(user), "--runs", "1"]) == 2
+    assert main(["profile", str(model), "-o", str(user), "--runs", "1", "--repeats", "1"]) == 2
     assert user.read_text() == '{"mine": 1}\n'
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not written by flcompile" in err
@@ -188,4 +207,17 @@ def test_held_out_accuracy_is_exact_for_stages_that_follow_the_laws():
     assert len(accuracy.judged) == 6 and accuracy.worst_small_abs_s() < 1e-6
     data = accuracy.to_json()
     assert data["median_rel_error"] == accuracy.median() and len(data["stages"]) == 7
-    assert set(data["per_grid"]["2x2"]) == {"per_kind", "overall", "overall_flops"}
+    assert set(data["per_grid"]["2x2"]) == {"per_kind", "laws_only", "overall", "overall_flops"}
+
+
+def test_a_size_the_profile_timed_takes_its_measured_time():
+    samples = [Sample("Gemm", f, t, 10.0) for f, t in ((1e6, 1e-3), (2e6, 9e-3), (2e6, 7e-3))]
+    sizes = size_table(samples)
+    assert sizes["Gemm"].tolist() == [[1e6, 10.0, 1e-3], [2e6, 10.0, 8e-3]]  # the median
+    laws = fit_laws(samples)
+    assert predict_s(laws, [Sample("Gemm", 2e6, 0.0, 10.0)], sizes) == pytest.approx(8e-3)
+    other = Sample("Gemm", 3e6, 0.0, 10.0)  # a size never timed: the law
+    assert predict_s(laws, [other], sizes) == pytest.approx(predict_s(laws, [other]))
+    table = sizes["Gemm"]
+    got = measured_or(table, np.array([[2e6, 5e6]]), np.array([[10.0, 10.0]]), np.zeros((1, 2)))
+    assert got.tolist() == [[8e-3, 0.0]]

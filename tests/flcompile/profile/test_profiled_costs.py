@@ -25,9 +25,10 @@ from tests.flcompile.tiny_models import conv_relu_model
 A_S, B_S = 1e-4, 1e-9
 
 
-def _write_profile(path, a_s=A_S, b_s=B_S, laws=None):
+def _write_profile(path, a_s=A_S, b_s=B_S, laws=None, sizes=None):
     law = CostLaw(a_s, b_s, 3)
-    data = profile_dict("m", 1, {"Conv": law} if laws is None else laws, law, Accuracy({}))
+    laws = {"Conv": law} if laws is None else laws
+    data = profile_dict("m", 1, laws, law, Accuracy(()), sizes)
     path.write_text(json.dumps(data))
     return str(path)
 
@@ -86,11 +87,12 @@ CONV_BYTES, RELU_BYTES, GAP_BYTES = 4 * (2 * 64 + 4 * 64), 4 * (4 * 64 * 2), 4 *
 
 def test_a_slower_conv_law_changes_the_plan_by_hand(tmp_path):
     slow_conv = CostLaw(2e-4, 1e-6, 4, c_s_per_byte=1e-8)  # "Conv 3x3": 1000x slower per FLOP
-    device = _write_profile(tmp_path / "d.json", laws={"Conv 3x3": slow_conv})
+    timed = {"GlobalAveragePool": np.array([[GAP_FLOPS, GAP_BYTES, 0.25]])}  # this very size
+    device = _write_profile(tmp_path / "d.json", laws={"Conv 3x3": slow_conv}, sizes=timed)
     edge = _write_profile(tmp_path / "e.json", a_s=0.0, b_s=1e-11)
     plan = _compile(tmp_path, "p", "--device-profile", device, "--edge-profile", edge)
     conv_s = 2e-4 + 1e-6 * CONV_FLOPS + 1e-8 * CONV_BYTES
-    rest_s = 2 * A_S + (RELU_FLOPS + GAP_FLOPS) * B_S  # Relu, GAP: the overall law
+    rest_s = A_S + RELU_FLOPS * B_S + 0.25  # Relu: the overall law; GAP: its measured time
     assert plan["baselines"]["local_s"] == pytest.approx(conv_s + rest_s)
     uniform = _compile(tmp_path, "u", "--device-profile", _write_profile(tmp_path / "o.json"))
     assert uniform["baselines"]["local_s"] == pytest.approx(
@@ -143,7 +145,18 @@ def test_a_real_profile_of_a_zoo_model_plans_it_by_kernel(tmp_path, capsys):
     model = tmp_path / "squeezenet.onnx"
     onnx.save(models.build("squeezenet", size=64, width=0.25), model)
     profile = tmp_path / "device-profile.json"
-    argv = ["profile", str(model), "-o", str(profile), "--grids", "1x2", "--runs", "1"]
+    argv = [
+        "profile",
+        str(model),
+        "-o",
+        str(profile),
+        "--grids",
+        "1x2",
+        "--runs",
+        "1",
+        "--repeats",
+        "1",
+    ]
     assert main(argv) == 0  # measured in onnxruntime, its 1x2 stage models held out
     data = json.loads(profile.read_text())
     assert {"Conv 1x1", "Conv 3x3", "MaxPool 3x3", "Slice", "Concat"} <= set(data["laws"])
