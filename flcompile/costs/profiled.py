@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from flcompile.costs.measured_sizes import measured_or
+from flcompile.costs.measured_sizes import MeasuredSizes
 from flcompile.costs.node_cost import ComputeModel, NodeWork
 from flcompile.costs.node_key import OVERALL, resolve_law
 from flcompile.errors import BadInputError
@@ -35,13 +35,13 @@ class SideProfile:
         path: the profile file.
         laws: law key -> law, with the overall law under `OVERALL`.
         about: what the file says of itself (schema, version, threads, machine, model).
-        sizes: law key -> (M, 3) FLOPs, bytes and seconds of the sizes it measured.
+        sizes: the sizes it measured.
     """
 
     path: str
     laws: Mapping
     about: dict
-    sizes: Mapping = field(default_factory=dict)
+    sizes: MeasuredSizes = field(default_factory=lambda: MeasuredSizes.of({}))
 
     def coefficients(self, keys: tuple[str, ...]) -> np.ndarray:
         """(3, L): each key's (a, b, c), by the law `resolve_law` picks for it."""
@@ -101,12 +101,7 @@ class ProfiledComputeModel(ComputeModel):
         if not self.intercepts:  # the lower bound: linear laws alone, which tiling cannot beat
             return b * work.flops + c * work.nbytes
         seconds = a + b * work.flops + c * work.nbytes
-        for col, key in enumerate(work.keys):
-            if key in side.sizes:
-                seconds[..., col] = measured_or(
-                    side.sizes[key], work.flops[..., col], work.nbytes[..., col], seconds[..., col]
-                )
-        return seconds
+        return side.sizes.measured_or(work.keys, work.flops, work.nbytes, seconds)
 
     def without_overheads(self) -> ComputeModel:
         """The model without the laws' intercepts and the analytic overheads."""
@@ -148,7 +143,7 @@ def read_side(path: str, side: str) -> SideProfile:
             hint="profile a model with convolutions: flcompile profile MODEL -o FILE",
         )
     about = {k: data.get(k) for k in ("schema", "version", "model", "threads", "machine")}
-    return SideProfile(str(path), laws, about, sizes)
+    return SideProfile(str(path), laws, about, MeasuredSizes.of(sizes))
 
 
 def profiled(

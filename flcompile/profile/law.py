@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares, nnls
 
-from flcompile.costs.measured_sizes import measured_or
+from flcompile.costs.measured_sizes import MeasuredSizes
 from flcompile.costs.node_key import resolve_law
 
 #: onnxruntime's profiler counts whole microseconds: a shorter time is relative to this.
@@ -183,10 +183,17 @@ def predict_s(
 ) -> float:
     """The laws' total seconds for `samples` (a node without any law costs nothing), or
     where `sizes` has a node's exact size, its measured time."""
-    total = 0.0
+    samples = list(samples)
+    if not samples:
+        return 0.0
+    predicted = []
     for s in samples:
         key = resolve_law(laws, s.law_key)
-        law = 0.0 if key is None else laws[key].seconds(s.flops, s.nbytes)
-        table = None if sizes is None else sizes.get(s.law_key)
-        total += float(measured_or(table, s.flops, s.nbytes, np.asarray(law)))
-    return total
+        predicted.append(0.0 if key is None else laws[key].seconds(s.flops, s.nbytes))
+    seconds = MeasuredSizes.of(sizes or {}).measured_or(
+        tuple(s.law_key for s in samples),
+        np.array([s.flops for s in samples]),
+        np.array([s.nbytes for s in samples]),
+        np.array(predicted),
+    )
+    return float(seconds.sum())

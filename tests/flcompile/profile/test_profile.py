@@ -10,7 +10,7 @@ import onnx_graphsurgeon as gs
 import pytest
 
 from flcompile.cli import main
-from flcompile.costs.measured_sizes import measured_or
+from flcompile.costs.measured_sizes import MeasuredSizes
 from flcompile.costs.node_key import OVERALL, activation_bytes, node_key, resolve_law
 from flcompile.profile.accuracy import held_out_accuracy
 from flcompile.profile.law import CostLaw, Sample, fit_law, fit_laws, predict_s, size_table
@@ -218,6 +218,8 @@ def test_a_size_the_profile_timed_takes_its_measured_time():
     assert predict_s(laws, [Sample("Gemm", 2e6, 0.0, 10.0)], sizes) == pytest.approx(8e-3)
     other = Sample("Gemm", 3e6, 0.0, 10.0)  # a size never timed: the law
     assert predict_s(laws, [other], sizes) == pytest.approx(predict_s(laws, [other]))
-    table = sizes["Gemm"]
-    got = measured_or(table, np.array([[2e6, 5e6]]), np.array([[10.0, 10.0]]), np.zeros((1, 2)))
-    assert got.tolist() == [[8e-3, 0.0]]
+    measured = MeasuredSizes.of(sizes)
+    keys, nbytes, zeros = ("Gemm", "Gemm", "Conv"), np.full((2, 3), 10.0), np.zeros((2, 3))
+    flops = np.array([[2e6, 5e6, 2e6], [1e6, 1e6, 1e6]])
+    got = measured.measured_or(keys, flops, nbytes, zeros)
+    assert got.tolist() == [[8e-3, 0.0, 0.0], [1e-3, 1e-3, 0.0]]  # by key and size
