@@ -61,9 +61,16 @@ def format_summary(result: CompileResult) -> str:
     concurrency = cost["edge_concurrency"]
     edge_model = edge_model_words(concurrency)
     radio = " from Shannon's formula" if link["shannon"] else ""
+    sides = cost.get("sides", {})
+    device, edge = (
+        f"{side} profile {sides[side]['file']}"
+        if side in sides
+        else f"{side} {cost[key]:.3g} FLOP/s"
+        for side, key in (("device", "device_flops"), ("edge", "edge_flops"))
+    )
     lines.append(
-        f"costs      link {link['rate_MBps']:.3g} MB/s{radio}, device {cost['device_flops']:.3g} "
-        f"FLOP/s, edge {cost['edge_flops']:.3g} FLOP/s, edge concurrency: {edge_model}"
+        f"costs      link {link['rate_MBps']:.3g} MB/s{radio}, {device}, {edge}, "
+        f"edge concurrency: {edge_model}"
     )
     lines.extend(result.result.plan.summary_lines(plan))
     for note in plan["notes"]:

@@ -165,6 +165,7 @@ def test_a_real_profile_of_a_zoo_model_plans_it_by_kernel(tmp_path, capsys):
     assert (
         main([str(model), "--rate", "1.8", "--device-profile", str(profile), "-o", str(out)]) == 0
     )
+    assert f"device profile {profile}, edge 4.32e+09 FLOP/s" in capsys.readouterr().out
     side = json.loads((out / "plan.json").read_text())["cost"]["sides"]["device"]
     assert side["laws_used"]["Conv 1x1"] == "Conv 1x1" and side["fallbacks"] == {}
     assert side["schema"] == SCHEMA and side["threads"] == 1
