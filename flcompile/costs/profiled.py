@@ -43,12 +43,6 @@ class SideProfile:
     about: dict
     sizes: MeasuredSizes = field(default_factory=lambda: MeasuredSizes.of({}))
 
-    def coefficients(self, keys: tuple[str, ...]) -> np.ndarray:
-        """(3, L): each key's (a, b, c), by the law `resolve_law` picks for it."""
-        laws = [self.laws[resolve_law(self.laws, key)] for key in keys]
-        rows = [[w.a_s, w.b_s_per_flop, w.c_s_per_byte] for w in laws]
-        return np.array(rows, float).reshape(-1, 3).T
-
     def to_json(self, keys: tuple[str, ...]) -> dict:
         """The side in plan.json: its file, and which law priced each key of the model."""
         used = {key: resolve_law(self.laws, key) for key in keys}
@@ -97,11 +91,7 @@ class ProfiledComputeModel(ComputeModel):
         return float(self.edge_nodes_s(work).sum())
 
     def _nodes_s(self, side: SideProfile, work: NodeWork) -> np.ndarray:
-        a, b, c = side.coefficients(work.keys)
-        if not self.intercepts:  # the lower bound: linear laws alone, which tiling cannot beat
-            return b * work.flops + c * work.nbytes
-        seconds = a + b * work.flops + c * work.nbytes
-        return side.sizes.measured_or(work.keys, work.flops, work.nbytes, seconds)
+        return price_nodes(side.laws, side.sizes, work, self.intercepts)
 
     def without_overheads(self) -> ComputeModel:
         """The model without the laws' intercepts and the analytic overheads."""
@@ -118,6 +108,32 @@ class ProfiledComputeModel(ComputeModel):
             "profiles": self.profiles,
             "sides": {name: s.to_json(self.model_keys) for name, s in self.sides.items()},
         }
+
+
+def price_nodes(
+    laws: Mapping, sizes: MeasuredSizes, work: NodeWork, intercepts: bool = True
+) -> np.ndarray:
+    """Each node's seconds by the law of its kind, or its measured time.
+
+    A measured time never goes below the law without its intercept (b·FLOPs + c·bytes),
+    which is what the fluid lower bound prices (`intercepts=False`): so no plan beats it.
+
+    Args:
+        laws: law key -> law, with the overall law under `OVERALL`.
+        sizes: the measured sizes.
+        work: the nodes.
+        intercepts: False: the laws without their intercepts and no measured sizes.
+
+    Returns:
+        The seconds, the shape of `work.flops`.
+    """
+    chosen = [laws[resolve_law(laws, key)] for key in work.keys]
+    rows = [[w.a_s, w.b_s_per_flop, w.c_s_per_byte] for w in chosen]
+    a, b, c = np.array(rows, float).reshape(-1, 3).T
+    linear = b * work.flops + c * work.nbytes
+    if not intercepts:
+        return linear
+    return np.maximum(sizes.measured_or(work.keys, work.flops, work.nbytes, a + linear), linear)
 
 
 def read_side(path: str, side: str) -> SideProfile:

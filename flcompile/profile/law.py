@@ -19,7 +19,9 @@ import numpy as np
 from scipy.optimize import least_squares, nnls
 
 from flcompile.costs.measured_sizes import MeasuredSizes
+from flcompile.costs.node_cost import NodeWork
 from flcompile.costs.node_key import resolve_law
+from flcompile.costs.profiled import price_nodes
 
 #: onnxruntime's profiler counts whole microseconds: a shorter time is relative to this.
 RESOLUTION_S = 1e-6
@@ -182,18 +184,14 @@ def predict_s(
     sizes: Mapping[str, np.ndarray] | None = None,
 ) -> float:
     """The laws' total seconds for `samples` (a node without any law costs nothing), or
-    where `sizes` has a node's exact size, its measured time."""
-    samples = list(samples)
-    if not samples:
+    where `sizes` has a node's exact size, its measured time: as planning prices them
+    (`flcompile.costs.profiled.price_nodes`)."""
+    priced = [s for s in samples if resolve_law(laws, s.law_key) is not None]
+    if not priced:
         return 0.0
-    predicted = []
-    for s in samples:
-        key = resolve_law(laws, s.law_key)
-        predicted.append(0.0 if key is None else laws[key].seconds(s.flops, s.nbytes))
-    seconds = MeasuredSizes.of(sizes or {}).measured_or(
-        tuple(s.law_key for s in samples),
-        np.array([s.flops for s in samples]),
-        np.array([s.nbytes for s in samples]),
-        np.array(predicted),
+    work = NodeWork(
+        tuple(s.law_key for s in priced),
+        np.array([s.flops for s in priced]),
+        np.array([s.nbytes for s in priced]),
     )
-    return float(seconds.sum())
+    return float(price_nodes(laws, MeasuredSizes.of(sizes or {}), work).sum())

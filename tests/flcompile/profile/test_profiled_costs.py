@@ -13,9 +13,10 @@ import pytest
 from flcompile.cli import main
 from flcompile.costs import ComputeModel
 from flcompile.costs.fuse import fuse_work
+from flcompile.costs.measured_sizes import MeasuredSizes
 from flcompile.costs.node_cost import NodeWork
 from flcompile.costs.node_key import OVERALL
-from flcompile.costs.profiled import ProfiledComputeModel, profiled
+from flcompile.costs.profiled import ProfiledComputeModel, price_nodes, profiled
 from flcompile.errors import BadInputError
 from flcompile.profile.accuracy import Accuracy
 from flcompile.profile.law import CostLaw
@@ -169,3 +170,13 @@ def test_a_real_profile_of_a_zoo_model_plans_it_by_kernel(tmp_path, capsys):
     side = json.loads((out / "plan.json").read_text())["cost"]["sides"]["device"]
     assert side["laws_used"]["Conv 1x1"] == "Conv 1x1" and side["fallbacks"] == {}
     assert side["schema"] == SCHEMA and side["threads"] == 1
+
+
+def test_a_measured_size_never_undercuts_the_bounds_law():
+    laws = {OVERALL: CostLaw(1e-3, 1e-9, 1, 1e-10)}
+    sizes = MeasuredSizes.of({"Relu": np.array([[100.0, 10.0, 1e-12], [200.0, 10.0, 5e-3]])})
+    work = NodeWork(("Relu", "Relu", "Relu"), np.array([100.0, 200.0, 300.0]), np.full(3, 10.0))
+    linear = 1e-9 * work.flops + 1e-10 * 10.0
+    priced = price_nodes(laws, sizes, work)
+    assert priced == pytest.approx([linear[0], 5e-3, 1e-3 + linear[2]])  # clamped, timed, law
+    assert price_nodes(laws, sizes, work, intercepts=False) == pytest.approx(linear)
