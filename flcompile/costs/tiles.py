@@ -115,8 +115,10 @@ class TileCosts:
 
     @property
     def fused_bytes(self) -> float:
-        """Bytes of F, all tiles together (what crosses the last cut)."""
-        return float(self.send_bytes[:, -1].sum())
+        """Bytes of F as the fuse reads it, all tiles together (the tensor that crosses the
+        last cut)."""
+        columns = [self.tensors.index(t) for t in self.crossing[-1]]
+        return float(self.tensor_bytes[:, columns].sum())
 
 
 def _per_path(per_pixel: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
