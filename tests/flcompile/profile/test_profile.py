@@ -177,6 +177,16 @@ def test_profile_replaces_its_own_file_but_never_a_users(profiled, tmp_path, cap
     assert len(err.splitlines()) == 1 and "not written by flcompile" in err
 
 
+def test_a_schema_1_profile_is_still_read(tmp_path):
+    law = {"a_s": 1e-5, "b_s_per_flop": 1e-9, "n": 3}
+    path = tmp_path / "old.json"
+    path.write_text(
+        json.dumps({"schema": 1, "kind": "profile", "laws": {"Conv": law}, "overall": law})
+    )
+    laws, _ = read_laws(path)
+    assert laws["Conv"] == CostLaw(1e-5, 1e-9, 3, 0.0) and laws[OVERALL].c_s_per_byte == 0.0
+
+
 def test_read_laws_refuses_a_file_that_is_not_a_profile(tmp_path):
     path = tmp_path / "x.json"
     path.write_text('{"schema": 1, "kind": "plan"}')
