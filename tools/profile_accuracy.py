@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import statistics
 
-from _common import ToolParser, add_models_arg
+from _common import ToolParser, add_hidden_model_args, add_models_arg, load_analysis
 
 from flcompile.arg_types import count, grid
-from flcompile.compile import analyse
-from flcompile.load import load_model
 from flcompile.profile.accuracy import LAWS, Accuracy, held_out_accuracy
 from flcompile.profile.variants import measure
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     """Print the held-out stage errors per model and grid, then over all of them."""
     p = ToolParser(description=__doc__.splitlines()[0])
     add_models_arg(p, ["alexnet", "squeezenet", "resnet18"])
@@ -34,16 +32,15 @@ def main() -> None:
     p.add_argument("--repeats", type=count(1), default=3, help="sessions per stage (median)")
     p.add_argument("--grids", type=grid, nargs="+", default=[(1, 2), (2, 2), (3, 3)])
     p.add_argument("--verbose", action="store_true", help="print every held-out stage")
-    args = p.parse_args()
+    add_hidden_model_args(p)
+    args = p.parse_args(argv)
     judged: dict[str, list[float]] = {law: [] for law in LAWS}
     small = []
     header = " ".join(f"{law:>17s}" for law in LAWS)
     print(f"{'model':11s} {'grid':>4s} {'stages':>6s} {header}   (median / worst)")
     for name in args.models:
-        loaded = load_model(name)
-        variants = measure(
-            analyse(loaded), args.threads, ((1, 1), *args.grids), args.runs, args.repeats
-        )
+        analysis = load_analysis(name, args.width, args.size)
+        variants = measure(analysis, args.threads, ((1, 1), *args.grids), args.runs, args.repeats)
         accuracy = held_out_accuracy(variants)
         for g in accuracy.grids:
             cells = " ".join(_cell(accuracy, law, g) for law in LAWS)
@@ -61,6 +58,7 @@ def main() -> None:
             print(f"{law}: median {median:.1%}, worst {worst:.1%} ({len(errors)} stages)")
     if small:
         print(f"stages under 50 us: largest absolute error {max(small) * 1e6:.1f} us")
+    return 0
 
 
 def _cell(accuracy: Accuracy, law: str, g: str) -> str:
@@ -78,4 +76,4 @@ def _print_stages(accuracy: Accuracy, g: str) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
