@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -191,6 +191,7 @@ def compile_model(
             if out_dir is not None:
                 check_protected(Path(os.path.abspath(out_dir)), loaded.data_files)
             analysis = analyse(loaded)
+            options = replace(options, compute=options.compute.for_model(analysis.costs.keys))
             feeds = make_feeds(loaded.model, seed=options.seed, input_path=options.input_path)
         with phases("plan"):
             result = analysis.search(

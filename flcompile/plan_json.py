@@ -12,7 +12,6 @@ import numpy as np
 import onnx
 
 from flcompile.costs import BYTES_PER_MB, ComputeModel, LinkModel
-from flcompile.costs.profiled import ProfiledComputeModel
 from flcompile.costs.table import CostTable
 from flcompile.load import LoadedModel
 from flcompile.schedule import Schedule, Timeline, one_path_timeline
@@ -128,15 +127,7 @@ def _link_section(link: LinkModel) -> dict:
 
 
 def _cost_section(compute: ComputeModel) -> dict:
-    return {
-        "kind": compute.kind,
-        "device_flops": compute.device_flops,
-        "edge_flops": compute.edge_flops,
-        "overhead_dev_s": compute.overhead_dev_s,
-        "overhead_edge_s": compute.overhead_edge_s,
-        "edge_concurrency": compute.edge_concurrency,
-        **({"profiles": compute.profiles} if isinstance(compute, ProfiledComputeModel) else {}),
-    }
+    return compute.to_json()
 
 
 def _search_section(result: SearchResult) -> dict:

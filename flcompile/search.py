@@ -21,6 +21,7 @@ from typing import Protocol
 import onnx_graphsurgeon as gs
 from tqdm import tqdm
 
+from flcompile.costs.fuse import fuse_work
 from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel
 from flcompile.costs.table import CostTable, cost_table
@@ -37,7 +38,6 @@ from flcompile.passes.receptive_field import (
     make_block,
     make_tiling,
 )
-from flcompile.passes.tile import fuse_node_count
 from flcompile.plans import FusedPlan, Plan, SingleCutPlan
 from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
@@ -395,8 +395,9 @@ def _grid_choices(
             tiling = make_tiling(f.block, grid, f.cache)
         except EmptyRegionError:
             continue
-        post_fuse_s = f.rest_s + fuse_node_count(grid) * compute.overhead_edge_s
-        choices.append(GridChoice(f, tiling, tile_costs(tiling, f.costs), post_fuse_s))
+        tiles = tile_costs(tiling, f.costs)
+        post_fuse_s = f.rest_s + compute.edge_total_s(fuse_work(grid, tiles.fused_bytes))
+        choices.append(GridChoice(f, tiling, tiles, post_fuse_s))
     bar.close()
     return choices
 
@@ -566,7 +567,7 @@ def fluid_bound(
     """
     ideal = cost_table(
         fused.whole,
-        replace(compute, overhead_dev_s=0.0, overhead_edge_s=0.0),
+        compute.without_overheads(),
         replace(link, latency_s=0.0),
         post_fuse_s=0.0,
         return_s=0.0,

@@ -65,9 +65,16 @@ def format_summary(result: CompileResult) -> str:
         radio = f" measured ({link['profile']})"
     if link["latency_s"]:
         radio += f" + {link['latency_s'] * 1e3:.3g} ms per message"
+    sides = cost.get("sides", {})
+    device, edge = (
+        f"{side} profile {sides[side]['file']}"
+        if side in sides
+        else f"{side} {cost[key]:.3g} FLOP/s"
+        for side, key in (("device", "device_flops"), ("edge", "edge_flops"))
+    )
     lines.append(
-        f"costs      link {link['rate_MBps']:.3g} MB/s{radio}, device {cost['device_flops']:.3g} "
-        f"FLOP/s, edge {cost['edge_flops']:.3g} FLOP/s, edge concurrency: {edge_model}"
+        f"costs      link {link['rate_MBps']:.3g} MB/s{radio}, {device}, {edge}, "
+        f"edge concurrency: {edge_model}"
     )
     lines.extend(result.result.plan.summary_lines(plan))
     for note in plan["notes"]:

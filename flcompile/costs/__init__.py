@@ -5,11 +5,14 @@ Read it from the bottom up:
 - `flops`: what a node computes, in FLOPs and bytes (one counting rule for everything);
 - `node_cost`: what a node costs in seconds on the device and the edge (`ComputeModel`,
   the analytic model), and the edge model in words;
-- `profiled`: the same from a measured profile (`ProfiledComputeModel`);
+- `node_key`: a node's kind for a measured law ("Conv 3x3") and its activation bytes;
+- `profiled`: the same from a measured profile (`ProfiledComputeModel`), by the law of each
+  node's kind, or its measured time where the profile timed its size (`measured_sizes`);
 - `link`: what a message costs (`LinkModel`, `Shannon`);
 - `untiled`: the untiled model's per-node FLOPs, its single cuts and the baselines
   (local-only, full offload, NFL);
 - `tiles`: a tiled block's FLOPs and bytes per path and cut, before any speed or rate;
+- `fuse`: the nodes that join the tiles of F, as `NodeWork`;
 - `table`: those in seconds, the solvers' `CostTable`.
 
 The layer reads the graph passes (`flcompile.passes`), never the other way round. The

@@ -9,10 +9,12 @@ The edge model (how many paths the edge runs at once) is part of it, and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
+
+from flcompile.costs.node_key import OVERALL
 
 # A float, or a numpy array computed elementwise.
 FloatOrArray = float | np.ndarray
@@ -20,6 +22,33 @@ FloatOrArray = float | np.ndarray
 # The paper's Table I.
 PAPER_DEVICE_FLOPS = 2.23e8
 PAPER_EDGE_FLOPS = 4.32e9
+
+
+@dataclass(frozen=True, eq=False)
+class NodeWork:
+    """What some nodes compute, as a compute model needs it to price each one.
+
+    Attributes:
+        keys: (L,) each node's law key (`flcompile.costs.node_key`).
+        flops: (..., L) FLOPs of each node (a row per path for tiles).
+        nbytes: (..., L) activation bytes each node reads and writes.
+    """
+
+    keys: tuple[str, ...]
+    flops: np.ndarray
+    nbytes: np.ndarray
+
+    def select(self, mask: np.ndarray) -> NodeWork:
+        """The nodes where `mask` (L,) is true."""
+        keys = tuple(k for k, m in zip(self.keys, mask, strict=True) if m)
+        return NodeWork(keys, self.flops[..., mask], self.nbytes[..., mask])
+
+
+def node_work(keys: tuple[str, ...], flops: np.ndarray, nbytes: np.ndarray | None) -> NodeWork:
+    """`NodeWork` of tables that may lack keys or bytes (then: the overall law, 0 bytes)."""
+    if len(keys) != flops.shape[-1]:
+        keys = (OVERALL,) * flops.shape[-1]
+    return NodeWork(keys, flops, np.zeros_like(flops) if nbytes is None else nbytes)
 
 
 @dataclass(frozen=True)
@@ -50,6 +79,37 @@ class ComputeModel:
     def edge_s(self, flops: FloatOrArray, nodes: int = 1) -> FloatOrArray:
         """Seconds for `nodes` nodes totalling `flops` FLOPs on the edge (elementwise)."""
         return nodes * self.overhead_edge_s + flops / self.edge_flops
+
+    def device_nodes_s(self, work: NodeWork) -> np.ndarray:
+        """Seconds of each node of `work` on the device (the shape of `work.flops`)."""
+        return self.device_s(work.flops)
+
+    def edge_nodes_s(self, work: NodeWork) -> np.ndarray:
+        """Seconds of each node of `work` on the edge (the shape of `work.flops`)."""
+        return self.edge_s(work.flops)
+
+    def edge_total_s(self, work: NodeWork) -> float:
+        """Seconds of all the nodes of `work` (one row) on the edge, one after another."""
+        return float(self.edge_s(work.flops.sum(), nodes=len(work.keys)))
+
+    def without_overheads(self) -> ComputeModel:
+        """The model without its fixed costs per node (for the fluid lower bound)."""
+        return replace(self, overhead_dev_s=0.0, overhead_edge_s=0.0)
+
+    def for_model(self, keys: tuple[str, ...]) -> ComputeModel:
+        """The model bound to the law keys of the model it plans (used by reports only)."""
+        return self
+
+    def to_json(self) -> dict:
+        """plan.json's cost section."""
+        return {
+            "kind": self.kind,
+            "device_flops": self.device_flops,
+            "edge_flops": self.edge_flops,
+            "overhead_dev_s": self.overhead_dev_s,
+            "overhead_edge_s": self.overhead_edge_s,
+            "edge_concurrency": self.edge_concurrency,
+        }
 
 
 def compute_model(

@@ -81,8 +81,8 @@ def cost_table(
     """
     paths = costs.flops.shape[0]
     zeros = np.zeros((paths, 1))
-    device_step = compute.device_s(costs.flops)
-    edge_step = compute.edge_s(costs.flops)
+    device_step = compute.device_nodes_s(costs.work)
+    edge_step = compute.edge_nodes_s(costs.work)
     device_s = np.hstack([zeros, np.cumsum(device_step, axis=1)])
     edge_s = np.hstack([np.cumsum(edge_step[:, ::-1], axis=1)[:, ::-1], zeros])
     return CostTable(

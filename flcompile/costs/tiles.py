@@ -15,6 +15,8 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from flcompile.costs.flops import flops_per_pixel
+from flcompile.costs.node_cost import NodeWork, node_work
+from flcompile.costs.node_key import counts_inputs, node_key
 from flcompile.passes.receptive_field import Block, Tiling
 
 
@@ -27,12 +29,16 @@ class BlockCosts:
         tensor_bytes_per_pixel: (T,) bytes per pixel of each tensor in `Block.tensors`.
         crossing_matrix: (K, T) indicator: tensor t crosses cut k (`Block.crossing`).
         untiled_flops: FLOPs of the block as the original model computes it.
+        keys: (L,) each block node's law key (`flcompile.costs.node_key`).
+        node_tensors: (L, T) indicator: node l reads or writes tensor t (its bytes).
     """
 
     flops_per_pixel: np.ndarray
     tensor_bytes_per_pixel: np.ndarray
     crossing_matrix: np.ndarray
     untiled_flops: float
+    keys: tuple[str, ...] = ()
+    node_tensors: np.ndarray | None = None
 
 
 def block_costs(graph: gs.Graph, block: Block) -> BlockCosts:
@@ -59,8 +65,23 @@ def block_costs(graph: gs.Graph, block: Block) -> BlockCosts:
     for k, names in enumerate(block.crossing):
         crossing[k, [index[t] for t in names]] = 1.0
     return BlockCosts(
-        np.array(per_pixel, float), np.array(bytes_per_pixel, float), crossing, untiled
+        np.array(per_pixel, float),
+        np.array(bytes_per_pixel, float),
+        crossing,
+        untiled,
+        tuple(node_key(by_name[n.name]) for n in block.nodes),
+        _node_tensors(block, index),
     )
+
+
+def _node_tensors(block: Block, index: dict[str, int]) -> np.ndarray:
+    """(L, T): the block tensors each node reads (tiled inputs) and writes, as its bytes
+    count them (`flcompile.costs.node_key.activation_bytes`)."""
+    matrix = np.zeros((len(block.nodes), len(block.tensors)))
+    for row, node in enumerate(block.nodes):
+        read = [t for t in node.inputs if t is not None] if counts_inputs(node.op) else []
+        matrix[row, [index[t] for t in (*read, *node.outputs) if t in index]] = 1.0
+    return matrix
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +95,8 @@ class TileCosts:
         tensor_bytes: (P, T) bytes of each path's copy of each tensor in `tensors`.
         tensors: the block tensors, input first, in production order.
         redundancy: Σ over paths of FLOPs / the block's untiled FLOPs.
+        keys: (L,) each block node's law key.
+        node_bytes: (P, L) activation bytes of each path's copy of each block node.
     """
 
     flops: np.ndarray
@@ -82,6 +105,20 @@ class TileCosts:
     tensor_bytes: np.ndarray
     tensors: tuple[str, ...]
     redundancy: float
+    keys: tuple[str, ...] = ()
+    node_bytes: np.ndarray | None = None
+
+    @property
+    def work(self) -> NodeWork:
+        """What each path's node copies compute, for a compute model."""
+        return node_work(self.keys, self.flops, self.node_bytes)
+
+    @property
+    def fused_bytes(self) -> float:
+        """Bytes of F as the fuse reads it, all tiles together (the tensor that crosses the
+        last cut)."""
+        columns = [self.tensors.index(t) for t in self.crossing[-1]]
+        return float(self.tensor_bytes[:, columns].sum())
 
 
 def _per_path(per_pixel: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -115,4 +152,14 @@ def tile_costs(tiling: Tiling, costs: BlockCosts) -> TileCosts:
     send_bytes = tensor_bytes @ costs.crossing_matrix.T
     untiled = costs.untiled_flops
     redundancy = float(flops.sum() / untiled) if untiled > 0 else 1.0
-    return TileCosts(flops, send_bytes, block.crossing, tensor_bytes, block.tensors, redundancy)
+    node_bytes = None if costs.node_tensors is None else tensor_bytes @ costs.node_tensors.T
+    return TileCosts(
+        flops,
+        send_bytes,
+        block.crossing,
+        tensor_bytes,
+        block.tensors,
+        redundancy,
+        costs.keys,
+        node_bytes,
+    )

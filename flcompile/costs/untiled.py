@@ -14,7 +14,8 @@ import onnx_graphsurgeon as gs
 
 from flcompile.costs.flops import node_flops, tensor_bytes
 from flcompile.costs.link import LinkModel
-from flcompile.costs.node_cost import ComputeModel
+from flcompile.costs.node_cost import ComputeModel, NodeWork, node_work
+from flcompile.costs.node_key import activation_bytes, node_key
 from flcompile.passes.cuts import tensors_crossing_each_cut
 
 
@@ -53,17 +54,25 @@ class SingleCut:
 
 @dataclass(frozen=True, eq=False)
 class ModelCosts:
-    """Per-node FLOPs of the whole model in topological order, and its output bytes."""
+    """Per-node FLOPs of the whole model in topological order, and its output bytes; each
+    node's law key and activation bytes, for a measured compute model."""
 
     nodes: tuple[str, ...]
     flops: np.ndarray
     output_bytes: float
     cuts: tuple[tuple[int, tuple[str, ...], float], ...]
+    keys: tuple[str, ...] = ()
+    node_bytes: np.ndarray | None = None
+
+    @property
+    def work(self) -> NodeWork:
+        """What each node computes, for a compute model."""
+        return node_work(self.keys, self.flops, self.node_bytes)
 
     def edge_s(self, names: set[str], compute: ComputeModel) -> float:
         """Edge seconds of the named nodes."""
         mask = np.array([n in names for n in self.nodes], bool)
-        return float(compute.edge_s(self.flops[mask].sum(), nodes=int(mask.sum())))
+        return compute.edge_total_s(self.work.select(mask))
 
 
 def model_costs(graph: gs.Graph) -> ModelCosts:
@@ -92,13 +101,20 @@ def model_costs(graph: gs.Graph) -> ModelCosts:
     crossing = tensors_crossing_each_cut(list(produced), produced, last_use, len(nodes))
     cuts = [(k, c, float(sum(sizes[t] for t in c))) for k, c in enumerate(crossing)]
     output_bytes = float(sum(sizes.get(t.name, 0) for t in graph.outputs))
-    return ModelCosts(tuple(n.name for n in nodes), flops, output_bytes, tuple(cuts))
+    return ModelCosts(
+        tuple(n.name for n in nodes),
+        flops,
+        output_bytes,
+        tuple(cuts),
+        tuple(node_key(n) for n in nodes),
+        np.array([activation_bytes(n) for n in nodes], float),
+    )
 
 
 def single_cuts(costs: ModelCosts, compute: ComputeModel, link: LinkModel) -> list[SingleCut]:
     """Times of every cut at which one tensor crosses, plus full offload and local-only."""
-    step_dev = compute.device_s(costs.flops)
-    step_edge = compute.edge_s(costs.flops)
+    step_dev = compute.device_nodes_s(costs.work)
+    step_edge = compute.edge_nodes_s(costs.work)
     device = np.concatenate([[0.0], np.cumsum(step_dev)])
     edge = np.concatenate([np.cumsum(step_edge[::-1])[::-1], [0.0]])
     last = len(costs.nodes)

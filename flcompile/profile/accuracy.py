@@ -1,77 +1,151 @@
-"""How well a profile predicts models it was not fitted on: leave one tiled grid out.
+"""How well a profile predicts stage models it was not fitted on: leave one tiled grid out.
 
-For each tiled variant, the laws are fitted on every other variant and predict its total
-node time; the relative error is |predicted − measured| / measured. It is measured for the
-per-op-type laws and for the one overall law (the law planning uses).
+For each tiled grid, the laws are fitted on every other measured model (the untiled model
+and the other grids' stages) and predict each of that grid's stage models (`--emit-stages`:
+what the runtime runs): the sum of its nodes' predicted seconds against the sum measured.
+The relative error is |predicted − measured| / measured. Three laws are compared on the same
+measurements: what planning uses (`flcompile.costs.profiled`: the per-kind laws, and the
+measured time of a node of a size the profile timed), the per-kind laws alone, one overall
+law a + b·FLOPs + c·bytes, and one a + b·FLOPs (what planning used before).
+
+Stages shorter than `floor_s` (a device stage that only slices the input tile: a few
+microseconds, where onnxruntime's profiler counts whole microseconds) are reported by their
+absolute error and left out of the median and worst.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from flcompile.profile.law import Sample, fit_laws, predict_s
+from flcompile.costs.node_key import OVERALL
+from flcompile.profile.law import (
+    CostLaw,
+    Sample,
+    fit_group,
+    fit_law,
+    fit_laws,
+    predict_s,
+    size_table,
+)
 from flcompile.profile.variants import Variant
+
+#: Stages measured shorter than this are judged by absolute error (see the module's doc).
+FLOOR_S = 50e-6
+#: The predictions compared: per kind with the measured sizes (what planning uses), the
+#: per-kind laws alone, one overall law, one FLOPs-only law (what planning used before).
+LAWS = ("per_kind", "laws_only", "overall", "overall_flops")
+
+
+@dataclass(frozen=True)
+class StageError:
+    """One held-out stage model: measured and predicted seconds by each of `LAWS`."""
+
+    grid: str
+    stage: str
+    measured_s: float
+    predicted_s: dict[str, float]
+
+    def error(self, law: str = "per_kind") -> float:
+        """The relative error of `law`'s prediction."""
+        return abs(self.predicted_s[law] - self.measured_s) / self.measured_s
 
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Held-out relative errors, one per tiled grid ("RxC" -> error).
+    """Every held-out stage's error, and the summaries over those at or above `floor_s`."""
 
-    Attributes:
-        errors: with a law per op type.
-        overall_errors: with one law for every node (as planning uses).
-    """
-
-    errors: dict[str, float]
-    overall_errors: dict[str, float] = field(default_factory=dict)
+    stages: tuple[StageError, ...]
+    floor_s: float = FLOOR_S
 
     @property
-    def median(self) -> float | None:
-        """The median relative error, or None with nothing held out."""
-        return statistics.median(self.errors.values()) if self.errors else None
+    def judged(self) -> tuple[StageError, ...]:
+        """The stages at or above the floor."""
+        return tuple(s for s in self.stages if s.measured_s >= self.floor_s)
+
+    def median(self, law: str = "per_kind", grid: str | None = None) -> float | None:
+        """The median relative error (of one grid's stages), or None with none judged."""
+        errors = self._errors(law, grid)
+        return statistics.median(errors) if errors else None
+
+    def worst(self, law: str = "per_kind", grid: str | None = None) -> float | None:
+        """The largest relative error (of one grid's stages), or None with none judged."""
+        errors = self._errors(law, grid)
+        return max(errors) if errors else None
+
+    def worst_small_abs_s(self) -> float | None:
+        """The largest absolute error of a stage below the floor (per-kind laws)."""
+        small = [abs(s.predicted_s["per_kind"] - s.measured_s) for s in self.stages]
+        small = [e for e, s in zip(small, self.stages, strict=True) if s.measured_s < self.floor_s]
+        return max(small) if small else None
 
     @property
-    def worst(self) -> float | None:
-        """The largest relative error, or None with nothing held out."""
-        return max(self.errors.values()) if self.errors else None
+    def grids(self) -> tuple[str, ...]:
+        """The held-out grids, in order."""
+        return tuple(dict.fromkeys(s.grid for s in self.stages))
+
+    def _errors(self, law: str, grid: str | None) -> list[float]:
+        return [s.error(law) for s in self.judged if grid is None or s.grid == grid]
 
     def to_json(self) -> dict:
         """The accuracy as the profile stores it."""
         return {
-            "method": "leave one tiled grid out: total node time",
-            "median_rel_error": self.median,
-            "worst_rel_error": self.worst,
-            "per_grid": self.errors,
-            "overall_law_per_grid": self.overall_errors,
+            "method": "leave one tiled grid out: each stage model's total node time",
+            "floor_s": self.floor_s,
+            "median_rel_error": self.median(),
+            "worst_rel_error": self.worst(),
+            "per_grid": {
+                g: {law: [self.median(law, g), self.worst(law, g)] for law in LAWS}
+                for g in self.grids
+            },
+            "overall_law": [self.median("overall"), self.worst("overall")],
+            "overall_flops_law": [self.median("overall_flops"), self.worst("overall_flops")],
+            "worst_small_stage_abs_s": self.worst_small_abs_s(),
+            "stages": [
+                {"grid": s.grid, "stage": s.stage, "measured_s": s.measured_s, **s.predicted_s}
+                for s in self.stages
+            ],
         }
 
 
-def held_out_accuracy(variants: Sequence[Variant]) -> Accuracy:
-    """Each tiled variant's total node time predicted by the laws of all the others.
+def fitted_laws(samples: Sequence[Sample]) -> dict[str, tuple[dict[str, CostLaw], dict | None]]:
+    """Each of `LAWS` fitted on `samples`: (law key -> law, the overall law under OVERALL;
+    the measured sizes, or None where the law alone predicts)."""
+    overall = fit_group(samples)
+    flops_only = fit_law([s.flops for s in samples], [s.seconds for s in samples])
+    per_kind = {**fit_laws(samples), OVERALL: overall}
+    return {
+        "per_kind": (per_kind, size_table(samples)),
+        "laws_only": (per_kind, None),
+        "overall": ({OVERALL: overall}, None),
+        "overall_flops": ({OVERALL: flops_only}, None),
+    }
+
+
+def held_out_accuracy(variants: Sequence[Variant], floor_s: float = FLOOR_S) -> Accuracy:
+    """Each tiled grid's stage models predicted by the laws fitted on all the others.
 
     Args:
-        variants: the measured variants (the untiled one is never held out).
+        variants: the measured grids (the untiled model is never held out).
+        floor_s: stages shorter than this are judged by absolute error.
 
     Returns:
-        The relative errors.
+        The errors.
     """
-    errors: tuple[dict[str, float], dict[str, float]] = ({}, {})
+    errors = []
     for held in variants:
-        if held.grid == (1, 1) or held.total_s <= 0:
+        if held.grid == (1, 1):
             continue
-        rest = [s for v in variants if v is not held for s in v.samples]
+        laws = fitted_laws([s for v in variants if v is not held for s in v.samples])
         grid = f"{held.grid[0]}x{held.grid[1]}"
-        for relabel, out in zip((_same, _overall), errors, strict=True):
-            predicted = predict_s(fit_laws(map(relabel, rest)), map(relabel, held.samples))
-            out[grid] = abs(predicted - held.total_s) / held.total_s
-    return Accuracy(*errors)
+        errors += [
+            StageError(grid, stage.name, stage.total_s, _predict(laws, stage.samples))
+            for stage in held.stages
+            if stage.total_s > 0
+        ]
+    return Accuracy(tuple(errors), floor_s)
 
 
-def _same(sample: Sample) -> Sample:
-    return sample
-
-
-def _overall(sample: Sample) -> Sample:
-    return replace(sample, op_type="*")
+def _predict(laws: Mapping[str, tuple], samples) -> dict[str, float]:
+    return {name: predict_s(law, samples, sizes) for name, (law, sizes) in laws.items()}

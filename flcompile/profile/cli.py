@@ -14,13 +14,14 @@ from flcompile.errors import UsageError
 from flcompile.profile.link_cli import add_link_args, profile_link
 
 DESCRIPTION = """\
-Measure what each node of MODEL, and of its tiled rewrites, costs on this
-machine with onnxruntime's profiler, fit seconds = a + b*FLOPs per op type,
+Measure what each node of MODEL, and of the stage models of its tiled rewrites,
+costs on this machine with onnxruntime's profiler, fit seconds = a + b*FLOPs +
+c*bytes per node kind (op type and kernel, e.g. "Conv 3x3") and per op type,
 and write the laws as a JSON profile. Run it on the device and on the edge
 server; plan with: flcompile MODEL --device-profile D --edge-profile E.
-The profile's accuracy (each tiled grid predicted by the laws fitted on the
-others: median and worst relative error of the total node time) is printed
-and stored in it.
+The profile's accuracy (each tiled grid's stage models predicted by the laws
+fitted on the others: median and worst relative error) is printed and stored
+in it.
 
 With --server HOST:PORT instead of MODEL it measures the link to a running
 `flcompile serve`: it times requests of several payload sizes to the server's
@@ -51,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="tiled grids measured besides the model itself (default: 1x2 2x2 3x3)",
     )
     p.add_argument("--runs", type=count(1), default=7, help="timed runs per model (default 7)")
+    p.add_argument(
+        "--repeats",
+        type=count(1),
+        default=3,
+        help="sessions per model, each node's fastest run kept (default 3)",
+    )
     add_link_args(p)
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
     return p
@@ -78,22 +85,21 @@ def _profile(argv: Sequence[str]) -> int:
     from flcompile.device.owned_files import check_writable, write_file
     from flcompile.load import load_model
     from flcompile.profile.accuracy import held_out_accuracy
-    from flcompile.profile.law import fit_law, fit_laws
+    from flcompile.profile.law import fit_group, fit_laws, size_table
     from flcompile.profile.profile_json import profile_dict
     from flcompile.profile.variants import measure
-    from flcompile.verify import make_feeds
 
     out = check_writable(args.out or "device-profile.json", "json", "-o")
     loaded = load_model(args.model)
     analysis = analyse(loaded)
-    feeds = make_feeds(loaded.model)
     grids = ((1, 1), *dict.fromkeys(g for g in args.grids if g != (1, 1)))
-    variants = measure(analysis, feeds, args.threads, grids, args.runs)
+    variants = measure(analysis, args.threads, grids, args.runs, args.repeats)
     everything = [s for v in variants for s in v.samples]
     laws = fit_laws(everything)
     accuracy = held_out_accuracy(variants)
-    overall = fit_law([s.flops for s in everything], [s.seconds for s in everything])
-    profile = profile_dict(args.model, args.threads, laws, overall, accuracy)
+    overall = fit_group(everything)
+    sizes = size_table(everything)
+    profile = profile_dict(args.model, args.threads, laws, overall, accuracy, sizes)
     text = json.dumps(profile, indent=2) + "\n"
     write_file(out, "json", "-o", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     print(_summary(out, variants, laws, accuracy))
@@ -102,12 +108,14 @@ def _profile(argv: Sequence[str]) -> int:
 
 def _summary(out: Path, variants, laws, accuracy) -> str:
     measured = ", ".join(f"{v.grid[0]}x{v.grid[1]}" for v in variants)
-    line = f"profile: {len(laws)} op laws from grids {measured}; wrote {out}"
-    if accuracy.median is None:
-        return line + "\nheld-out accuracy: no tiled grid measured"
-    per_grid = ", ".join(f"{g} {e:.1%}" for g, e in accuracy.errors.items())
-    overall = ", ".join(f"{g} {e:.1%}" for g, e in accuracy.overall_errors.items())
+    line = f"profile: {len(laws)} laws from grids {measured}; wrote {out}"
+    if accuracy.median() is None:
+        return line + "\nheld-out accuracy: no tiled stage measured"
+    per_grid = ", ".join(
+        f"{g} {accuracy.median(grid=g):.1%}/{accuracy.worst(grid=g):.1%}" for g in accuracy.grids
+    )
     return (
-        f"{line}\nheld-out accuracy (total node time): median {accuracy.median:.1%}, "
-        f"worst {accuracy.worst:.1%} ({per_grid}); one overall law, as planned with: {overall}"
+        f"{line}\nheld-out accuracy (stage models, median/worst): {accuracy.median():.1%}/"
+        f"{accuracy.worst():.1%} ({per_grid}); one overall law: "
+        f"{accuracy.median('overall'):.1%}/{accuracy.worst('overall'):.1%}"
     )

@@ -10,19 +10,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import onnxruntime as ort
 
 from flcompile import __version__
+from flcompile.costs.node_key import OVERALL
 from flcompile.errors import BadInputError
 from flcompile.profile.law import CostLaw
 
 if TYPE_CHECKING:
     from flcompile.profile.accuracy import Accuracy
 
-SCHEMA = 1
+SCHEMA = 2
+#: Schemas `read_laws` reads: 1 had laws per op type without a bytes term.
+READABLE_SCHEMAS = (1, 2)
 KIND = "profile"
-#: The key `read_laws` gives the overall law under (no op type is spelled so).
-OVERALL = "*"
 
 
 def machine() -> dict:
@@ -37,16 +39,22 @@ def machine() -> dict:
 
 
 def profile_dict(
-    model: str, threads: int, laws: Mapping[str, CostLaw], overall: CostLaw, accuracy: Accuracy
+    model: str,
+    threads: int,
+    laws: Mapping[str, CostLaw],
+    overall: CostLaw,
+    accuracy: Accuracy,
+    sizes: Mapping[str, np.ndarray] | None = None,
 ) -> dict:
     """The profile's content.
 
     Args:
         model: the model it was measured on.
         threads: onnxruntime's intra-op threads.
-        laws: op type -> law.
+        laws: law key (op type, or op type and kernel) -> law.
         overall: one law fitted over every node (what planning uses).
         accuracy: the held-out accuracy.
+        sizes: law key -> rows of (FLOPs, bytes, seconds) measured (`law.size_table`).
 
     Returns:
         The JSON object.
@@ -61,12 +69,18 @@ def profile_dict(
         "machine": machine(),
         "laws": {op: law.to_json() for op, law in laws.items()},
         "overall": overall.to_json(),
+        "sizes": {key: rows.tolist() for key, rows in (sizes or {}).items()},
         "accuracy": accuracy.to_json(),
     }
 
 
 def _law(value: object) -> CostLaw:
-    return CostLaw(float(value["a_s"]), float(value["b_s_per_flop"]), int(value["n"]))
+    return CostLaw(
+        float(value["a_s"]),
+        float(value["b_s_per_flop"]),
+        int(value["n"]),
+        float(value.get("c_s_per_byte", 0.0)),
+    )
 
 
 def read_laws(path: str | Path) -> tuple[dict[str, CostLaw], dict]:
@@ -76,7 +90,7 @@ def read_laws(path: str | Path) -> tuple[dict[str, CostLaw], dict]:
         path: the profile.
 
     Returns:
-        (op type -> law, the parsed JSON).
+        (law key -> law, with the overall law under `OVERALL`; the parsed JSON).
 
     Raises:
         BadInputError: the file cannot be read or is not a profile of this schema.
@@ -86,7 +100,8 @@ def read_laws(path: str | Path) -> tuple[dict[str, CostLaw], dict]:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise BadInputError(f"{path}: cannot read the profile ({e})", hint=hint) from e
-    if not isinstance(data, dict) or data.get("kind") != KIND or data.get("schema") != SCHEMA:
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("kind") != KIND or schema not in READABLE_SCHEMAS:
         raise BadInputError(f"{path}: not a schema-{SCHEMA} flcompile profile", hint=hint)
     try:
         laws = {op: _law(v) for op, v in data["laws"].items()}
@@ -94,6 +109,21 @@ def read_laws(path: str | Path) -> tuple[dict[str, CostLaw], dict]:
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BadInputError(f"{path}: malformed laws ({e})", hint=hint) from e
     return laws, data
+
+
+def read_sizes(data: dict, path: str | Path) -> dict[str, np.ndarray]:
+    """The measured sizes of a parsed profile: law key -> (M, 3) FLOPs, bytes, seconds.
+
+    Raises:
+        BadInputError: they are malformed.
+    """
+    try:
+        sizes = {
+            key: np.array(rows, float).reshape(-1, 3) for key, rows in data.get("sizes", {}).items()
+        }
+    except (TypeError, ValueError, AttributeError) as e:
+        raise BadInputError(f"{path}: malformed sizes ({e})", hint="profile again") from e
+    return sizes
 
 
 def read_overall(path: str | Path) -> CostLaw:

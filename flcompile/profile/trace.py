@@ -12,7 +12,7 @@ import os
 import statistics
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,12 +39,17 @@ class NodeTime:
     seconds: float
 
 
-def parse_trace(events: Iterable[Mapping], warmup: int = 1) -> dict[str, NodeTime]:
-    """Each node's median kernel time in a parsed onnxruntime profile.
+def parse_trace(
+    events: Iterable[Mapping],
+    warmup: int = 1,
+    statistic: Callable[[list[float]], float] = statistics.median,
+) -> dict[str, NodeTime]:
+    """Each node's kernel time in a parsed onnxruntime profile: the median of its runs.
 
     Args:
         events: the trace's events (the JSON list onnxruntime writes).
         warmup: how many of each node's first runs to discard.
+        statistic: what to take of the other runs' times instead of the median.
 
     Returns:
         Node name -> its time; nodes without a timed run are left out.
@@ -59,22 +64,27 @@ def parse_trace(events: Iterable[Mapping], warmup: int = 1) -> dict[str, NodeTim
         runs[node].append(float(event["dur"]) * 1e-6)
         ops[node] = event.get("args", {}).get("op_name", "")
     return {
-        node: NodeTime(node, ops[node], statistics.median(times[warmup:]))
+        node: NodeTime(node, ops[node], statistic(times[warmup:]))
         for node, times in runs.items()
         if len(times) > warmup
     }
 
 
 def profile_model(
-    model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], threads: int, runs: int = 5
+    model: onnx.ModelProto,
+    feeds: Mapping[str, np.ndarray],
+    threads: int,
+    runs: int = 5,
+    statistic: Callable[[list[float]], float] = statistics.median,
 ) -> dict[str, NodeTime]:
-    """Run `model` under onnxruntime's profiler and return each node's median kernel time.
+    """Run `model` under onnxruntime's profiler and return each node's kernel time.
 
     Args:
         model: the model (node names must be unique, as flcompile's are).
         feeds: its inputs.
         threads: onnxruntime's intra-op threads (inter-op 1).
         runs: timed runs, after one warm-up run.
+        statistic: what to take of each node's run times (default: the median).
 
     Returns:
         Node name -> its time.
@@ -98,4 +108,4 @@ def profile_model(
         if not path or not os.path.exists(path):
             raise InternalError("onnxruntime wrote no profile")
         with open(path, encoding="utf-8") as f:
-            return parse_trace(json.load(f))
+            return parse_trace(json.load(f), statistic=statistic)

@@ -1,39 +1,44 @@
-"""The models a profile measures: the model itself and its tiled rewrites at a few grids.
+"""The models a profile measures: the model itself and the stage models of its tiled rewrites.
 
-A tiled rewrite is the compiler's own: the best plan at a fixed grid, emitted in memory
-(`Emitted.tiled`), so the profile sees tiles of the sizes plans will run. Each measured
-node becomes a `Sample` of its op type, its FLOPs (`flcompile.costs.flops`) and seconds.
+A tiled rewrite is the compiler's own: the best plan at a fixed grid, emitted in memory with
+its per-path stages (`--emit-stages`: each path's device and edge stage, and the fuse with
+the rest of the model), so the profile measures what the runtime runs, at the tile sizes
+plans use. Each stage is timed on its own; each of its measured nodes becomes a `Sample` of
+its law key, FLOPs and bytes (`flcompile.costs`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
 from flcompile.compile import Analysis
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.costs.flops import node_flops
+from flcompile.costs.node_key import activation_bytes, node_key
+from flcompile.emit import STAGES_DIR
 from flcompile.errors import FlCompileError
 from flcompile.profile.law import Sample
 from flcompile.profile.trace import profile_model
 from flcompile.search import SearchOptions
+from flcompile.verify import make_feeds
 
 logger = logging.getLogger(__name__)
 
 #: The grids measured by default: the untiled model, then tiles of two sizes.
 DEFAULT_GRIDS: tuple[tuple[int, int], ...] = ((1, 1), (1, 2), (2, 2))
+#: The stage name of the untiled model, measured whole.
+WHOLE = "model"
 
 
-@dataclass(frozen=True, eq=False)
-class Variant:
-    """One measured model: its grid, and each of its nodes' samples."""
+@dataclass(frozen=True)
+class Stage:
+    """One measured stage model ("device_p0", "edge_p0", "edge_fuse", or the whole model)."""
 
-    grid: tuple[int, int]
+    name: str
     samples: tuple[Sample, ...]
 
     @property
@@ -42,19 +47,37 @@ class Variant:
         return sum(s.seconds for s in self.samples)
 
 
-def tiled_model(analysis: Analysis, grid: tuple[int, int]) -> onnx.ModelProto | None:
-    """The model tiled at `grid` (the best plan there, at the paper's costs), or None when
-    the model cannot be tiled at that grid.
+@dataclass(frozen=True, eq=False)
+class Variant:
+    """One grid's measured stages."""
+
+    grid: tuple[int, int]
+    stages: tuple[Stage, ...]
+
+    @property
+    def samples(self) -> tuple[Sample, ...]:
+        """Every measured node of every stage."""
+        return tuple(s for stage in self.stages for s in stage.samples)
+
+    @property
+    def total_s(self) -> float:
+        """The measured seconds of all its nodes."""
+        return sum(stage.total_s for stage in self.stages)
+
+
+def stage_models(analysis: Analysis, grid: tuple[int, int]) -> dict[str, onnx.ModelProto] | None:
+    """The stage models of the best plan at `grid` (at the paper's costs), or None when the
+    model cannot be tiled at that grid or its best plan there has no fused layers.
 
     Args:
         analysis: the analysed model.
-        grid: (rows, columns); (1, 1) is the normalized model itself.
+        grid: (rows, columns); (1, 1) is the normalized model itself, one stage.
 
     Returns:
-        The tiled model, or None.
+        Stage name -> model.
     """
     if grid == (1, 1):
-        return analysis.normalized
+        return {WHOLE: analysis.normalized}
     try:
         result = analysis.search(ComputeModel(), LinkModel(1.8), SearchOptions(grid=grid))
     except FlCompileError as e:
@@ -62,51 +85,82 @@ def tiled_model(analysis: Analysis, grid: tuple[int, int]) -> onnx.ModelProto | 
         return None
     plan = result.plan
     summary = plan.metadata(result.baselines.nfl.total_s)
-    return plan.emit(analysis.normalized, analysis.costs.nodes, summary, stages=False).tiled
+    emitted = plan.emit(analysis.normalized, analysis.costs.nodes, summary, stages=True)
+    prefix = f"{STAGES_DIR}/"
+    stages = {
+        name.removeprefix(prefix).removesuffix(".onnx"): model
+        for name, model in sorted(emitted.stages.items())
+        if name.endswith(".onnx")
+    }
+    return stages or None  # a plan without fused layers has no stages
 
 
-def samples(model: onnx.ModelProto, times: Mapping[str, object]) -> tuple[Sample, ...]:
-    """Each measured node of `model` as a Sample (op type and FLOPs from the graph).
+def samples(model: onnx.ModelProto, seconds: dict[str, float]) -> tuple[Sample, ...]:
+    """Each measured node of `model` as a Sample (its key, FLOPs and bytes from the graph).
 
     Args:
         model: the model measured.
-        times: node name -> `NodeTime`, from `profile_model`.
+        seconds: node name -> its measured seconds.
 
     Returns:
         The samples, in graph order.
     """
     graph = gs.import_onnx(onnx.shape_inference.infer_shapes(model))
     return tuple(
-        Sample(node.op, node_flops(node), times[node.name].seconds)
+        Sample(
+            node.op, node_flops(node), seconds[node.name], activation_bytes(node), node_key(node)
+        )
         for node in graph.nodes
-        if node.name in times
+        if node.name in seconds
     )
 
 
 def measure(
     analysis: Analysis,
-    feeds: Mapping[str, np.ndarray],
     threads: int,
     grids: tuple[tuple[int, int], ...] = DEFAULT_GRIDS,
     runs: int = 5,
+    repeats: int = 1,
 ) -> list[Variant]:
-    """Measure the model at each grid it can be tiled at.
+    """Measure the model and the stages of its tiled rewrites.
+
+    Every stage is timed `repeats` times, each time in a fresh session and after all the
+    others, and each node keeps its fastest run: a machine's other load comes and goes,
+    and only ever adds time.
 
     Args:
         analysis: the analysed model.
-        feeds: the model's inputs.
         threads: onnxruntime's intra-op threads.
         grids: the grids to measure.
-        runs: timed runs per model.
+        runs: timed runs per session.
+        repeats: sessions per stage.
 
     Returns:
         One Variant per grid measured.
     """
-    variants = []
-    for grid in grids:
-        model = tiled_model(analysis, grid)
-        if model is None:
-            continue
-        times = profile_model(model, feeds, threads, runs)
-        variants.append(Variant(grid, samples(model, times)))
-    return variants
+    models = {grid: stage_models(analysis, grid) for grid in grids}
+    models = {grid: stages for grid, stages in models.items() if stages is not None}
+    times: dict[tuple, list[dict[str, float]]] = {}
+    for _ in range(repeats):
+        for grid, stages in models.items():
+            for name, model in stages.items():
+                measured = profile_model(model, make_feeds(model), threads, runs, min)
+                times.setdefault((grid, name), []).append(
+                    {node: t.seconds for node, t in measured.items()}
+                )
+    return [
+        Variant(
+            grid,
+            tuple(
+                Stage(name, samples(model, _fastest(times[grid, name])))
+                for name, model in stages.items()
+            ),
+        )
+        for grid, stages in models.items()
+    ]
+
+
+def _fastest(repeats: list[dict[str, float]]) -> dict[str, float]:
+    """Each node's least time over the repeats that timed it."""
+    nodes = {node for r in repeats for node in r}
+    return {node: min(r[node] for r in repeats if node in r) for node in nodes}

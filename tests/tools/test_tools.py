@@ -182,3 +182,15 @@ def test_bound_gap_orders_its_three_latencies(capsys) -> None:
     fluid, halo, best, nfl = (float(v) for v in row[1:5])
     assert fluid <= best <= nfl  # the bound is below the plan, and the plan never above NFL
     assert halo > fluid  # real tiles pay halos the fluid relaxation does not
+
+
+def test_profile_accuracy_holds_out_stage_models(capsys) -> None:
+    import profile_accuracy
+
+    argv = ["--models", "squeezenet", "--grids", "1x2", "--runs", "1", "--repeats", "1"]
+    assert profile_accuracy.main([*argv, "--verbose", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert any(line.split()[:2] == ["squeezenet", "1x2"] for line in out.splitlines())
+    assert "edge_fuse" in out and "device_p0" in out  # the held-out grid's stage models
+    for law in ("per_kind", "laws_only", "overall", "overall_flops"):
+        assert f"{law}: median" in out
