@@ -30,6 +30,17 @@ def _measured_lines(m: MeasuredTimes, meaning: str) -> list[str]:
     ]
 
 
+def _verify_extra(verify: dict) -> str:
+    """The inputs verified (when more than one) and the rows whose argmax held (if any)."""
+    text = ""
+    agree, rows = verify.get("argmax_unchanged", (0, 0))
+    if rows:
+        text += f", argmax unchanged in {agree}/{rows} row(s)"
+    if verify.get("inputs", 1) > 1:
+        text += f", over {verify['inputs']} inputs"
+    return text
+
+
 def written_line(out_dir: str, written: dict[str, int]) -> str:
     """ "OUT/: device.onnx edge.onnx … (245.3 MB)": OUT's top-level entries and their total size.
 
@@ -61,8 +72,10 @@ def format_summary(result: CompileResult) -> str:
     concurrency = cost["edge_concurrency"]
     edge_model = edge_model_words(concurrency)
     radio = " from Shannon's formula" if link["shannon"] else ""
+    sends = f" ({link['send_dtype']} sends)" if "send_dtype" in link else ""
     lines.append(
-        f"costs      link {link['rate_MBps']:.3g} MB/s{radio}, device {cost['device_flops']:.3g} "
+        f"costs      link {link['rate_MBps']:.3g} MB/s{radio}{sends}, "
+        f"device {cost['device_flops']:.3g} "
         f"FLOP/s, edge {cost['edge_flops']:.3g} FLOP/s, edge concurrency: {edge_model}"
     )
     lines.extend(result.result.plan.summary_lines(plan))
@@ -76,6 +89,12 @@ def format_summary(result: CompileResult) -> str:
         f"full offload {ms(base['full_offload_s'])} ({_x(base['full_offload_s'], predicted)}), "
         f"NFL {ms(base['nfl_s'])} at {base['nfl_cut']} ({_x(base['nfl_s'], predicted)})"
     )
+    if "nfl_float32_s" in base:
+        nfl32 = base["nfl_float32_s"]
+        lines.append(
+            f"  vs NFL with float32 sends {ms(nfl32)} at {base['nfl_float32_cut']} "
+            f"({_x(nfl32, predicted)})"
+        )
     lb = plan["lower_bound_s"]
     lines.append(f"  fluid lower bound {ms(lb)}; plan/bound {predicted / lb:.3f}" if lb else "")
     verify = plan["verify"]
@@ -87,6 +106,7 @@ def format_summary(result: CompileResult) -> str:
             f"verify     {'passed' if verify['passed'] else 'FAILED'}: {names} tensor(s) in "
             f"onnxruntime, max abs err {verify['max_abs_err']:.3g}, max rel err "
             f"{verify['max_rel_err']:.3g} (rtol {verify['rtol']:g}, atol {verify['atol']:g})"
+            + _verify_extra(verify)
         )
     measured = result.measured
     if measured is not None:

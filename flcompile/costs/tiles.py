@@ -15,6 +15,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from flcompile.costs.flops import flops_per_pixel
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE, wire_itemsize
 from flcompile.passes.receptive_field import Block, Tiling
 
 
@@ -24,7 +25,8 @@ class BlockCosts:
 
     Attributes:
         flops_per_pixel: (L,) FLOPs per output pixel (H·W) of each block node.
-        tensor_bytes_per_pixel: (T,) bytes per pixel of each tensor in `Block.tensors`.
+        tensor_bytes_per_pixel: (T,) bytes per pixel of each tensor in `Block.tensors`, as
+            sent (in the wire dtype).
         crossing_matrix: (K, T) indicator: tensor t crosses cut k (`Block.crossing`).
         untiled_flops: FLOPs of the block as the original model computes it.
     """
@@ -35,12 +37,14 @@ class BlockCosts:
     untiled_flops: float
 
 
-def block_costs(graph: gs.Graph, block: Block) -> BlockCosts:
+def block_costs(graph: gs.Graph, block: Block, send_dtype: str = DEFAULT_SEND_DTYPE) -> BlockCosts:
     """Per-pixel FLOPs and bytes of a block, and which tensors cross each cut.
 
     Args:
         graph: the graph the block was made from.
         block: the block.
+        send_dtype: the wire dtype (`flcompile.costs.wire`): a tensor's bytes are what it
+            costs on the link.
 
     Returns:
         The block's per-pixel costs.
@@ -53,7 +57,7 @@ def block_costs(graph: gs.Graph, block: Block) -> BlockCosts:
     bytes_per_pixel = []
     for t in block.tensors:
         n, c = block.channel_shapes[t]
-        bytes_per_pixel.append(float(n * c * block.dtypes[t].itemsize))
+        bytes_per_pixel.append(float(n * c * wire_itemsize(block.dtypes[t], send_dtype)))
     index = {t: i for i, t in enumerate(block.tensors)}
     crossing = np.zeros((len(block.crossing), len(block.tensors)))
     for k, names in enumerate(block.crossing):

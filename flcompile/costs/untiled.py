@@ -15,6 +15,7 @@ import onnx_graphsurgeon as gs
 from flcompile.costs.flops import node_flops, tensor_bytes
 from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE, wire_bytes
 from flcompile.passes.cuts import tensors_crossing_each_cut
 
 
@@ -53,12 +54,21 @@ class SingleCut:
 
 @dataclass(frozen=True, eq=False)
 class ModelCosts:
-    """Per-node FLOPs of the whole model in topological order, and its output bytes."""
+    """Per-node FLOPs of the whole model in topological order, and its output bytes.
+
+    Attributes:
+        nodes: node names in topological order.
+        flops: (N,) FLOPs per node.
+        output_bytes: bytes of the model's outputs (returned as they are).
+        cuts: per cut k, (k, the tensors that cross it, their bytes in the wire dtype).
+        send_dtype: the wire dtype the cut bytes are counted in (`flcompile.costs.wire`).
+    """
 
     nodes: tuple[str, ...]
     flops: np.ndarray
     output_bytes: float
     cuts: tuple[tuple[int, tuple[str, ...], float], ...]
+    send_dtype: str = DEFAULT_SEND_DTYPE
 
     def edge_s(self, names: set[str], compute: ComputeModel) -> float:
         """Edge seconds of the named nodes."""
@@ -66,11 +76,12 @@ class ModelCosts:
         return float(compute.edge_s(self.flops[mask].sum(), nodes=int(mask.sum())))
 
 
-def model_costs(graph: gs.Graph) -> ModelCosts:
+def model_costs(graph: gs.Graph, send_dtype: str = DEFAULT_SEND_DTYPE) -> ModelCosts:
     """Count FLOPs per node and find every cut position with what crosses it.
 
     Args:
         graph: the normalized, toposorted graph with inferred shapes.
+        send_dtype: the wire dtype the cut bytes are counted in.
 
     Returns:
         The whole model's costs.
@@ -83,16 +94,17 @@ def model_costs(graph: gs.Graph) -> ModelCosts:
             if t.name and not isinstance(t, gs.Constant):
                 last_use[t.name] = max(last_use.get(t.name, -1), i)
     produced = {t.name: -1 for t in graph.inputs if not isinstance(t, gs.Constant)}
-    sizes = {t.name: tensor_bytes(t) or 0 for t in graph.inputs}
+    sizes = {t.name: wire_bytes(t, send_dtype) or 0 for t in graph.inputs}
     for i, node in enumerate(nodes):
         for o in node.outputs:
             if o.name:
                 produced[o.name] = i
-                sizes[o.name] = tensor_bytes(o) or 0
+                sizes[o.name] = wire_bytes(o, send_dtype) or 0
     crossing = tensors_crossing_each_cut(list(produced), produced, last_use, len(nodes))
     cuts = [(k, c, float(sum(sizes[t] for t in c))) for k, c in enumerate(crossing)]
-    output_bytes = float(sum(sizes.get(t.name, 0) for t in graph.outputs))
-    return ModelCosts(tuple(n.name for n in nodes), flops, output_bytes, tuple(cuts))
+    output_bytes = float(sum(tensor_bytes(t) or 0 for t in graph.outputs))
+    names = tuple(n.name for n in nodes)
+    return ModelCosts(names, flops, output_bytes, tuple(cuts), send_dtype)
 
 
 def single_cuts(costs: ModelCosts, compute: ComputeModel, link: LinkModel) -> list[SingleCut]:
