@@ -7,6 +7,7 @@ Read it from the bottom up:
   the analytic model), and the edge model in words;
 - `profiled`: the same from a measured profile (`ProfiledComputeModel`);
 - `link`: what a message costs (`LinkModel`, `Shannon`);
+- `wire`: what a sent tensor weighs on the link under `--send-dtype` (float16 halves float32);
 - `untiled`: the untiled model's per-node FLOPs, its single cuts and the baselines
   (local-only, full offload, NFL);
 - `tiles`: a tiled block's FLOPs and bytes per path and cut, before any speed or rate;
