@@ -3,7 +3,7 @@
 The server serves four plans: `fl` (SqueezeNet at width 0.25 and 96², a 2x2 grid, with
 stages), `nfl` (the same model without fused layers), `stream` (ResNet18 at width 0.5, a
 2x2 grid whose paths do most of their work on the device, compiled without stages) and
-`fl16` (`fl` with float16 sends). It
+`fl16` (`fl` with float16 sends; `fl16_bare` is the same plan without stages). It
 listens on 127.0.0.1 only, on a free port, with two instances and a 3 s frame timeout; it
 is stopped by its pid at the end, and no tritonserver or stub process may outlive it. It
 speaks HTTP too, on a second free port.
@@ -29,6 +29,7 @@ COMPILES = {
         "sq96",
         ["--rate", "0.5", "--grid", "2x2", "--emit-stages", "--send-dtype", "float16"],
     ),
+    "fl16_bare": ("sq96", ["--rate", "0.5", "--grid", "2x2", "--send-dtype", "float16"]),
 }
 SERVED = ("fl", "nfl", "stream", "fl16")
 
