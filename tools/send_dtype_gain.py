@@ -26,7 +26,7 @@ import csv
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from _common import (
@@ -286,6 +286,14 @@ def build_parser() -> ToolParser:
         help="the rate the accuracy models are planned at (default 1.8)",
     )
     add_cost_args(p)
+    p.add_argument(
+        "--edge-flops",
+        dest="edge_flops",
+        type=positive,
+        metavar="FLOP/s",
+        help="the edge's speed (default Table I's 4.32e9); a much faster edge leaves the "
+        "link as the plans' bottleneck",
+    )
     p.add_argument("-o", "--output", dest="out", required=True, help="output directory")
     add_hidden_model_args(p)
     return p
@@ -297,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         compute = compute_model(args.paper, args.edge_concurrency)
+        if args.edge_flops is not None:
+            compute = replace(compute, edge_flops=args.edge_flops)
         out = check_writable(args.out)
         rows: list[Row] = []
         for name in tqdm(args.models, desc="models", unit="model", disable=None):
@@ -311,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         header = [
             f"# float16 against float32 sends: {', '.join(args.models)}",
             "",
-            f"- {edge_label(compute)}; Table I speeds f_end {compute.device_flops:g}, f_es "
+            f"- {edge_label(compute)}; f_end {compute.device_flops:g}, f_es "
             f"{compute.edge_flops:g} FLOP/s; no latency, result return ignored",
             f"- rates: {len(args.rates)} from {min(args.rates):g} to {max(args.rates):g} MB/s",
             f"- rerun: `python tools/send_dtype_gain.py {rerun}`",
