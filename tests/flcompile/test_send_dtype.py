@@ -232,3 +232,13 @@ def test_verify_inputs_runs_every_input(squeezenet: Path, tmp_path: Path, monkey
     assert seen == [0, 1, 2, 3]
     verify = json.loads((out / "plan.json").read_text())["verify"]
     assert verify["inputs"] == 4 and verify["argmax_unchanged"] == [4, 4]
+
+
+def test_the_summary_names_the_send_dtype_and_both_nfl(squeezenet, tmp_path, capsys) -> None:
+    argv = [str(squeezenet), "-o", str(tmp_path / "o"), "--rate", "1.8", "--runs", "0"]
+    assert main([*argv, "--send-dtype", "float16", "--verify-inputs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "MB/s (float16 sends)" in out
+    assert "vs NFL with float32 sends" in out
+    assert "argmax unchanged in 2/2 row(s), over 2 inputs" in out
+    assert "rtol 0.00390625, atol 0.00390625" in out
