@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from flcompile.arg_types import count, grid, non_negative, positive
 from flcompile.costs import PAPER_DEVICE_FLOPS, PAPER_EDGE_FLOPS, LinkModel, Shannon, compute_model
 from flcompile.costs.profiled import profiled
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE, SEND_DTYPES
 from flcompile.errors import UsageError
 from flcompile.load import parse_input_shapes
 from flcompile.search import SOLVER_CHOICES, SearchOptions
@@ -122,6 +123,16 @@ class LinkArgs:
             type=positive,
             metavar="MB/s",
             help="also count sending the results back at this rate",
+        )
+        link.add_argument(
+            "--send-dtype",
+            dest="send_dtype",
+            choices=SEND_DTYPES,
+            default=DEFAULT_SEND_DTYPE,
+            help="the dtype of what the device sends: float16 casts every float32 tensor it "
+            "sends (cast back on the edge), so the link carries half the bytes, at the cost of "
+            "float16 rounding (see --rtol); every plan and baseline is costed with it "
+            "(default float32)",
         )
 
     def parse(self, args: argparse.Namespace) -> dict[str, Any]:
@@ -283,7 +294,11 @@ class SearchArgs:
     def parse(self, args: argparse.Namespace) -> dict[str, Any]:
         """search."""
         options = SearchOptions(
-            solver=args.solver, grid=args.grid, fuse_at=args.fuse_at, max_grid=args.max_grid
+            solver=args.solver,
+            grid=args.grid,
+            fuse_at=args.fuse_at,
+            max_grid=args.max_grid,
+            send_dtype=args.send_dtype,  # the link group's option; the search costs with it
         )
         return {"search": options}
 
@@ -305,10 +320,19 @@ class CheckArgs:
                 f"--{flag}",
                 dest=flag,
                 type=non_negative,
-                default=1e-5,
                 metavar="X",
-                help=f"{flag} of the elementwise comparison (default 1e-5{scale})",
+                help=f"{flag} of the elementwise comparison (default 1e-5{scale}; 2^-8 ≈ "
+                "3.9e-3 for the outputs with --send-dtype float16)",
             )
+        v.add_argument(
+            "--verify-inputs",
+            dest="verify_inputs",
+            metavar="N",
+            type=count(1),
+            default=1,
+            help="verify on N inputs: --input's file or seed S, then seeds S+1 … S+N-1; the "
+            "largest errors are reported (default 1)",
+        )
         v.add_argument(
             "--runs",
             dest="runs",
@@ -336,7 +360,15 @@ class CheckArgs:
 
     def parse(self, args: argparse.Namespace) -> dict[str, Any]:
         """verify, rtol, atol, runs, device_threads and edge_threads."""
-        names = ("verify", "rtol", "atol", "runs", "device_threads", "edge_threads")
+        names = (
+            "verify",
+            "rtol",
+            "atol",
+            "verify_inputs",
+            "runs",
+            "device_threads",
+            "edge_threads",
+        )
         return {name: getattr(args, name) for name in names}
 
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from flcompile.atomic_output import atomic_directory, check_writable
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.costs.untiled import ModelCosts, model_costs
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE
 from flcompile.emit import STAGES_JSON, Emitted, check_emitted, fused_prefix, to_model
 from flcompile.errors import BadInputError, VerificationError, user_path_errors
 from flcompile.load import LoadedModel, load_model
@@ -36,6 +37,7 @@ from flcompile.plan_json import build_plan_json
 from flcompile.plans import single_cut_segments
 from flcompile.schedule import Timeline
 from flcompile.search import SearchOptions, SearchResult, SearchSpace, build_space, solve
+from flcompile.send_accuracy import EXACT_TOLERANCE, default_tolerance
 from flcompile.timeline_layout import layout_timelines
 from flcompile.timeline_plot import plot_timelines
 from flcompile.timing import MeasuredTimes, TimingOptions, time_split
@@ -45,7 +47,7 @@ from flcompile.verify import (
     VerifyOptions,
     VerifyResult,
     make_feeds,
-    verify_split,
+    verify_split_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -62,8 +64,9 @@ class CompileOptions:
     verify: bool = True
     seed: int = 0
     input_path: str | None = None
-    rtol: float = 1e-5
-    atol: float = 1e-5
+    rtol: float | None = None  # None: the default for the plan's send dtype
+    atol: float | None = None
+    verify_inputs: int = 1
     runs: int = 10
     device_threads: int = 1
     edge_threads: int | None = None
@@ -193,6 +196,10 @@ def compile_model(
             analysis = analyse(loaded)
             options = replace(options, compute=options.compute.for_model(analysis.costs.keys))
             feeds = make_feeds(loaded.model, seed=options.seed, input_path=options.input_path)
+            more = [
+                make_feeds(loaded.model, seed=options.seed + i)
+                for i in range(1, options.verify_inputs)
+            ]
         with phases("plan"):
             result = analysis.search(
                 options.compute, options.link, options.search, progress=options.progress
@@ -216,6 +223,7 @@ def compile_model(
                 options,
                 phases,
                 sessions,
+                more,
             )
             verified, measured, plan = _write_and_check(job)
     finally:
@@ -233,8 +241,15 @@ def _emit(
     """The chosen plan's models and simulated timeline."""
     plan = result.plan
     summary = plan.metadata(result.baselines.nfl.total_s)
+    send_dtype = result.send_dtype
+    if send_dtype != DEFAULT_SEND_DTYPE:
+        summary["send_dtype"] = send_dtype
     emitted = plan.emit(
-        analysis.normalized, analysis.costs.nodes, summary, stages=options.emit_stages
+        analysis.normalized,
+        analysis.costs.nodes,
+        summary,
+        stages=options.emit_stages,
+        send_dtype=send_dtype,
     )
     return emitted, plan.timeline()
 
@@ -264,6 +279,7 @@ class _Job:
     options: CompileOptions
     phases: _Phases
     sessions: SessionCache
+    more_feeds: list[dict] = field(default_factory=list)  # --verify-inputs beyond the first
 
 
 def _write_and_check(job: _Job) -> tuple[VerifyResult | None, MeasuredTimes | None, dict]:
@@ -312,20 +328,23 @@ def _verify(
         return None
     tiled_prefix, original_prefix = prefixes
     fused = job.result.plan.verify_tensor
+    tolerance = default_tolerance(job.result.send_dtype)
+    exact = (_given(options.rtol, EXACT_TOLERANCE), _given(options.atol, EXACT_TOLERANCE))
     check = VerifyOptions(
-        rtol=options.rtol,
-        atol=options.atol,
+        rtol=_given(options.rtol, tolerance),
+        atol=_given(options.atol, tolerance),
         seed=options.seed,
         device_threads=options.device_threads,
         edge_threads=options.edge_threads,
-        fused=FusedCheck(fused, tiled_prefix, original_prefix) if fused else None,
+        fused=FusedCheck(fused, tiled_prefix, original_prefix, exact) if fused else None,
+        cast_sends=tuple(job.emitted.cast_sends),
     )
     with job.phases("verify"):
-        verified = verify_split(
+        verified = verify_split_inputs(
             job.loaded.original,
             job.tmp / "device.onnx",
             job.tmp / "edge.onnx",
-            job.feeds,
+            [job.feeds, *job.more_feeds],
             options=check,
             sessions=job.sessions,
         )
@@ -333,6 +352,11 @@ def _verify(
         _keep_failed(job.tmp, job.target, job.inputs, options.debug)
         verified.raise_if_failed(job.loaded.path)
     return verified
+
+
+def _given(value: float | None, default: float) -> float:
+    """An option's value, or its default when it was not given."""
+    return default if value is None else value
 
 
 def _time(job: _Job) -> MeasuredTimes | None:

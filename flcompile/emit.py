@@ -10,7 +10,7 @@ Every model keeps the source's opset and IR version; `check_emitted` runs
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +18,13 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from flcompile.costs.untiled import SingleCut
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE, FLOAT32
 from flcompile.errors import InternalError
 from flcompile.model_io import export_graph
 from flcompile.passes.placement import placement_of, tile_and_split
 from flcompile.passes.split import extract, prepare_single_cut, split
 from flcompile.passes.tile import tile_tensor_name
+from flcompile.send_casts import send_casts
 
 if TYPE_CHECKING:  # the plans emit through this module
     from flcompile.plans.fused import FusedPlan
@@ -46,6 +48,7 @@ class Emitted:
         sends: per path in run order (a single entry without FL), the tensors it sends.
         stages: path under OUT -> model, for --emit-stages (empty otherwise).
         stages_json: the content of stages/stages.json (None without stages).
+        cast_sends: the sent tensors cast for the link (`--send-dtype`), name -> wire dtype.
     """
 
     tiled: onnx.ModelProto
@@ -54,6 +57,7 @@ class Emitted:
     sends: tuple[tuple[int | None, tuple[str, ...]], ...]
     stages: dict[str, onnx.ModelProto]
     stages_json: dict | None
+    cast_sends: dict[str, str] = field(default_factory=dict)
 
 
 # IR 3 wants every initializer listed as a graph input, which exported graphs do not do.
@@ -130,7 +134,12 @@ def annotated_model(
 
 
 def emit_fused(
-    normalized: onnx.ModelProto, plan: FusedPlan, summary: dict, *, stages: bool
+    normalized: onnx.ModelProto,
+    plan: FusedPlan,
+    summary: dict,
+    *,
+    stages: bool,
+    send_dtype: str = DEFAULT_SEND_DTYPE,
 ) -> Emitted:
     """The models of a plan with fused layers.
 
@@ -139,6 +148,8 @@ def emit_fused(
         plan: the plan.
         summary: key/values for every emitted model's metadata.
         stages: also build the per-path stage models.
+        send_dtype: the wire dtype: the device and stage models cast what they send to it,
+            and the models that receive it cast it back.
 
     Returns:
         The emitted models.
@@ -146,21 +157,27 @@ def emit_fused(
     cuts = list(plan.schedule.cuts)
     parts = tile_and_split(gs.import_onnx(normalized), plan.tiling, cuts, plan.schedule.order)
     tiled, sends, device_graph, edge_graph = parts.tiled, parts.sends, parts.device, parts.edge
+    casts = send_casts(device_graph, sends, send_dtype)
+    placement = {**placement_of(tiled, cuts), **casts.placement}
     export = functools.partial(
-        annotated_model, template=normalized, placement=placement_of(tiled, cuts), summary=summary
+        annotated_model, template=normalized, placement=placement, summary=summary
     )
     stage_models: dict[str, onnx.ModelProto] = {}
     index = None
     if stages:
         stage_graphs, index = stage_graphs_of(tiled.graph, plan, sends)
-        stage_models = {f"{STAGES_DIR}/{name}": export(g) for name, g in stage_graphs.items()}
+        stage_models = {
+            f"{STAGES_DIR}/{name}": export(casts.apply(g)) for name, g in stage_graphs.items()
+        }
+        index = casts.describe(index)
     return Emitted(
         export(tiled.graph),
-        export(device_graph),
-        export(edge_graph),
+        export(casts.apply(device_graph)),
+        export(casts.apply(edge_graph)),
         tuple((p, tuple(names)) for p, names in sends),
         stage_models,
         index,
+        casts.names(),
     )
 
 
@@ -219,15 +236,23 @@ def stage_graphs_of(
 
 
 def emit_single_cut(
-    normalized: onnx.ModelProto, cut: SingleCut, node_order: tuple[str, ...], summary: dict
+    normalized: onnx.ModelProto,
+    cut: SingleCut,
+    node_order: tuple[str, ...],
+    summary: dict,
+    send_dtype: str = DEFAULT_SEND_DTYPE,
 ) -> Emitted:
-    """The models of a plan without fused layers (NFL, local-only or full offload)."""
+    """The models of a plan without fused layers (NFL, local-only or full offload); what
+    crosses the cut is cast to `send_dtype` as in `emit_fused`, except local-only's outputs,
+    which stay on the device."""
     graph = gs.import_onnx(normalized)
     on_device, sends = prepare_single_cut(graph, set(node_order[: cut.index]))
     device_graph, edge_graph = split(graph, on_device, sends)
+    casts = send_casts(device_graph, [(None, sends)], FLOAT32 if cut.local else send_dtype)
     placement = {n.name: ("device" if n.name in on_device else "edge", "") for n in graph.nodes}
+    placement.update(casts.placement)
     tiled, device, edge = (
         annotated_model(g, normalized, placement, summary)
-        for g in (graph, device_graph, edge_graph)
+        for g in (graph, casts.apply(device_graph), casts.apply(edge_graph))
     )
-    return Emitted(tiled, device, edge, ((None, tuple(sends)),), {}, None)
+    return Emitted(tiled, device, edge, ((None, tuple(sends)),), {}, None, casts.names())

@@ -13,6 +13,7 @@ import onnx
 
 from flcompile.costs import BYTES_PER_MB, ComputeModel, LinkModel
 from flcompile.costs.table import CostTable
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE
 from flcompile.load import LoadedModel
 from flcompile.schedule import Schedule, Timeline, one_path_timeline
 from flcompile.search import SearchResult
@@ -90,7 +91,7 @@ def build_plan_json(
     sections = {
         "schema": SCHEMA,
         "model": _model_section(loaded),
-        "link": _link_section(link),
+        "link": {**_link_section(link), **_send_fields(result)},
         "cost": _cost_section(compute),
         **result.plan.json_section(),
         "solver_requested": result.strategy,
@@ -126,6 +127,13 @@ def _link_section(link: LinkModel) -> dict:
     }
 
 
+def _send_fields(result: SearchResult) -> dict:
+    """The link's send dtype, written only when it is not float32 (absent means float32)."""
+    if result.send_dtype == DEFAULT_SEND_DTYPE:
+        return {}
+    return {"send_dtype": result.send_dtype}
+
+
 def _cost_section(compute: ComputeModel) -> dict:
     return compute.to_json()
 
@@ -146,9 +154,17 @@ def _outcome_section(result: SearchResult) -> dict:
     return {
         "predicted_s": result.predicted_s,
         "lower_bound_s": result.lower_bound_s,
-        "baselines": result.baselines.to_json(),
+        "baselines": {**result.baselines.to_json(), **_nfl_float32(result)},
         "notes": list(result.notes),
     }
+
+
+def _nfl_float32(result: SearchResult) -> dict:
+    """NFL with float32 sends, beside NFL with the plan's send dtype (only when they differ)."""
+    nfl = result.nfl_float32
+    if nfl is None:
+        return {}
+    return {"nfl_float32_s": nfl.total_s, "nfl_float32_cut": nfl.label}
 
 
 def plan_timeline(plan: dict) -> Timeline:

@@ -26,7 +26,8 @@ from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel
 from flcompile.costs.table import CostTable, cost_table
 from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs
-from flcompile.costs.untiled import Baselines, ModelCosts, baselines
+from flcompile.costs.untiled import Baselines, ModelCosts, SingleCut, baselines, model_costs
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE, FLOAT32
 from flcompile.errors import SolverLimitError, UsageError
 from flcompile.lower_bound import fluid_lower_bound
 from flcompile.passes.fusable import Candidate, FusablePrefix
@@ -66,12 +67,15 @@ class SearchOptions:
         grid: a fixed (rows, columns), or None to search.
         fuse_at: a fixed F tensor name, or None to search.
         max_grid: the largest (rows, columns) searched.
+        send_dtype: the wire dtype of what the device sends (`flcompile.costs.wire`); every
+            cost, baseline and bound counts the bytes in it.
     """
 
     solver: str = "best"
     grid: tuple[int, int] | None = None
     fuse_at: str | None = None
     max_grid: tuple[int, int] = (8, 8)
+    send_dtype: str = DEFAULT_SEND_DTYPE
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,9 @@ class SearchResult:
         strategy: the strategy solved with (the --solver asked for).
         notes: things the user should hear (why no FL plan, what a forced choice costs).
         runs: every solver run, in the order they ran.
+        send_dtype: the wire dtype the plan's sends are counted (and emitted) in.
+        nfl_float32: NFL with float32 sends, for a fair comparison when `send_dtype` is not
+            float32 (None when it is: `baselines.nfl` is that already).
     """
 
     plan: Plan
@@ -127,6 +134,8 @@ class SearchResult:
     strategy: str
     notes: tuple[str, ...] = field(default=())
     runs: tuple[SolverRun, ...] = field(default=())
+    send_dtype: str = DEFAULT_SEND_DTYPE
+    nfl_float32: SingleCut | None = None
 
     @property
     def predicted_s(self) -> float:
@@ -197,6 +206,8 @@ class SearchSpace:
         forced: the options fix F or the grid.
         no_fused_reason: why the model has no F at all, or None when it has some.
         build_s: seconds spent building the space.
+        float32_model: the whole model's costs with float32 sends, when `model` counts
+            another wire dtype (None when it does not), for NFL with float32 sends.
     """
 
     model: ModelCosts
@@ -207,6 +218,7 @@ class SearchSpace:
     forced: bool
     no_fused_reason: str | None
     build_s: float
+    float32_model: ModelCosts | None = None
 
     def table(self, choice: GridChoice, link: LinkModel) -> CostTable:
         """The solvers' seconds table of one (F, grid) at a link."""
@@ -296,9 +308,9 @@ def _fused_tensor(
     model: ModelCosts,
     compute: ComputeModel,
 ) -> FusedTensor:
-    """One F's block, its costs, and its costs as a single tile."""
+    """One F's block, its costs (bytes in `model`'s wire dtype), and its costs as one tile."""
     block = make_block(graph, prefix, candidate)
-    costs = block_costs(graph, block)
+    costs = block_costs(graph, block, model.send_dtype)
     rest_s = model.edge_s(set(model.nodes) - set(candidate.block), compute)
     cache: AxisCache = {}
     try:
@@ -360,7 +372,10 @@ def build_space(
             f"--grid {options.grid[0]}x{options.grid[1]} is larger than every F",
             hint="choose a smaller grid, or let flcompile search (omit --grid)",
         )
-    fused = {c.tensor: _fused_tensor(graph, prefix, c, analysis.costs, compute) for c in candidates}
+    model, float32_model = analysis.costs, None
+    if options.send_dtype != model.send_dtype:  # the analysis counts float32 sends
+        model, float32_model = model_costs(graph, options.send_dtype), model
+    fused = {c.tensor: _fused_tensor(graph, prefix, c, model, compute) for c in candidates}
     choices = _grid_choices(work, fused, compute, progress)
     forced = options.grid is not None or options.fuse_at is not None
     if forced and work and not choices:
@@ -369,7 +384,7 @@ def build_space(
             hint="choose a smaller --grid or another --fuse-at",
         )
     return SearchSpace(
-        analysis.costs,
+        model,
         compute,
         tuple(fused.values()),
         tuple(choices),
@@ -377,6 +392,7 @@ def build_space(
         forced,
         no_fused_reason,
         time.perf_counter() - started,
+        float32_model,
     )
 
 
@@ -456,7 +472,16 @@ def solve(
         strategy,
         tuple(notes),
         tuple(tracker.runs),
+        space.model.send_dtype,
+        _nfl_float32(space, link),
     )
+
+
+def _nfl_float32(space: SearchSpace, link: LinkModel) -> SingleCut | None:
+    """NFL with float32 sends when the space counts another wire dtype, else None."""
+    if space.float32_model is None or space.model.send_dtype == FLOAT32:
+        return None
+    return baselines(space.float32_model, space.compute, link).nfl
 
 
 def _lower_bound(space: SearchSpace, link: LinkModel, base: Baselines) -> float:

@@ -30,6 +30,17 @@ def _measured_lines(m: MeasuredTimes, meaning: str) -> list[str]:
     ]
 
 
+def _verify_extra(verify: dict) -> str:
+    """The inputs verified (when more than one) and the rows whose argmax held (if any)."""
+    text = ""
+    agree, rows = verify.get("argmax_unchanged", (0, 0))
+    if rows:
+        text += f", argmax unchanged in {agree}/{rows} row(s)"
+    if verify.get("inputs", 1) > 1:
+        text += f", over {verify['inputs']} inputs"
+    return text
+
+
 def written_line(out_dir: str, written: dict[str, int]) -> str:
     """ "OUT/: device.onnx edge.onnx … (245.3 MB)": OUT's top-level entries and their total size.
 
@@ -65,6 +76,7 @@ def format_summary(result: CompileResult) -> str:
         radio = f" measured ({link['profile']})"
     if link["latency_s"]:
         radio += f" + {link['latency_s'] * 1e3:.3g} ms per message"
+    sends = f" ({link['send_dtype']} sends)" if "send_dtype" in link else ""
     sides = cost.get("sides", {})
     device, edge = (
         f"{side} profile {sides[side]['file']}"
@@ -73,7 +85,7 @@ def format_summary(result: CompileResult) -> str:
         for side, key in (("device", "device_flops"), ("edge", "edge_flops"))
     )
     lines.append(
-        f"costs      link {link['rate_MBps']:.3g} MB/s{radio}, {device}, {edge}, "
+        f"costs      link {link['rate_MBps']:.3g} MB/s{radio}{sends}, {device}, {edge}, "
         f"edge concurrency: {edge_model}"
     )
     lines.extend(result.result.plan.summary_lines(plan))
@@ -87,6 +99,12 @@ def format_summary(result: CompileResult) -> str:
         f"full offload {ms(base['full_offload_s'])} ({_x(base['full_offload_s'], predicted)}), "
         f"NFL {ms(base['nfl_s'])} at {base['nfl_cut']} ({_x(base['nfl_s'], predicted)})"
     )
+    if "nfl_float32_s" in base:
+        nfl32 = base["nfl_float32_s"]
+        lines.append(
+            f"  vs NFL with float32 sends {ms(nfl32)} at {base['nfl_float32_cut']} "
+            f"({_x(nfl32, predicted)})"
+        )
     lb = plan["lower_bound_s"]
     lines.append(f"  fluid lower bound {ms(lb)}; plan/bound {predicted / lb:.3f}" if lb else "")
     verify = plan["verify"]
@@ -98,6 +116,7 @@ def format_summary(result: CompileResult) -> str:
             f"verify     {'passed' if verify['passed'] else 'FAILED'}: {names} tensor(s) in "
             f"onnxruntime, max abs err {verify['max_abs_err']:.3g}, max rel err "
             f"{verify['max_rel_err']:.3g} (rtol {verify['rtol']:g}, atol {verify['atol']:g})"
+            + _verify_extra(verify)
         )
     measured = result.measured
     if measured is not None:

@@ -15,7 +15,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import onnxruntime as ort
 
 from flcompile.errors import BadInputError, InternalError, VerificationError
 from flcompile.model_io import PROTOBUF_LIMIT, weight_bytes, without_weight_data
+from flcompile.send_accuracy import argmax_agreement, check_overflow
 
 logger = logging.getLogger(__name__)
 
@@ -620,6 +621,10 @@ class VerifyResult:
         seed: the seed of the random input (recorded; the feeds are made by the caller).
         compared: the comparisons: the original outputs, the fused tensor, then a failed
             entry for each original output that was not compared.
+        argmax_agree: rows of the 2-D (batch × classes) outputs whose argmax is unchanged.
+        argmax_rows: rows of the 2-D outputs compared (0: the model has none).
+        inputs: how many inputs were verified (`--verify-inputs`); the errors are the
+            largest over them.
     """
 
     passed: bool
@@ -629,6 +634,9 @@ class VerifyResult:
     rtol: float
     seed: int
     compared: tuple[TensorComparison, ...]
+    argmax_agree: int = 0
+    argmax_rows: int = 0
+    inputs: int = 1
 
     @classmethod
     def summarize(
@@ -639,6 +647,7 @@ class VerifyResult:
         atol: float,
         rtol: float,
         seed: int,
+        argmax: tuple[int, int] = (0, 0),
     ) -> VerifyResult:
         """The result of `comparisons`, failing unless every expected tensor was compared.
 
@@ -648,6 +657,7 @@ class VerifyResult:
             atol: the absolute tolerance used.
             rtol: the relative tolerance used.
             seed: the seed of the random input.
+            argmax: (rows whose argmax is unchanged, rows compared).
 
         Returns:
             The result; each expected tensor without a comparison adds a failed one, and
@@ -666,6 +676,38 @@ class VerifyResult:
             rtol=float(rtol),
             seed=int(seed),
             compared=compared,
+            argmax_agree=argmax[0],
+            argmax_rows=argmax[1],
+        )
+
+    @classmethod
+    def merge(cls, results: Sequence[VerifyResult]) -> VerifyResult:
+        """One result for several inputs: per tensor the worst comparison, argmax rows summed.
+
+        Args:
+            results: one result per input, all with the same tolerances; the first's seed
+                is kept.
+
+        Returns:
+            The merged result (`results[0]` itself when there is one).
+        """
+        if len(results) == 1:
+            return results[0]
+        by_name: dict[str, list[TensorComparison]] = {}
+        for r in results:
+            for c in r.compared:
+                by_name.setdefault(c.name, []).append(c)
+        compared = tuple(_worst(cs) for cs in by_name.values())
+        first = results[0]
+        return replace(
+            first,
+            passed=all(r.passed for r in results),
+            max_abs_err=max(r.max_abs_err for r in results),
+            max_rel_err=max(r.max_rel_err for r in results),
+            compared=compared,
+            argmax_agree=sum(r.argmax_agree for r in results),
+            argmax_rows=sum(r.argmax_rows for r in results),
+            inputs=sum(r.inputs for r in results),
         )
 
     @property
@@ -682,6 +724,8 @@ class VerifyResult:
             "atol": self.atol,
             "rtol": self.rtol,
             "seed": self.seed,
+            "inputs": self.inputs,
+            "argmax_unchanged": [self.argmax_agree, self.argmax_rows],
             "compared": [c.to_json() for c in self.compared],
         }
 
@@ -712,6 +756,20 @@ class VerifyResult:
         )
 
 
+def _worst(comparisons: Sequence[TensorComparison]) -> TensorComparison:
+    """One tensor's comparisons over several inputs as one: the largest errors and needs."""
+    first = comparisons[0]
+    return replace(
+        first,
+        max_abs_err=max(c.max_abs_err for c in comparisons),
+        max_rel_err=max(c.max_rel_err for c in comparisons),
+        passed=all(c.passed for c in comparisons),
+        needed_atol=max(c.needed_atol for c in comparisons),
+        needed_rtol=max(c.needed_rtol for c in comparisons),
+        reason=next((c.reason for c in comparisons if c.reason), None),
+    )
+
+
 def _run(session: ort.InferenceSession, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     names = [i.name for i in session.get_inputs()]
     missing = [n for n in names if n not in feeds]
@@ -733,11 +791,14 @@ class FusedCheck:
         reference: the original's subgraph from the inputs to F, when given: F's reference
             then comes from it rather than from an extra output on the original, which
             spares loading and re-serializing a large original twice.
+        tolerance: F's (rtol, atol), when they differ from the outputs' (F comes from the
+            tiled model, which sends nothing, so it stays exact under float16 sends).
     """
 
     tensor: str
     tiled: ModelLike | None = None
     reference: ModelLike | None = None
+    tolerance: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -752,6 +813,9 @@ class VerifyOptions:
         edge_threads: intra-op threads of edge.onnx and the original, which timing then
             reuses (`time_split` times the original at the edge's thread count too).
         fused: the fused tensor to check too, or None.
+        cast_sends: the sends device.onnx casts to float16 (`--send-dtype`), checked for
+            overflow.
+        input_index: which of the verification inputs this is, for messages.
     """
 
     rtol: float = 1e-5
@@ -760,6 +824,8 @@ class VerifyOptions:
     device_threads: int | None = None
     edge_threads: int | None = None
     fused: FusedCheck | None = None
+    cast_sends: tuple[str, ...] = ()
+    input_index: int = 0
 
 
 def verify_split(
@@ -793,6 +859,7 @@ def verify_split(
 
     Raises:
         BadInputError: a model cannot be loaded or F is not one of its tensors.
+        SendOverflowError: a send cast to float16 overflows (`options.cast_sends`).
         InternalError: edge.onnx needs an input that device.onnx does not produce.
     """
     options = options or VerifyOptions()
@@ -806,10 +873,58 @@ def verify_split(
     if fused is not None and fused.tiled is not None:
         comparisons.append(_compare_fused(fused, feeds, ref[fused.tensor], options, sessions))
     result = VerifyResult.summarize(
-        comparisons, expected=outputs, atol=options.atol, rtol=options.rtol, seed=options.seed
+        comparisons,
+        expected=outputs,
+        atol=options.atol,
+        rtol=options.rtol,
+        seed=options.seed,
+        argmax=argmax_agreement(outputs, got, ref),
     )
     _log(result)
     return result
+
+
+def verify_split_inputs(
+    original: ModelLike,
+    device: ModelLike,
+    edge: ModelLike,
+    feeds: Sequence[Mapping[str, np.ndarray]],
+    *,
+    options: VerifyOptions | None = None,
+    sessions: SessionCache | None = None,
+) -> VerifyResult:
+    """`verify_split` on each of several inputs, merged (`VerifyResult.merge`).
+
+    Args:
+        original: the source model.
+        device: device.onnx.
+        edge: edge.onnx.
+        feeds: the inputs; the i-th is recorded as seed `options.seed + i`.
+        options: as for `verify_split`.
+        sessions: as for `verify_split`; the sessions are opened once for all inputs.
+
+    Returns:
+        The worst comparison per tensor over the inputs, and the argmax rows of all.
+
+    Raises:
+        BadInputError: as `verify_split`.
+    """
+    options = options or VerifyOptions()
+    if sessions is None:
+        with SessionCache() as own:
+            return verify_split_inputs(original, device, edge, feeds, options=options, sessions=own)
+    results = [
+        verify_split(
+            original,
+            device,
+            edge,
+            feed,
+            options=replace(options, input_index=i),
+            sessions=sessions,
+        )
+        for i, feed in enumerate(feeds)
+    ]
+    return VerifyResult.merge(results)
 
 
 def _run_reference(
@@ -840,6 +955,7 @@ def _run_split(
 ) -> dict[str, np.ndarray]:
     """edge(device(feeds)): the edge's outputs by name."""
     sent = _run(sessions.get(device, threads=options.device_threads), feeds)
+    check_overflow(sent, options.cast_sends, options.input_index)
     sess = sessions.get(edge, threads=options.edge_threads)
     missing = [i.name for i in sess.get_inputs() if i.name not in sent]
     if missing:
@@ -875,7 +991,8 @@ def _compare_fused(
     """F of the tiled model on `feeds` against F of the original."""
     sess = sessions.get(fused.tiled, extra_outputs=[fused.tensor])
     value = _run(sess, feeds)[fused.tensor]
-    return compare(fused.tensor, value, reference, rtol=options.rtol, atol=options.atol)
+    rtol, atol = fused.tolerance or (options.rtol, options.atol)
+    return compare(fused.tensor, value, reference, rtol=rtol, atol=atol)
 
 
 def _log(result: VerifyResult) -> None:

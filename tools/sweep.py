@@ -25,6 +25,8 @@ Rerun:
         -o /tmp/sweep_serial
     python tools/sweep.py --models alexnet,squeezenet,yolov2 --rates 1.1:3.0:0.1 --paper \
         -o /tmp/sweep_paper
+    python tools/sweep.py --models alexnet,squeezenet,yolov2 --rates 1.1:3.0:0.1 \
+        --send-dtype float16 -o /tmp/sweep_fp16
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ from flcompile.atomic_output import check_writable
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.costs.table import CostTable
 from flcompile.costs.untiled import baselines
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE, SEND_DTYPES
 from flcompile.errors import SolverLimitError
 from flcompile.plans import FusedPlan
 from flcompile.search import (
@@ -405,6 +408,14 @@ def build_parser() -> ToolParser:
         help="largest grid of the k×k rows (default 8x8)",
     )
     add_cost_args(p)
+    p.add_argument(
+        "--send-dtype",
+        dest="send_dtype",
+        choices=SEND_DTYPES,
+        default=DEFAULT_SEND_DTYPE,
+        help="the dtype of what the device sends; every plan and NFL is costed with it "
+        "(default float32; tools/send_dtype_gain.py compares the two)",
+    )
     p.add_argument("--log-y", dest="log_y", action="store_true", help="log-scale time axis")
     p.add_argument("-o", "--output", dest="out", required=True, help="output directory")
     add_hidden_model_args(p)
@@ -423,7 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = swept.rows
         title = (
             f"{'Table I (--paper)' if args.paper else 'Table I speeds'}, "
-            f"{edge_label(compute)}, grids up to {grid_text(args.max_grid)}"
+            f"{edge_label(compute)}, grids up to {grid_text(args.max_grid)}, "
+            f"{args.send_dtype} sends"
         )
         wall = time.perf_counter() - started
         rerun = " ".join(sys.argv[1:] if argv is None else argv)
@@ -469,7 +481,8 @@ def _sweep_models(args: argparse.Namespace, compute: ComputeModel) -> _Swept:
         bar.set_postfix_str(f"{name}: analysing")
         t0 = time.perf_counter()
         analysis = load_analysis(name, args.width, args.size)
-        space = analysis.space(compute, SearchOptions(max_grid=space_grid))
+        options = SearchOptions(max_grid=space_grid, send_dtype=args.send_dtype)
+        space = analysis.space(compute, options)
         build_s[name] = time.perf_counter() - t0
         for rate in args.rates:
             bar.set_postfix_str(f"{name} @ {rate:g} MB/s")
@@ -491,7 +504,8 @@ def _header(
         "",
         f"- **{edge_label(compute)}**" + (" (--paper)" if args.paper else " (flcompile's default)"),
         f"- costs: f_end {compute.device_flops:g} FLOP/s, f_es {compute.edge_flops:g} "
-        "FLOP/s (Table I), no overheads, no latency, result return ignored",
+        "FLOP/s (Table I), no overheads, no latency, result return ignored, "
+        f"{args.send_dtype} sends",
         f"- rates: {len(args.rates)} from {min(args.rates):g} to {max(args.rates):g} MB/s; "
         f"k×k grids up to {grid_text(args.max_grid)}",
         f"- wall time: {wall:.1f} s (analysis + tiling once per model: "

@@ -9,6 +9,7 @@ Read it from the bottom up:
 - `profiled`: the same from a measured profile (`ProfiledComputeModel`), by the law of each
   node's kind, or its measured time where the profile timed its size (`measured_sizes`);
 - `link`: what a message costs (`LinkModel`, `Shannon`);
+- `wire`: what a sent tensor weighs on the link under `--send-dtype` (float16 halves float32);
 - `untiled`: the untiled model's per-node FLOPs, its single cuts and the baselines
   (local-only, full offload, NFL);
 - `tiles`: a tiled block's FLOPs and bytes per path and cut, before any speed or rate;

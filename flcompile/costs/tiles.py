@@ -17,6 +17,7 @@ import onnx_graphsurgeon as gs
 from flcompile.costs.flops import flops_per_pixel
 from flcompile.costs.node_cost import NodeWork, node_work
 from flcompile.costs.node_key import counts_inputs, node_key
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE, wire_itemsize
 from flcompile.passes.receptive_field import Block, Tiling
 
 
@@ -26,11 +27,14 @@ class BlockCosts:
 
     Attributes:
         flops_per_pixel: (L,) FLOPs per output pixel (H·W) of each block node.
-        tensor_bytes_per_pixel: (T,) bytes per pixel of each tensor in `Block.tensors`.
+        tensor_bytes_per_pixel: (T,) bytes per pixel of each tensor in `Block.tensors`, as
+            sent (in the wire dtype).
         crossing_matrix: (K, T) indicator: tensor t crosses cut k (`Block.crossing`).
         untiled_flops: FLOPs of the block as the original model computes it.
         keys: (L,) each block node's law key (`flcompile.costs.node_key`).
         node_tensors: (L, T) indicator: node l reads or writes tensor t (its bytes).
+        memory_bytes_per_pixel: (T,) bytes per pixel of each tensor in memory (its own
+            dtype), what a node's law counts; None: as sent.
     """
 
     flops_per_pixel: np.ndarray
@@ -39,14 +43,17 @@ class BlockCosts:
     untiled_flops: float
     keys: tuple[str, ...] = ()
     node_tensors: np.ndarray | None = None
+    memory_bytes_per_pixel: np.ndarray | None = None
 
 
-def block_costs(graph: gs.Graph, block: Block) -> BlockCosts:
+def block_costs(graph: gs.Graph, block: Block, send_dtype: str = DEFAULT_SEND_DTYPE) -> BlockCosts:
     """Per-pixel FLOPs and bytes of a block, and which tensors cross each cut.
 
     Args:
         graph: the graph the block was made from.
         block: the block.
+        send_dtype: the wire dtype (`flcompile.costs.wire`): a tensor's bytes are what it
+            costs on the link.
 
     Returns:
         The block's per-pixel costs.
@@ -56,10 +63,11 @@ def block_costs(graph: gs.Graph, block: Block) -> BlockCosts:
     untiled = float(
         sum(f * n.out_size[0] * n.out_size[1] for f, n in zip(per_pixel, block.nodes, strict=True))
     )
-    bytes_per_pixel = []
+    bytes_per_pixel, memory_per_pixel = [], []
     for t in block.tensors:
         n, c = block.channel_shapes[t]
-        bytes_per_pixel.append(float(n * c * block.dtypes[t].itemsize))
+        bytes_per_pixel.append(float(n * c * wire_itemsize(block.dtypes[t], send_dtype)))
+        memory_per_pixel.append(float(n * c * block.dtypes[t].itemsize))
     index = {t: i for i, t in enumerate(block.tensors)}
     crossing = np.zeros((len(block.crossing), len(block.tensors)))
     for k, names in enumerate(block.crossing):
@@ -71,6 +79,7 @@ def block_costs(graph: gs.Graph, block: Block) -> BlockCosts:
         untiled,
         tuple(node_key(by_name[n.name]) for n in block.nodes),
         _node_tensors(block, index),
+        np.array(memory_per_pixel, float),
     )
 
 
@@ -97,6 +106,8 @@ class TileCosts:
         redundancy: Σ over paths of FLOPs / the block's untiled FLOPs.
         keys: (L,) each block node's law key.
         node_bytes: (P, L) activation bytes of each path's copy of each block node.
+        memory_bytes: (P, T) like `tensor_bytes`, in memory (each tensor's own dtype);
+            None: as sent.
     """
 
     flops: np.ndarray
@@ -107,6 +118,7 @@ class TileCosts:
     redundancy: float
     keys: tuple[str, ...] = ()
     node_bytes: np.ndarray | None = None
+    memory_bytes: np.ndarray | None = None
 
     @property
     def work(self) -> NodeWork:
@@ -118,7 +130,8 @@ class TileCosts:
         """Bytes of F as the fuse reads it, all tiles together (the tensor that crosses the
         last cut)."""
         columns = [self.tensors.index(t) for t in self.crossing[-1]]
-        return float(self.tensor_bytes[:, columns].sum())
+        in_memory = self.tensor_bytes if self.memory_bytes is None else self.memory_bytes
+        return float(in_memory[:, columns].sum())
 
 
 def _per_path(per_pixel: np.ndarray, heights: np.ndarray, widths: np.ndarray) -> np.ndarray:
@@ -144,15 +157,18 @@ def tile_costs(tiling: Tiling, costs: BlockCosts) -> TileCosts:
         np.stack([r.out_sizes for r in rows], axis=1),
         np.stack([c.out_sizes for c in cols], axis=1),
     )
-    tensor_bytes = _per_path(
-        costs.tensor_bytes_per_pixel,
-        np.stack([r.tensor_sizes for r in rows], axis=1),
-        np.stack([c.tensor_sizes for c in cols], axis=1),
+    heights = np.stack([r.tensor_sizes for r in rows], axis=1)
+    widths = np.stack([c.tensor_sizes for c in cols], axis=1)
+    tensor_bytes = _per_path(costs.tensor_bytes_per_pixel, heights, widths)
+    memory_bytes = (
+        tensor_bytes
+        if costs.memory_bytes_per_pixel is None
+        else _per_path(costs.memory_bytes_per_pixel, heights, widths)
     )
     send_bytes = tensor_bytes @ costs.crossing_matrix.T
     untiled = costs.untiled_flops
     redundancy = float(flops.sum() / untiled) if untiled > 0 else 1.0
-    node_bytes = None if costs.node_tensors is None else tensor_bytes @ costs.node_tensors.T
+    node_bytes = None if costs.node_tensors is None else memory_bytes @ costs.node_tensors.T
     return TileCosts(
         flops,
         send_bytes,
@@ -162,4 +178,5 @@ def tile_costs(tiling: Tiling, costs: BlockCosts) -> TileCosts:
         redundancy,
         costs.keys,
         node_bytes,
+        memory_bytes,
     )

@@ -16,6 +16,7 @@ from flcompile.costs.flops import node_flops, tensor_bytes
 from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel, NodeWork, node_work
 from flcompile.costs.node_key import activation_bytes, node_key
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE, wire_bytes
 from flcompile.passes.cuts import tensors_crossing_each_cut
 
 
@@ -54,8 +55,17 @@ class SingleCut:
 
 @dataclass(frozen=True, eq=False)
 class ModelCosts:
-    """Per-node FLOPs of the whole model in topological order, and its output bytes; each
-    node's law key and activation bytes, for a measured compute model."""
+    """Per-node FLOPs of the whole model in topological order, and its output bytes.
+
+    Attributes:
+        nodes: node names in topological order.
+        flops: (N,) FLOPs per node.
+        output_bytes: bytes of the model's outputs (returned as they are).
+        cuts: per cut k, (k, the tensors that cross it, their bytes in the wire dtype).
+        keys: each node's law key, for a measured compute model.
+        node_bytes: (N,) each node's activation bytes, for a measured compute model.
+        send_dtype: the wire dtype the cut bytes are counted in (`flcompile.costs.wire`).
+    """
 
     nodes: tuple[str, ...]
     flops: np.ndarray
@@ -69,17 +79,20 @@ class ModelCosts:
         """What each node computes, for a compute model."""
         return node_work(self.keys, self.flops, self.node_bytes)
 
+    send_dtype: str = DEFAULT_SEND_DTYPE
+
     def edge_s(self, names: set[str], compute: ComputeModel) -> float:
         """Edge seconds of the named nodes."""
         mask = np.array([n in names for n in self.nodes], bool)
         return compute.edge_total_s(self.work.select(mask))
 
 
-def model_costs(graph: gs.Graph) -> ModelCosts:
+def model_costs(graph: gs.Graph, send_dtype: str = DEFAULT_SEND_DTYPE) -> ModelCosts:
     """Count FLOPs per node and find every cut position with what crosses it.
 
     Args:
         graph: the normalized, toposorted graph with inferred shapes.
+        send_dtype: the wire dtype the cut bytes are counted in.
 
     Returns:
         The whole model's costs.
@@ -92,15 +105,15 @@ def model_costs(graph: gs.Graph) -> ModelCosts:
             if t.name and not isinstance(t, gs.Constant):
                 last_use[t.name] = max(last_use.get(t.name, -1), i)
     produced = {t.name: -1 for t in graph.inputs if not isinstance(t, gs.Constant)}
-    sizes = {t.name: tensor_bytes(t) or 0 for t in graph.inputs}
+    sizes = {t.name: wire_bytes(t, send_dtype) or 0 for t in graph.inputs}
     for i, node in enumerate(nodes):
         for o in node.outputs:
             if o.name:
                 produced[o.name] = i
-                sizes[o.name] = tensor_bytes(o) or 0
+                sizes[o.name] = wire_bytes(o, send_dtype) or 0
     crossing = tensors_crossing_each_cut(list(produced), produced, last_use, len(nodes))
     cuts = [(k, c, float(sum(sizes[t] for t in c))) for k, c in enumerate(crossing)]
-    output_bytes = float(sum(sizes.get(t.name, 0) for t in graph.outputs))
+    output_bytes = float(sum(tensor_bytes(t) or 0 for t in graph.outputs))
     return ModelCosts(
         tuple(n.name for n in nodes),
         flops,
@@ -108,6 +121,7 @@ def model_costs(graph: gs.Graph) -> ModelCosts:
         tuple(cuts),
         tuple(node_key(n) for n in nodes),
         np.array([activation_bytes(n) for n in nodes], float),
+        send_dtype,
     )
 
 

@@ -130,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
             f"--{flag}",
             dest=flag,
             type=non_negative,
-            default=1e-5,
             metavar="X",
-            help=f"--check's {flag} (default 1e-5, as verification)",
+            help=f"--check's {flag} (default as verification: 1e-5, or 2^-8 for a plan "
+            "with float16 sends)",
         )
     p.add_argument(
         "--timeout",

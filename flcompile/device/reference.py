@@ -2,7 +2,7 @@
 
 The original is the model plan.json names (or `--model`), and must be the very file the
 plan was compiled from (its sha256 is checked). Outputs are compared as verification
-compares them (docs/design.md §7), with the same default tolerances.
+compares them (docs/design.md §7), with the same default tolerances (2^-8 for float16 sends).
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE
 from flcompile.deploy.plan_index import PlanIndex
 from flcompile.errors import BadInputError
 from flcompile.load import load_model
+from flcompile.send_accuracy import default_tolerance
 from flcompile.verify import TensorComparison, compare, open_session
 
 
@@ -47,8 +49,8 @@ class Reference:
     Args:
         index: the plan.
         model: the original's path or zoo name (default: the one plan.json names).
-        rtol: relative tolerance.
-        atol: absolute tolerance, scaled to each reference's magnitude.
+        rtol: relative tolerance (None: verification's default for the plan's send dtype).
+        atol: absolute tolerance, scaled to each reference's magnitude (None: as rtol).
         stack: owns the session.
 
     Raises:
@@ -60,8 +62,8 @@ class Reference:
         index: PlanIndex,
         model: str | None,
         *,
-        rtol: float,
-        atol: float,
+        rtol: float | None,
+        atol: float | None,
         stack: contextlib.ExitStack,
     ) -> None:
         source = model or str(index.plan["model"]["path"]).removeprefix("zoo:")
@@ -79,8 +81,10 @@ class Reference:
                 hint="pass the original with --model PATH",
             )
         self._session = stack.enter_context(open_session(loaded.model))
-        self.rtol = rtol
-        self.atol = atol
+        send_dtype = index.plan["link"].get("send_dtype", DEFAULT_SEND_DTYPE)
+        tolerance = default_tolerance(send_dtype)
+        self.rtol = tolerance if rtol is None else rtol
+        self.atol = tolerance if atol is None else atol
 
     def check(
         self, frame: int, feeds: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]

@@ -10,6 +10,7 @@ from typing import Protocol
 
 import onnx
 
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE
 from flcompile.emit import Emitted
 from flcompile.plans.fused import FusedPlan
 from flcompile.plans.single_cut import SingleCutPlan, single_cut_segments, single_cut_timeline
@@ -47,8 +48,10 @@ class Plan(Protocol):
         summary: dict,
         *,
         stages: bool,
+        send_dtype: str = DEFAULT_SEND_DTYPE,
     ) -> Emitted:
-        """The tiled, device, edge and (with `stages`) stage models."""
+        """The tiled, device, edge and (with `stages`) stage models; what the device sends
+        is cast to `send_dtype` and cast back on the edge."""
 
     def metadata(self, nfl_s: float) -> dict[str, str]:
         """The `fl.*` metadata written on every emitted model."""

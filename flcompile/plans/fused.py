@@ -8,6 +8,7 @@ import onnx
 
 from flcompile.costs.table import CostTable
 from flcompile.costs.tiles import TileCosts
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE
 from flcompile.emit import Emitted, emit_fused
 from flcompile.passes.fusable import Candidate
 from flcompile.passes.receptive_field import Tiling
@@ -62,9 +63,11 @@ class FusedPlan:
         summary: dict,
         *,
         stages: bool,
+        send_dtype: str = DEFAULT_SEND_DTYPE,
     ) -> Emitted:
-        """The tiled model split per path at its cut, and (with `stages`) the stage models."""
-        return emit_fused(normalized, self, summary, stages=stages)
+        """The tiled model split per path at its cut, and (with `stages`) the stage models;
+        what each path sends is cast to `send_dtype`."""
+        return emit_fused(normalized, self, summary, stages=stages, send_dtype=send_dtype)
 
     def metadata(self, nfl_s: float) -> dict[str, str]:
         """F, the grid, the solver, and the predicted and NFL latencies."""

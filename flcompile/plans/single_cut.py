@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import onnx
 
 from flcompile.costs.untiled import SingleCut
+from flcompile.costs.wire import DEFAULT_SEND_DTYPE
 from flcompile.emit import Emitted, emit_single_cut
 from flcompile.passes.split import single_cut_name
 from flcompile.schedule import Timeline, one_path_timeline
@@ -62,9 +63,11 @@ class SingleCutPlan:
         summary: dict,
         *,
         stages: bool,
+        send_dtype: str = DEFAULT_SEND_DTYPE,
     ) -> Emitted:
-        """The untiled model split at the cut (a single cut has no stage models)."""
-        return emit_single_cut(normalized, self.cut, node_order, summary)
+        """The untiled model split at the cut (a single cut has no stage models); what
+        crosses it is cast to `send_dtype`."""
+        return emit_single_cut(normalized, self.cut, node_order, summary, send_dtype)
 
     def metadata(self, nfl_s: float) -> dict[str, str]:
         """plan, cut and predicted_s."""

@@ -187,14 +187,14 @@ def test_an_empty_folder_becomes_the_output(model, tmp_path, capsys) -> None:
 
 
 def _fail_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = flcompile.compile.verify_split
+    real = flcompile.compile.verify_split_inputs
 
     def failing(*args, **kwargs):
         result = real(*args, **kwargs)
         compared = tuple(dataclasses.replace(c, passed=False) for c in result.compared)
         return dataclasses.replace(result, passed=False, compared=compared)
 
-    monkeypatch.setattr(flcompile.compile, "verify_split", failing)
+    monkeypatch.setattr(flcompile.compile, "verify_split_inputs", failing)
 
 
 def test_debug_keeps_failed_models_only_where_it_may(model, tmp_path, monkeypatch) -> None:

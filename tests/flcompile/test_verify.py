@@ -243,7 +243,17 @@ def test_verify_split_passes_for_correct_split():
     assert result.max_abs_err == 0.0
     result.raise_if_failed("tiny.onnx")  # no raise
     js = result.to_json()
-    assert set(js) == {"passed", "max_abs_err", "max_rel_err", "atol", "rtol", "seed", "compared"}
+    assert set(js) == {
+        "passed",
+        "max_abs_err",
+        "max_rel_err",
+        "atol",
+        "rtol",
+        "seed",
+        "inputs",
+        "argmax_unchanged",
+        "compared",
+    }
     assert js["compared"][0] == {
         "name": "Y",
         "max_abs_err": 0.0,

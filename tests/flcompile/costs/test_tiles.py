@@ -74,3 +74,16 @@ def test_seconds_follow_the_cost_model(block, per_pixel) -> None:
     np.testing.assert_allclose(table.edge_s[0], [per_path_flops.sum() / 1e4, 128 / 1e4, 0.0])
     np.testing.assert_allclose(table.link_s[0], 0.25 + costs.send_bytes[0] / 1e3)
     assert table.post_fuse_s == 7.0 and table.grid == (1, 2)
+
+
+def test_float16_sends_halve_every_path_and_cut(graph, block, per_pixel) -> None:
+    half = block_costs(graph, block, "float16")
+    np.testing.assert_array_equal(half.tensor_bytes_per_pixel, [4, 8, 8])
+    np.testing.assert_array_equal(half.flops_per_pixel, per_pixel.flops_per_pixel)
+    tiling = make_tiling(block, (2, 2))
+    full16, full32 = tile_costs(tiling, half), tile_costs(tiling, per_pixel)
+    np.testing.assert_array_equal(full16.send_bytes * 2, full32.send_bytes)
+    np.testing.assert_array_equal(full16.flops, full32.flops)
+    # What a node reads and writes, and F as the fuse reads it, stay in memory's dtype.
+    np.testing.assert_array_equal(full16.node_bytes, full32.node_bytes)
+    assert full16.fused_bytes == full32.fused_bytes > 0

@@ -1,8 +1,9 @@
 """Compiled plans for the deploy tests, and one live `flcompile serve` for the session.
 
-The server serves three plans: `fl` (SqueezeNet at width 0.25 and 96², a 2x2 grid, with
-stages), `nfl` (the same model without fused layers) and `stream` (ResNet18 at width 0.5, a
-2x2 grid whose paths do most of their work on the device, compiled without stages). It
+The server serves four plans: `fl` (SqueezeNet at width 0.25 and 96², a 2x2 grid, with
+stages), `nfl` (the same model without fused layers), `stream` (ResNet18 at width 0.5, a
+2x2 grid whose paths do most of their work on the device, compiled without stages) and
+`fl16` (`fl` with float16 sends; `fl16_bare` is the same plan without stages). It
 listens on 127.0.0.1 only, on a free port, with two instances and a 3 s frame timeout; it
 is stopped by its pid at the end, and no tritonserver or stub process may outlive it. It
 speaks HTTP too, on a second free port.
@@ -24,8 +25,13 @@ COMPILES = {
     "fl_bare": ("sq96", ["--rate", "0.5", "--grid", "2x2"]),
     "nfl": ("sq96", ["--rate", "0.5", "--solver", "nfl"]),
     "stream": ("r18", ["--rate", "0.3", "--grid", "2x2", "--device-flops", "5e9"]),
+    "fl16": (
+        "sq96",
+        ["--rate", "0.5", "--grid", "2x2", "--emit-stages", "--send-dtype", "float16"],
+    ),
+    "fl16_bare": ("sq96", ["--rate", "0.5", "--grid", "2x2", "--send-dtype", "float16"]),
 }
-SERVED = ("fl", "nfl", "stream")
+SERVED = ("fl", "nfl", "stream", "fl16")
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,13 @@ import pytest
 
 from flcompile import cli
 from flcompile.deploy.plan_index import load_index
+from flcompile.send_accuracy import FLOAT16_SEND_TOLERANCE
 from flcompile.serve.launcher import free_port
 from flcompile.verify import compare, make_feeds
 
 MODEL_OF = {"fl": "sq96", "fl_bare": "sq96", "nfl": "sq96", "stream": "r18"}
+MODEL_OF |= {"fl16": "sq96", "fl16_bare": "sq96"}
+FLOAT16 = ("fl16", "fl16_bare")
 
 
 def _original(model: Path, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -27,7 +30,7 @@ def _original(model: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     return dict(zip(names, session.run(None, {name: x}), strict=True))
 
 
-@pytest.mark.parametrize("plan", ["fl", "fl_bare", "nfl", "stream"])
+@pytest.mark.parametrize("plan", ["fl", "fl_bare", "nfl", "stream", *FLOAT16])
 def test_one_frame_end_to_end_equals_the_original(
     server, plans, deploy_models, tmp_path: Path, capsys, plan: str
 ) -> None:
@@ -47,10 +50,13 @@ def test_one_frame_end_to_end_equals_the_original(
     assert "frame 0: " in printed and "predicted" in printed and "ratio" in printed
     assert "check ok" in printed
     want = _original(model, x)
+    tolerance = FLOAT16_SEND_TOLERANCE if plan in FLOAT16 else 1e-5
     with np.load(tmp_path / "y.npz") as got:
         assert sorted(got) == sorted(want)
         for name in want:
-            assert compare(name, got[name], want[name], rtol=1e-5, atol=1e-5).passed
+            check = compare(name, got[name], want[name], rtol=tolerance, atol=tolerance)
+            assert check.passed
+            assert check.max_abs_err > 0 or plan not in FLOAT16  # float16 sends round
     report = json.loads((tmp_path / "r.json").read_text())
     index = load_index(plans[plan])
     assert report["predicted_s"] == index.predicted_s  # unpaced: the plan's own prediction
@@ -61,6 +67,19 @@ def test_one_frame_end_to_end_equals_the_original(
         assert ("edge", stage.path) in kinds
     assert (("fuse", None) in kinds) == index.fused
     assert (tmp_path / "timeline_measured.png").stat().st_size > 0
+    if plan in FLOAT16:  # float16 on the wire: what plan.json counts, half of fl's bytes
+        sent = {e["path"]: e["bytes"] for e in report["frames"][0]["events"] if e["kind"] == "send"}
+        assert sent == {p: b for p, (b, _) in _planned_bytes(plans[plan]).items()}
+        fl16, fl = _planned_bytes(plans["fl16"]), _planned_bytes(plans["fl"])
+        same_cut = [p for p in fl16 if fl16[p][1] == fl[p][1]]
+        assert same_cut and all(2 * fl16[p][0] == fl[p][0] for p in same_cut)
+
+
+def _planned_bytes(out: Path) -> dict[int, tuple[int, str | None]]:
+    """Per path, the bytes plan.json says it sends, and its cut."""
+    plan = json.loads((out / "plan.json").read_text())
+    paths = plan["paths"]
+    return {p["index"]: (sum(s["bytes"] for s in p["sends"]), p["cut_after"]) for p in paths}
 
 
 def test_each_path_is_sent_while_the_next_computes(server, plans, tmp_path: Path) -> None:
