@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from math import inf
+from math import inf, isfinite
 from typing import Protocol
 
 import onnx_graphsurgeon as gs
@@ -43,7 +43,8 @@ from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
-from flcompile.solvers.opt import solve_opt
+from flcompile.solvers.opt import opt_is_exact, solve_opt
+from flcompile.space_bound import BoundInput, SpaceBound
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,9 @@ class SearchResult:
             possible); sweeps and solver comparisons read it.
         baselines: local-only, full offload and NFL.
         lower_bound_s: the smallest fluid bound over all F, and never above NFL.
+        lower_bound_space_s: a lower bound on every plan the search can return: the least
+            bound of any schedule of any (F, grid) of the space (`flcompile.space_bound`,
+            or the table's optimum where an exact solver ran), and never above NFL.
         best_by_solver: each solver's best predicted latency.
         stats: search effort.
         strategy: the strategy solved with (the --solver asked for).
@@ -122,6 +126,7 @@ class SearchResult:
     fused: FusedPlan | None
     baselines: Baselines
     lower_bound_s: float
+    lower_bound_space_s: float
     best_by_solver: dict[str, float]
     stats: SearchStats
     strategy: str
@@ -407,7 +412,8 @@ def solve(
     """Find the best plan of a space at one link.
 
     Strategies: "mw", "opt" or "bf" run that solver on every (F, grid); "best" runs MW on
-    every one and opt on `shortlist` of them; "nfl" plans without fused layers.
+    every one, opt on `shortlist` of them, then opt on every other one whose lower bound
+    is below the best plan so far; "nfl" plans without fused layers.
 
     Args:
         space: the search space.
@@ -430,7 +436,11 @@ def solve(
     if strategy != "nfl" and space.no_fused_reason is not None:
         notes.append(f"no tensor to fuse at: {space.no_fused_reason}")
     tracker = PlanTracker(base.nfl.total_s)
-    grids_tried = _run_solvers(space, link, strategy, tracker, progress)
+    entries = _run_solvers(space, link, strategy, tracker, progress)
+    space_bound = SpaceBound([BoundInput.of(e.table) for e in entries])
+    if strategy == "best":
+        _solve_below_bound(entries, space_bound, tracker)
+    bound_space, _ = space_bound.value(tracker.ceiling(), _exact_optima(entries, tracker))
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
         raise tracker.last_refusal
@@ -444,12 +454,13 @@ def solve(
         )
     candidates_F = space.candidates_F if strategy != "nfl" else 0
     seconds = space.build_s + time.perf_counter() - started
-    stats = SearchStats(candidates_F, grids_tried, tracker.plans, seconds)
+    stats = SearchStats(candidates_F, len(entries), tracker.plans, seconds)
     return SearchResult(
         plan,
         best,
         base,
         bound,
+        bound_space,
         tracker.best_by_solver,
         stats,
         strategy,
@@ -473,8 +484,8 @@ def _lower_bound(space: SearchSpace, link: LinkModel, base: Baselines) -> float:
 
 def _run_solvers(
     space: SearchSpace, link: LinkModel, strategy: str, tracker: PlanTracker, progress: bool
-) -> int:
-    """Run the strategy's solvers on the space's (F, grid) tables; returns how many it tried."""
+) -> list[FusedPlan]:
+    """Run the strategy's solvers on the space's (F, grid) tables; returns each one, unsolved."""
     first_pass = ("mw",) if strategy == "best" else (strategy,)
     choices = space.choices if strategy != "nfl" else ()
     scored: list[tuple[float, int, FusedPlan]] = []
@@ -487,7 +498,30 @@ def _run_solvers(
     if strategy == "best":
         for entry in shortlist(scored):
             tracker.run(entry, "opt")
-    return len(scored)
+    return [entry for _, _, entry in scored]
+
+
+def _solve_below_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: PlanTracker) -> None:
+    """opt on every table not yet given to opt whose bound is below the best plan so far.
+
+    Tables go by increasing bound, so the best plan falls early and prunes the rest; a
+    table whose bound is no smaller than the best plan (or NFL) cannot hold a better one.
+    """
+    solved = {id(run.plan.table) for run in tracker.runs if run.solver == "opt"}
+    for i in bound.below(tracker.ceiling):
+        if id(entries[i].table) not in solved:
+            tracker.run(entries[i], "opt")
+
+
+def _exact_optima(entries: list[FusedPlan], tracker: PlanTracker) -> dict[int, float]:
+    """The optimum of each table (by index) where an exact solver ran: bf, or opt where exact."""
+    index = {id(e.table): i for i, e in enumerate(entries)}
+    return {
+        index[id(run.plan.table)]: run.predicted_s
+        for run in tracker.runs
+        if run.solver == "bf" or (run.solver == "opt" and opt_is_exact(run.plan.table))
+        if isfinite(run.predicted_s)
+    }
 
 
 def _chosen_plan(
@@ -515,6 +549,11 @@ class PlanTracker:
         self.refused = 0
         self.last_refusal: SolverLimitError | None = None
         self.runs: list[SolverRun] = []
+
+    def ceiling(self) -> float:
+        """The best latency found so far, NFL's included."""
+        best = self.best.predicted_s if self.best is not None else inf
+        return min(self.best_by_solver["nfl"], best)
 
     def run(self, entry: FusedPlan, solver: str) -> float:
         """Solve `entry`'s table with `solver`; returns the predicted latency (inf if refused)."""

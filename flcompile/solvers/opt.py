@@ -28,6 +28,23 @@ OPT_EXACT_NODES = 1e5
 OPT_BUDGET_PATHS = 9
 
 
+def _exact(options: list) -> bool:
+    """Whether opt searches these cut options exactly (BF's bound admits them)."""
+    return search_size(options) <= BF_MAX_STATES
+
+
+def opt_is_exact(table: CostTable) -> bool:
+    """Whether `solve_opt` returns an optimal schedule of `table` (where BF would run).
+
+    Args:
+        table: the cost table.
+
+    Returns:
+        True when opt runs the exact search to completion on it.
+    """
+    return _exact(pareto_cuts(table))
+
+
 def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Schedule:
     """Choose the order and cuts of every path: optimal where BF runs, else heuristic.
 
@@ -44,7 +61,7 @@ def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Sche
     mw = solve_mw(table)
     options = pareto_cuts(table)
     best = heuristic_schedule(table, options, [mw])
-    if search_size(options) <= BF_MAX_STATES:
+    if _exact(options):
         best = branch_and_bound(table, options, best).schedule
     elif table.num_paths <= OPT_BUDGET_PATHS and exact_nodes > 0:
         best = branch_and_bound(table, options, best, node_limit=exact_nodes).schedule
