@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flcompile.errors import InternalError
-from flcompile.lower_bound import min_max, _terms, fluid_bound, fluid_lower_bound
+from flcompile.lower_bound import _terms, fluid_bound, fluid_lower_bound, min_max
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.random_tables import split_table
