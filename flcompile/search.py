@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from math import inf, isfinite
+from math import inf
 from typing import Protocol
 
 import onnx_graphsurgeon as gs
@@ -43,7 +43,7 @@ from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
-from flcompile.solvers.opt import opt_is_exact, solve_opt
+from flcompile.solvers.opt import solve_opt, solve_opt_proving
 from flcompile.space_bound import BoundInput, SpaceBound
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,12 @@ SOLVERS: dict[str, Callable[[CostTable], Schedule]] = {
     "mw": solve_mw,
     "opt": solve_opt,
     "bf": solve_bf,
+}
+# Each solver's schedule and whether the solver proved it optimal on its table.
+PROVING_SOLVERS: dict[str, Callable[[CostTable], tuple[Schedule, bool]]] = {
+    "mw": lambda table: (solve_mw(table), False),
+    "opt": solve_opt_proving,
+    "bf": lambda table: (solve_bf(table), True),
 }
 SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
@@ -94,12 +100,14 @@ class SolverRun:
         solver: the solver's name.
         predicted_s: the simulated latency (inf when the solver refused the table).
         seconds: the solver's wall time.
+        optimal: the solver proved that no schedule of the table finishes earlier.
     """
 
     plan: FusedPlan
     solver: str
     predicted_s: float
     seconds: float
+    optimal: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -514,14 +522,9 @@ def _solve_below_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: Pla
 
 
 def _exact_optima(entries: list[FusedPlan], tracker: PlanTracker) -> dict[int, float]:
-    """The optimum of each table (by index) where an exact solver ran: bf, or opt where exact."""
+    """The optimum of each table (by index) where a solver proved it (bf; opt where exact)."""
     index = {id(e.table): i for i, e in enumerate(entries)}
-    return {
-        index[id(run.plan.table)]: run.predicted_s
-        for run in tracker.runs
-        if run.solver == "bf" or (run.solver == "opt" and opt_is_exact(run.plan.table))
-        if isfinite(run.predicted_s)
-    }
+    return {index[id(run.plan.table)]: run.predicted_s for run in tracker.runs if run.optimal}
 
 
 def _chosen_plan(
@@ -559,7 +562,7 @@ class PlanTracker:
         """Solve `entry`'s table with `solver`; returns the predicted latency (inf if refused)."""
         started = time.perf_counter()
         try:
-            schedule = SOLVERS[solver](entry.table)
+            schedule, optimal = PROVING_SOLVERS[solver](entry.table)
         except SolverLimitError as e:
             self.refused += 1
             self.last_refusal = e
@@ -568,7 +571,8 @@ class PlanTracker:
         self.plans += 1
         predicted = makespan(entry.table, schedule.order, schedule.cuts)
         plan = replace(entry, schedule=schedule, solver=solver, predicted_s=predicted)
-        self.runs.append(SolverRun(plan, solver, predicted, time.perf_counter() - started))
+        seconds = time.perf_counter() - started
+        self.runs.append(SolverRun(plan, solver, predicted, seconds, optimal))
         self.best_by_solver[solver] = min(self.best_by_solver.get(solver, float("inf")), predicted)
         if self.best is None or predicted < self.best.predicted_s - 1e-15:
             self.best = plan
