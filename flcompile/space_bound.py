@@ -25,13 +25,15 @@ and b pay only their extra over that. So for every λ
 (c_pk = (D, L, E/c) at cut k; H_a, T_b the least extra a pays as the first path and b as
 the last) lies below every schedule. It is the Lagrangian dual of the LP relaxation over
 fractional cuts with the first and last paths fixed, and concave in λ. `input_bound`
-maximises it (a lattice over the simplex, then finer lattices around the best point) and
-takes the max with S; post_fuse_s and return_s follow the fuse in every schedule and are
-added. Any λ gives a valid bound, so a λ short of the best only loosens it.
+maximises it by cutting planes (each evaluation at a λ yields a vector v of its minimiser
+with λ'·v >= LB(λ') for all λ'; the best λ under the planes so far is a small matrix
+game) and takes the max with S; post_fuse_s and return_s follow the fuse in every
+schedule and are added. Any λ gives a valid bound, so a λ short of the best only loosens
+it.
 
-`coarse_bounds` evaluates LB at a few λ for many tables at once (vectorised over their
-concatenated paths); `SpaceBound` uses those to refine only the tables that can still
-hold the smallest bound of a search space.
+`SpaceBound` bounds many tables at once: per K, every table at one probe table's best λ
+(vectorised over their concatenated paths), then each table's own best λ only where that
+can still change the minimum over the space.
 
 Edge-side reuse hook. When the link carries only what earlier paths have not sent, L_p
 depends on the order. Order-free facts keep the bound valid: the first path sends its
