@@ -12,7 +12,7 @@ work, so at best they finish it in 1/k of the time); with edge_concurrency 0 (un
 the edge term is dropped. This is a linear program (a matrix game: α against the m terms);
 a basic optimal solution has at most m nonzero α_k, m = number of terms in the max (2 or
 3). Every vertex is the unique solution of: support S (|S| <= m), Σ_S α = 1 and |S| - 1
-equalities between |S| of the terms. `_min_max` enumerates all of them, solving each tiny
+equalities between |S| of the terms. `min_max` enumerates all of them, solving each tiny
 system in closed form (no LP library), and keeps the best feasible point: the LP optimum is
 one of them, so the minimum is exact. Enumerating all triples of K cuts costs O(K³), so
 `_solve` runs that enumeration on a few cuts at a time (column generation, exact by LP
@@ -99,8 +99,14 @@ def _vertices(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(supports), np.concatenate(alphas)
 
 
-def _min_max(terms: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def min_max(terms: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """min over α in the simplex of max_r (terms @ α)_r, by vertex enumeration.
+
+    Exact for at most 3 rows or at most 3 columns (`_vertices`); the cost grows as the
+    cube of the larger side.
+
+    Args:
+        terms: (rows, columns) matrix.
 
     Returns:
         (value, support columns, their α), the smallest support on exact ties.
@@ -116,7 +122,7 @@ def _min_max(terms: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
 def _solve(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The fluid LP over all K cuts, by column generation on small exact sub-problems.
 
-    A restricted LP over a few cuts S is solved by `_min_max`; so is its dual, the weights
+    A restricted LP over a few cuts S is solved by `min_max`; so is its dual, the weights
     λ over the m terms that maximise min over cuts in S of λ · terms (the same matrix game
     seen from the other side). If no cut prices below the restricted value under λ, the
     restricted optimum is optimal over all K (LP duality); otherwise the cheapest cut joins
@@ -128,8 +134,8 @@ def _solve(terms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = float(np.abs(terms).max()) or 1.0
     while True:
         sub = terms[:, chosen]
-        value, support, alpha = _min_max(sub)
-        _, lam_support, lam_alpha = _min_max(-sub.T)
+        value, support, alpha = min_max(sub)
+        _, lam_support, lam_alpha = min_max(-sub.T)
         lam = np.zeros(terms.shape[0])
         lam[lam_support] = lam_alpha
         prices = lam @ terms

@@ -60,6 +60,7 @@ KEYS = (
     "return_s",
     "predicted_s",
     "lower_bound_s",
+    "lower_bound_space_s",
     "baselines",
     "notes",
     "verify",
@@ -154,6 +155,7 @@ def _outcome_section(result: SearchResult) -> dict:
     return {
         "predicted_s": result.predicted_s,
         "lower_bound_s": result.lower_bound_s,
+        "lower_bound_space_s": result.lower_bound_space_s,
         "baselines": {**result.baselines.to_json(), **_nfl_float32(result)},
         "notes": list(result.notes),
     }

@@ -44,7 +44,8 @@ from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
-from flcompile.solvers.opt import solve_opt
+from flcompile.solvers.opt import solve_opt, solve_opt_proving
+from flcompile.space_bound import BoundInput, SpaceBound
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ SOLVERS: dict[str, Callable[[CostTable], Schedule]] = {
     "mw": solve_mw,
     "opt": solve_opt,
     "bf": solve_bf,
+}
+# Each solver's schedule and whether the solver proved it optimal on its table.
+PROVING_SOLVERS: dict[str, Callable[[CostTable], tuple[Schedule, bool]]] = {
+    "mw": lambda table: (solve_mw(table), False),
+    "opt": solve_opt_proving,
+    "bf": lambda table: (solve_bf(table), True),
 }
 SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
@@ -97,12 +104,14 @@ class SolverRun:
         solver: the solver's name.
         predicted_s: the simulated latency (inf when the solver refused the table).
         seconds: the solver's wall time.
+        optimal: the solver proved that no schedule of the table finishes earlier.
     """
 
     plan: FusedPlan
     solver: str
     predicted_s: float
     seconds: float
+    optimal: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +124,9 @@ class SearchResult:
             possible); sweeps and solver comparisons read it.
         baselines: local-only, full offload and NFL.
         lower_bound_s: the smallest fluid bound over all F, and never above NFL.
+        lower_bound_space_s: a lower bound on every plan the search can return: the least
+            bound of any schedule of any (F, grid) of the space (`flcompile.space_bound`,
+            or the table's optimum where an exact solver ran), and never above NFL.
         best_by_solver: each solver's best predicted latency.
         stats: search effort.
         strategy: the strategy solved with (the --solver asked for).
@@ -129,6 +141,7 @@ class SearchResult:
     fused: FusedPlan | None
     baselines: Baselines
     lower_bound_s: float
+    lower_bound_space_s: float
     best_by_solver: dict[str, float]
     stats: SearchStats
     strategy: str
@@ -424,7 +437,8 @@ def solve(
     """Find the best plan of a space at one link.
 
     Strategies: "mw", "opt" or "bf" run that solver on every (F, grid); "best" runs MW on
-    every one and opt on `shortlist` of them; "nfl" plans without fused layers.
+    every one, opt on `shortlist` of them, then opt on every other one whose lower bound
+    is below the best plan so far; "nfl" plans without fused layers.
 
     Args:
         space: the search space.
@@ -447,7 +461,11 @@ def solve(
     if strategy != "nfl" and space.no_fused_reason is not None:
         notes.append(f"no tensor to fuse at: {space.no_fused_reason}")
     tracker = PlanTracker(base.nfl.total_s)
-    grids_tried = _run_solvers(space, link, strategy, tracker, progress)
+    entries = _run_solvers(space, link, strategy, tracker, progress)
+    space_bound = SpaceBound([BoundInput.of(e.table) for e in entries])
+    if strategy == "best":
+        _solve_below_bound(entries, space_bound, tracker)
+    bound_space, _ = space_bound.value(tracker.ceiling(), _exact_optima(entries, tracker))
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
         raise tracker.last_refusal
@@ -461,12 +479,13 @@ def solve(
         )
     candidates_F = space.candidates_F if strategy != "nfl" else 0
     seconds = space.build_s + time.perf_counter() - started
-    stats = SearchStats(candidates_F, grids_tried, tracker.plans, seconds)
+    stats = SearchStats(candidates_F, len(entries), tracker.plans, seconds)
     return SearchResult(
         plan,
         best,
         base,
         bound,
+        bound_space,
         tracker.best_by_solver,
         stats,
         strategy,
@@ -499,8 +518,8 @@ def _lower_bound(space: SearchSpace, link: LinkModel, base: Baselines) -> float:
 
 def _run_solvers(
     space: SearchSpace, link: LinkModel, strategy: str, tracker: PlanTracker, progress: bool
-) -> int:
-    """Run the strategy's solvers on the space's (F, grid) tables; returns how many it tried."""
+) -> list[FusedPlan]:
+    """Run the strategy's solvers on the space's (F, grid) tables; returns each one, unsolved."""
     first_pass = ("mw",) if strategy == "best" else (strategy,)
     choices = space.choices if strategy != "nfl" else ()
     scored: list[tuple[float, int, FusedPlan]] = []
@@ -513,7 +532,25 @@ def _run_solvers(
     if strategy == "best":
         for entry in shortlist(scored):
             tracker.run(entry, "opt")
-    return len(scored)
+    return [entry for _, _, entry in scored]
+
+
+def _solve_below_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: PlanTracker) -> None:
+    """opt on every table not yet given to opt whose bound is below the best plan so far.
+
+    Tables go by increasing bound, so the best plan falls early and prunes the rest; a
+    table whose bound is no smaller than the best plan (or NFL) cannot hold a better one.
+    """
+    solved = {id(run.plan.table) for run in tracker.runs if run.solver == "opt"}
+    for i in bound.below(tracker.ceiling):
+        if id(entries[i].table) not in solved:
+            tracker.run(entries[i], "opt")
+
+
+def _exact_optima(entries: list[FusedPlan], tracker: PlanTracker) -> dict[int, float]:
+    """The optimum of each table (by index) where a solver proved it (bf; opt where exact)."""
+    index = {id(e.table): i for i, e in enumerate(entries)}
+    return {index[id(run.plan.table)]: run.predicted_s for run in tracker.runs if run.optimal}
 
 
 def _chosen_plan(
@@ -542,11 +579,16 @@ class PlanTracker:
         self.last_refusal: SolverLimitError | None = None
         self.runs: list[SolverRun] = []
 
+    def ceiling(self) -> float:
+        """The best latency found so far, NFL's included."""
+        best = self.best.predicted_s if self.best is not None else inf
+        return min(self.best_by_solver["nfl"], best)
+
     def run(self, entry: FusedPlan, solver: str) -> float:
         """Solve `entry`'s table with `solver`; returns the predicted latency (inf if refused)."""
         started = time.perf_counter()
         try:
-            schedule = SOLVERS[solver](entry.table)
+            schedule, optimal = PROVING_SOLVERS[solver](entry.table)
         except SolverLimitError as e:
             self.refused += 1
             self.last_refusal = e
@@ -555,7 +597,8 @@ class PlanTracker:
         self.plans += 1
         predicted = makespan(entry.table, schedule.order, schedule.cuts)
         plan = replace(entry, schedule=schedule, solver=solver, predicted_s=predicted)
-        self.runs.append(SolverRun(plan, solver, predicted, time.perf_counter() - started))
+        seconds = time.perf_counter() - started
+        self.runs.append(SolverRun(plan, solver, predicted, seconds, optimal))
         self.best_by_solver[solver] = min(self.best_by_solver.get(solver, float("inf")), predicted)
         if self.best is None or predicted < self.best.predicted_s - 1e-15:
             self.best = plan

@@ -107,6 +107,12 @@ def format_summary(result: CompileResult) -> str:
         )
     lb = plan["lower_bound_s"]
     lines.append(f"  fluid lower bound {ms(lb)}; plan/bound {predicted / lb:.3f}" if lb else "")
+    space = plan["lower_bound_space_s"]
+    if space and lb:
+        lines.append(
+            f"  space lower bound {ms(space)} (any schedule of the F and grids searched); "
+            f"plan/space {predicted / space:.3f}, space/fluid {space / lb:.3f}"
+        )
     verify = plan["verify"]
     if verify is None:
         lines.append("verify     skipped (--no-verify)")

@@ -10,7 +10,9 @@ For each model × rate, every solver's plan is scored by flcompile's one simulat
 - opt_kxk: `flcompile --solver best`, i.e. `flcompile.search.solve(space, link, "best")`
   (MW on every F and grid, then opt on search.shortlist of them), best of all;
 - lower_bound_s (a column of every row): min(NFL, the fluid bound of every F), as
-  `flcompile.search.solve` reports it.
+  `flcompile.search.solve` reports it;
+- lower_bound_space_s (a column of every row): the search's bound on every plan of its
+  space (every F and grid up to --max-grid, any order and cuts; `flcompile.space_bound`).
 
 The predicted_s of an FL solver is its best plan with fused layers, even when NFL is faster
 (flcompile would then emit NFL). Each model's search space (`flcompile.search.SearchSpace`:
@@ -90,6 +92,7 @@ COLUMNS = (
     "predicted_s",
     "nfl_s",
     "lower_bound_s",
+    "lower_bound_space_s",
     "solve_s",
     "edge_concurrency",
     "note",
@@ -117,6 +120,7 @@ class Row:
     predicted_s: float
     nfl_s: float
     lower_bound_s: float
+    lower_bound_space_s: float
     solve_s: float
     edge_concurrency: int
     note: str = ""
@@ -190,6 +194,7 @@ def sweep_rate(
 
     common = {"model": name, "rate_MBps": rate, "nfl_s": nfl_s}
     common["lower_bound_s"] = result.lower_bound_s
+    common["lower_bound_space_s"] = result.lower_bound_space_s
     common["edge_concurrency"] = compute.edge_concurrency
     rows = _Rows(common, items)
     return [
@@ -287,7 +292,9 @@ def plot(path: Path, rows: Sequence[Row], models: Sequence[str], title: str, log
             ys = {r.rate_MBps: r.predicted_s * 1e3 for r in mine if r.solver == solver}
             ax.plot(rates, [ys.get(x, math.nan) for x in rates], label=label, ms=4, **style)
         lb = {r.rate_MBps: r.lower_bound_s * 1e3 for r in mine if r.solver == "nfl"}
-        ax.plot(rates, [lb[x] for x in rates], "k--", label="lower bound")
+        ax.plot(rates, [lb[x] for x in rates], "k--", label="fluid lower bound")
+        space = {r.rate_MBps: r.lower_bound_space_s * 1e3 for r in mine if r.solver == "nfl"}
+        ax.plot(rates, [space[x] for x in rates], "k:", label="space lower bound")
         ax.set_xlabel("Transmission rate (MB/s)")
         ax.set_ylabel("DNN inference time (ms)")
         ax.set_title(f"({chr(ord('a') + letter)}) {name}")
@@ -314,6 +321,8 @@ QUALITY_COLUMNS = (
     "MW/BF 2×2 mean / max",
     "opt/BF 2×2 mean / max",
     "best/LB mean / max",
+    "best/space LB mean / max",
+    "space LB/LB mean / max",
     "FL beats NFL",
     "BF refused / opt≠BF (rates)",
 )
@@ -346,7 +355,9 @@ def summarize(
         "speedup = mean over the rates of nfl_s / predicted_s (the solver's best plan with "
         "fused layers, even where NFL is faster); MW/BF and opt/BF compare the best over F at "
         "2×2 at each rate; best = min(opt(k×k), NFL), what flcompile emits; LB = "
-        "min(NFL, fluid bound over all F). All numbers come from one simulator; "
+        "min(NFL, fluid bound over all F); space LB = min(NFL, a bound on every schedule of "
+        "every F and grid searched), so best/space LB measures the solver and space LB/LB "
+        "what tiling itself costs. All numbers come from one simulator; "
         f"{edge_label(compute)}.",
     ]
     return "\n".join(lines) + "\n"
@@ -367,6 +378,7 @@ def _quality_cells(name: str, by: dict[str, dict[float, Row]]) -> list[str]:
 
     nfl, best = values("nfl"), values("opt_kxk")
     lbs = [by["nfl"][x].lower_bound_s for x in rates]
+    spaces = [by["nfl"][x].lower_bound_space_s for x in rates]
     emitted = [min(b, n) for b, n in zip(best, nfl, strict=True)]  # what flcompile emits
     notes = [by["bf_2x2"][x].note for x in rates]
     return [
@@ -377,6 +389,8 @@ def _quality_cells(name: str, by: dict[str, dict[float, Row]]) -> list[str]:
         _mean_max(ratio("mw_2x2", "bf_2x2")),
         _mean_max(ratio("opt_2x2", "bf_2x2")),
         _mean_max([e / b for e, b in zip(emitted, lbs, strict=True)]),
+        _mean_max([e / b for e, b in zip(emitted, spaces, strict=True)]),
+        _mean_max([s / b for s, b in zip(spaces, lbs, strict=True)]),
         f"{sum(b < n for b, n in zip(best, nfl, strict=True))}/{len(rates)}",
         f"{sum('bf refused' in n for n in notes)}/{sum('opt != bf' in n for n in notes)}",
     ]

@@ -28,6 +28,39 @@ OPT_EXACT_NODES = 1e5
 OPT_BUDGET_PATHS = 9
 
 
+def solve_opt_proving(
+    table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES
+) -> tuple[Schedule, bool]:
+    """`solve_opt`'s schedule, and whether its exact search proved it optimal.
+
+    Where BF would run, the exact search always completes; on a table BF refuses, the
+    budgeted search proves the optimum when it completes within its node budget.
+
+    Args:
+        table: per-path, per-cut seconds for one fused tensor and grid.
+        exact_nodes: node budget of the exact search on tables BF would refuse (0 = skip).
+
+    Returns:
+        (a schedule that finishes no later than MW's, True if no schedule finishes earlier).
+
+    Raises:
+        InternalError: the searches, which start from MW's schedule, returned a worse one.
+    """
+    mw = solve_mw(table)
+    options = pareto_cuts(table)
+    best = heuristic_schedule(table, options, [mw])
+    proven = False
+    if search_size(options) <= BF_MAX_STATES:
+        best, proven = branch_and_bound(table, options, best).schedule, True
+    elif table.num_paths <= OPT_BUDGET_PATHS and exact_nodes > 0:
+        result = branch_and_bound(table, options, best, node_limit=exact_nodes)
+        best, proven = result.schedule, result.optimal
+    mw_s, best_s = makespan(table, mw.order, mw.cuts), makespan(table, best.order, best.cuts)
+    if mw_s < best_s:
+        raise InternalError(f"opt's schedule finishes at {best_s}, after MW's at {mw_s}")
+    return best, proven
+
+
 def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Schedule:
     """Choose the order and cuts of every path: optimal where BF runs, else heuristic.
 
@@ -41,14 +74,4 @@ def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Sche
     Raises:
         InternalError: the searches, which start from MW's schedule, returned a worse one.
     """
-    mw = solve_mw(table)
-    options = pareto_cuts(table)
-    best = heuristic_schedule(table, options, [mw])
-    if search_size(options) <= BF_MAX_STATES:
-        best = branch_and_bound(table, options, best).schedule
-    elif table.num_paths <= OPT_BUDGET_PATHS and exact_nodes > 0:
-        best = branch_and_bound(table, options, best, node_limit=exact_nodes).schedule
-    mw_s, best_s = makespan(table, mw.order, mw.cuts), makespan(table, best.order, best.cuts)
-    if mw_s < best_s:
-        raise InternalError(f"opt's schedule finishes at {best_s}, after MW's at {mw_s}")
-    return best
+    return solve_opt_proving(table, exact_nodes=exact_nodes)[0]

@@ -90,3 +90,29 @@ def split_table(
         float(post_fuse_s),
         edge_concurrency,
     )
+
+
+# Which cost rows the paths of a table share: the exact search may only treat paths as
+# interchangeable when all three rows are equal, so tables sharing one or two rows catch a
+# symmetry break that compares too little.
+SHARED_ROWS = ("none", "device", "device+link", "device+edge", "link+edge", "all")
+
+
+def table_sharing_rows(rng: np.random.Generator, shared: str, concurrency: int) -> CostTable:
+    """A random table of 2-4 paths and 2-3 cuts whose paths copy path 0's `shared` rows.
+
+    Args:
+        rng: the random generator.
+        shared: one of SHARED_ROWS.
+        concurrency: the table's edge model.
+
+    Returns:
+        The table (10 % of its link and edge entries are 0).
+    """
+    num_paths, num_cuts = int(rng.integers(2, 5)), int(rng.integers(2, 4))
+    table = random_table(rng, num_paths, num_cuts, concurrency, zero_fraction=0.1)
+    rows = {"device": table.device_s, "link": table.link_s, "edge": table.edge_s}
+    for name in rows:
+        if name in shared or shared == "all":
+            rows[name] = np.repeat(rows[name][:1], num_paths, axis=0)
+    return CostTable(rows["device"], rows["link"], rows["edge"], table.post_fuse_s, concurrency)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from flcompile.errors import InternalError
-from flcompile.lower_bound import _min_max, _terms, fluid_bound, fluid_lower_bound
+from flcompile.lower_bound import _terms, fluid_bound, fluid_lower_bound, min_max
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.random_tables import split_table
@@ -108,7 +108,7 @@ def test_column_generation_equals_enumerating_every_cut():
             device = np.round(np.concatenate([[0.0], np.cumsum(rng.random(num_cuts - 1))]), 1)
             edge = np.round(device[-1] - device, 1)
             link = np.round(rng.random(num_cuts), 1)
-        everything, _, _ = _min_max(_terms(device, link, edge, concurrency))
+        everything, _, _ = min_max(_terms(device, link, edge, concurrency))
         bound = fluid_bound(device, link, edge, 0.0, concurrency)
         assert bound.value == pytest.approx(everything, rel=1e-12, abs=1e-300)
 

@@ -14,7 +14,8 @@ from flcompile.search import SearchOptions
 
 SCHEMA_KEYS = {
     "schema", "model", "link", "cost", "solver", "search", "fused", "paths",
-    "post_fuse_edge_s", "predicted_s", "lower_bound_s", "baselines", "verify", "measured",
+    "post_fuse_edge_s", "predicted_s", "lower_bound_s", "lower_bound_space_s", "baselines",
+    "verify", "measured",
 }  # fmt: skip
 PATH_KEYS = {
     "index", "order", "tile", "cut_after", "sends", "device_s", "link_s", "edge_s",
@@ -49,6 +50,7 @@ def test_schema_and_resimulation(model_file, tmp_path, concurrency: int) -> None
     assert sorted(p["order"] for p in plan["paths"]) == list(range(6))
     assert resimulate(plan) == pytest.approx(plan["predicted_s"], rel=1e-12)
     assert plan["lower_bound_s"] <= plan["predicted_s"] + 1e-12
+    assert plan["lower_bound_space_s"] <= plan["predicted_s"] + 1e-12
     # Tampering with a path's numbers must change the re-simulated latency.
     slowest = max(plan["paths"], key=lambda p: p["edge_end"])
     slowest["edge_s"] += 1.0

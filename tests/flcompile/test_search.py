@@ -12,6 +12,7 @@ from flcompile.load import LoadedModel
 from flcompile.passes.fusable import Candidate
 from flcompile.plans import SingleCutPlan
 from flcompile.search import SearchOptions, grids_for, shortlist, solve
+from flcompile.space_bound import table_bound
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,7 @@ def test_default_plan_beats_or_equals_nfl_and_bound_is_below(analysis, rate: flo
     result = run(analysis, rate)
     assert result.predicted_s <= result.baselines.nfl.total_s + 1e-12
     assert result.lower_bound_s <= result.predicted_s + 1e-12
+    assert result.lower_bound_space_s <= result.predicted_s + 1e-12
     assert result.stats.plans_evaluated > 0
     assert result.stats.grids_tried > len(analysis.candidates)
     if result.plan is result.fused:
@@ -107,6 +109,7 @@ def test_nfl_solver_plans_without_fused_layers(analysis) -> None:
 
 def _same_plan(a, b) -> None:
     assert a.predicted_s == b.predicted_s and a.lower_bound_s == b.lower_bound_s
+    assert a.lower_bound_space_s == b.lower_bound_space_s
     assert (a.plan is a.fused) == (b.plan is b.fused) and a.notes == b.notes
     assert (a.fused is None) == (b.fused is None)
     if a.fused is not None:
@@ -150,3 +153,26 @@ def test_nfl_strategy_and_unknown_strategies(analysis) -> None:
     assert result.lower_bound_s == run(analysis, solver="nfl").lower_bound_s
     with pytest.raises(UsageError, match="--solver 'fast' is unknown"):
         solve(space, LinkModel(1.8), "fast")
+
+
+def test_space_bound_is_the_optimum_where_bf_solved_every_table(analysis) -> None:
+    # BF proves each table's optimum, so the least bound over the space is the best plan.
+    result = run(analysis, solver="bf", max_grid=(2, 1))
+    assert not any("refused" in n for n in result.notes)
+    assert result.lower_bound_space_s == pytest.approx(result.predicted_s, rel=1e-12)
+    # MW proves nothing: its bound comes from the tables alone and stays below.
+    mw = run(analysis, solver="mw", max_grid=(2, 1))
+    assert mw.lower_bound_space_s <= result.lower_bound_space_s * (1 + 1e-12)
+
+
+def test_best_gives_opt_every_table_whose_bound_is_below_its_plan(analysis) -> None:
+    space = analysis.space(ComputeModel(), SearchOptions(max_grid=(3, 3)))
+    link = LinkModel(1.8)
+    result = solve(space, link, "best")
+    with_opt = {
+        (r.plan.candidate.tensor, r.plan.tiling.grid) for r in result.runs if r.solver == "opt"
+    }
+    for choice in space.choices:
+        if table_bound(space.table(choice, link)) < result.predicted_s * (1 - 1e-9):
+            assert (choice.candidate.tensor, choice.grid) in with_opt
+    assert result.lower_bound_space_s <= result.predicted_s

@@ -1,4 +1,4 @@
-"""The console summary's `wrote` line: what OUT holds and how large it is."""
+"""The console summary: its `wrote` line (what OUT holds and how large it is) and its bounds."""
 
 from __future__ import annotations
 
@@ -53,3 +53,8 @@ def test_summary_reports_the_size_of_what_was_written(tmp_path: Path) -> None:
     number, unit = line.rsplit("(", 1)[1].rstrip(")").split()
     scale = {"KB": 1e3, "MB": 1e6, "GB": 1e9}[unit]
     assert abs(float(number) * scale - sum(on_disk.values())) <= 0.05 * scale
+    # The space bound sits beside the fluid bound, with both ratios.
+    plan, space = result.plan["predicted_s"], result.plan["lower_bound_space_s"]
+    bound_line = next(x for x in format_summary(result).splitlines() if "space lower bound" in x)
+    assert f"plan/space {plan / space:.3f}" in bound_line
+    assert f"space/fluid {space / result.plan['lower_bound_s']:.3f}" in bound_line

@@ -29,6 +29,7 @@ REQUIRED = {
     "predicted_s",
     "nfl_s",
     "lower_bound_s",
+    "lower_bound_space_s",
     "solve_s",
 }
 
@@ -69,6 +70,8 @@ def test_sweep_solver_contracts(swept):
         predicted = float(r["predicted_s"])
         assert math.isfinite(predicted), r
         assert float(r["lower_bound_s"]) <= predicted * (1 + 1e-12), r
+        # Every row's plan lies in the searched space (grids up to --max-grid).
+        assert float(r["lower_bound_space_s"]) <= predicted * (1 + 1e-12), r
         if solver != "bf_2x2":
             continue
         # Per F the tool itself checks opt == BF and MW >= BF; it notes any violation.
@@ -107,6 +110,11 @@ def test_sweep_best_matches_search(paper):
         assert found.fused.candidate.tensor == by[row].F
         assert by[row].grid == _common.grid_text(found.fused.tiling.grid)
         assert by[row].lower_bound_s == found.lower_bound_s
+        # The rows carry the default search's space bound; MW alone proves no optimum.
+        if solver == "best":
+            assert by[row].lower_bound_space_s == found.lower_bound_space_s
+        else:
+            assert by[row].lower_bound_space_s >= found.lower_bound_space_s
         assert by["nfl"].predicted_s == found.baselines.nfl.total_s
 
 
@@ -173,15 +181,18 @@ def test_rate_list():
     assert _common.rate_list("1.3,1.8") == [1.3, 1.8]
 
 
-def test_bound_gap_orders_its_three_latencies(capsys) -> None:
+def test_bound_gap_orders_its_latencies(capsys) -> None:
     import bound_gap
 
     assert bound_gap.main(["--models", "squeezenet", "--rate", "1.8"]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1].split()
     assert row[0] == "squeezenet"
-    fluid, halo, best, nfl = (float(v) for v in row[1:5])
+    fluid, halo, space, best, nfl, best_over_space, space_over_fluid = map(float, row[1:8])
     assert fluid <= best <= nfl  # the bound is below the plan, and the plan never above NFL
+    assert space <= best  # no plan of the space beats the space bound
     assert halo > fluid  # real tiles pay halos the fluid relaxation does not
+    assert best_over_space == pytest.approx(best / space, abs=2e-3)
+    assert space_over_fluid == pytest.approx(space / fluid, abs=2e-3)
 
 
 def test_profile_accuracy_holds_out_stage_models(capsys) -> None:

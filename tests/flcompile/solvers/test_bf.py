@@ -15,7 +15,7 @@ from flcompile.solvers.bf import BF_MAX_STATES, bf_search_size, solve_bf
 from flcompile.solvers.mw import solve_mw
 from flcompile.solvers.opt import solve_opt
 from flcompile.solvers.pareto import pareto_cuts
-from flcompile.solvers.random_tables import random_table
+from flcompile.solvers.random_tables import SHARED_ROWS, random_table, table_sharing_rows
 
 
 def enumerate_all(table: CostTable) -> float:
@@ -45,23 +45,6 @@ def test_equals_plain_enumeration():
         assert makespan(table, schedule.order, schedule.cuts) == pytest.approx(
             enumerate_all(table), rel=1e-12
         )
-
-
-# Which cost rows the paths of a table share: the exact search may only treat paths as
-# interchangeable when all three rows are equal, so tables sharing one or two rows catch a
-# symmetry break that compares too little.
-SHARED_ROWS = ("none", "device", "device+link", "device+edge", "link+edge", "all")
-
-
-def table_sharing_rows(rng: np.random.Generator, shared: str, concurrency: int) -> CostTable:
-    """A random table of 2-4 paths and 2-3 cuts whose paths copy path 0's `shared` rows."""
-    num_paths, num_cuts = int(rng.integers(2, 5)), int(rng.integers(2, 4))
-    table = random_table(rng, num_paths, num_cuts, concurrency, zero_fraction=0.1)
-    rows = {"device": table.device_s, "link": table.link_s, "edge": table.edge_s}
-    for name in rows:
-        if name in shared or shared == "all":
-            rows[name] = np.repeat(rows[name][:1], num_paths, axis=0)
-    return CostTable(rows["device"], rows["link"], rows["edge"], table.post_fuse_s, concurrency)
 
 
 @pytest.mark.parametrize("shared", SHARED_ROWS)

@@ -10,9 +10,9 @@ import pytest
 from flcompile.errors import InternalError
 from flcompile.schedule import Schedule
 from flcompile.simulate import makespan
-from flcompile.solvers.bf import solve_bf
+from flcompile.solvers.bf import BF_MAX_STATES, bf_search_size, solve_bf
 from flcompile.solvers.mw import solve_mw
-from flcompile.solvers.opt import solve_opt
+from flcompile.solvers.opt import solve_opt, solve_opt_proving
 from flcompile.solvers.random_tables import random_table
 
 
@@ -79,3 +79,22 @@ def test_a_schedule_worse_than_mw_is_an_internal_error(monkeypatch):
     monkeypatch.setattr(opt, "heuristic_schedule", lambda *_: worse)
     with pytest.raises(InternalError, match="after MW's"):
         solve_opt(table, exact_nodes=0)
+
+
+def test_proves_the_optimum_only_when_it_has_it():
+    rng = np.random.default_rng(24)
+    proven_beyond_bf = 0
+    for trial in range(24):
+        small = trial % 2 == 0
+        num_paths, num_cuts = (4, 3) if small else (7, 4)
+        table = random_table(rng, num_paths, num_cuts, trial % 3, similar=not small)
+        schedule, proven = solve_opt_proving(table)
+        assert schedule == solve_opt(table)
+        if bf_search_size(table) <= BF_MAX_STATES:
+            assert proven  # where BF runs, opt's exact search always completes
+        if proven:
+            # BF without its size bound runs the same exact search to the end.
+            best = solve_bf(table, max_states=np.inf)
+            assert _finish(table, schedule) == pytest.approx(_finish(table, best), rel=1e-12)
+            proven_beyond_bf += bf_search_size(table) > BF_MAX_STATES
+    assert proven_beyond_bf > 0
