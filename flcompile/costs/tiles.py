@@ -15,6 +15,7 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from flcompile.costs.flops import flops_per_pixel
+from flcompile.costs.reuse import ReuseGeometry, reuse_geometry
 from flcompile.passes.receptive_field import Block, Tiling
 
 
@@ -116,3 +117,23 @@ def tile_costs(tiling: Tiling, costs: BlockCosts) -> TileCosts:
     untiled = costs.untiled_flops
     redundancy = float(flops.sum() / untiled) if untiled > 0 else 1.0
     return TileCosts(flops, send_bytes, block.crossing, tensor_bytes, block.tensors, redundancy)
+
+
+def tiling_geometry(tiling: Tiling, costs: BlockCosts) -> ReuseGeometry:
+    """Every path's region of every block tensor, for edge-side reuse.
+
+    Args:
+        tiling: the tiling (any row and column intervals).
+        costs: the per-pixel costs of the tiling's block.
+
+    Returns:
+        The reuse geometry of the tiling.
+    """
+    tensors = tiling.block.tensors
+    regions = np.zeros((len(tensors), tiling.num_paths, 4), np.int64)
+    for p in range(tiling.num_paths):
+        row, col = tiling.axes(p)
+        for t, name in enumerate(tensors):
+            h, w = row.tensors[name], col.tensors[name]
+            regions[t, p] = (h.start, h.stop, w.start, w.stop)
+    return reuse_geometry(tensors, regions, costs.tensor_bytes_per_pixel, costs.crossing_matrix > 0)

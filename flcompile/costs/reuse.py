@@ -1,0 +1,238 @@
+"""Edge-side reuse: the edge keeps what it has received, so a path sends only what is new.
+
+All paths copy one block, so cut k sends the same block tensors on every path
+(`Block.crossing`). When path p sends tensor t, the edge already holds the union of the
+regions of t that the earlier paths (in run order) sent, and p sends only the rest of its
+own region of t, as at most two rectangles (`flcompile.costs.rects.new_cover`). What the
+edge holds of t after some paths is the union of their regions of t, whatever their order,
+so p's new bytes depend on the set of earlier paths that sent t, not on their order.
+
+Paths sending different tensors do not share: the edge would have to hold and
+cross-reference one tensor against another, which is not the same pixel. `ReuseGeometry`
+is the link-independent part (regions, bytes per pixel, which tensors cross each cut);
+`ReuseLinks` adds the link and gives seconds, for one schedule, a batch of schedules, or
+one step of many partial schedules (the exact search). Held sets are bit masks of paths
+(P ≤ 64), one per tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flcompile.costs.link import LinkModel
+from flcompile.costs.rects import Rect, intersect, new_cover, rect_area
+from flcompile.errors import InternalError
+
+MAX_REUSE_PATHS = 64  # held sets are uint64 bit masks
+
+
+@dataclass(frozen=True, eq=False)
+class ReuseGeometry:
+    """Every path's region of every block tensor, and which tensors cross each cut.
+
+    Attributes:
+        tensors: the block tensors, in `regions`' order.
+        regions: (T, P, 4) int, path p's region of tensor t as (h0, h1, w0, w1).
+        bytes_per_pixel: (T,) bytes of one pixel (all channels) of each tensor.
+        crossing: (K, T) bool, tensor t crosses cut k.
+        neighbours: (T, P) uint64, bit q set where q ≠ p and their regions of t overlap.
+    """
+
+    tensors: tuple[str, ...]
+    regions: np.ndarray
+    bytes_per_pixel: np.ndarray
+    crossing: np.ndarray
+    neighbours: np.ndarray
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_paths(self) -> int:
+        """P."""
+        return int(self.regions.shape[1])
+
+    def region(self, p: int, t: int) -> Rect:
+        """Path p's region of tensor t."""
+        return tuple(int(v) for v in self.regions[t, p])  # type: ignore[return-value]
+
+    def pieces(self, p: int, t: int, held: int) -> tuple[Rect, ...]:
+        """What path p sends of tensor t when the paths in bit mask `held` have sent it.
+
+        Args:
+            p: the path.
+            t: the tensor's index.
+            held: bit mask of the paths whose regions of t the edge holds.
+
+        Returns:
+            At most two rectangles (see `new_cover`).
+        """
+        key = (p, t, held & int(self.neighbours[t, p]))
+        if key not in self._memo:
+            mask = key[2]
+            held_rects = [self.region(q, t) for q in range(self.num_paths) if mask >> q & 1]
+            self._memo[key] = new_cover(self.region(p, t), held_rects)
+        return self._memo[key]
+
+    def piece_bytes(self, p: int, t: int, held: int) -> float:
+        """Bytes of `pieces(p, t, held)`."""
+        area = sum(rect_area(r) for r in self.pieces(p, t, held))
+        return float(area * self.bytes_per_pixel[t])
+
+    def step(
+        self, paths: np.ndarray, cuts: np.ndarray, held: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One more path in each of n partial schedules: its new bytes and the held sets after.
+
+        Args:
+            paths: (n,) the path each schedule runs next.
+            cuts: (n,) its cut.
+            held: (n, T) uint64 held sets before it.
+
+        Returns:
+            ((n,) bytes sent, (n, T) held sets after).
+        """
+        total = np.zeros(len(paths))
+        after = held.copy()
+        bits = np.left_shift(np.uint64(1), paths.astype(np.uint64))
+        for t in range(len(self.tensors)):
+            rows = np.flatnonzero(self.crossing[cuts, t])
+            if rows.size == 0:
+                continue
+            who = paths[rows]
+            keys = held[rows, t] & self.neighbours[t, who]
+            pairs, inverse = np.unique(
+                np.stack([who.astype(np.uint64), keys]), axis=1, return_inverse=True
+            )
+            values = np.array([self.piece_bytes(int(p), t, int(k)) for p, k in pairs.T])
+            total[rows] += values[inverse.reshape(-1)]
+            after[rows, t] |= bits[rows]
+        return total, after
+
+    def initial(self, size: int) -> np.ndarray:
+        """(size, T) empty held sets."""
+        return np.zeros((size, len(self.tensors)), np.uint64)
+
+    def run_bytes(self, orders: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+        """New bytes of every position of B complete schedules.
+
+        Args:
+            orders: (B, P) path indices in run order.
+            cuts: (B, P) cuts indexed by path.
+
+        Returns:
+            (B, P) bytes, in run order.
+        """
+        orders = np.asarray(orders, np.intp)
+        run_cuts = np.take_along_axis(np.asarray(cuts, np.intp), orders, axis=1)
+        held = self.initial(len(orders))
+        out = np.zeros(orders.shape)
+        for j in range(orders.shape[1]):
+            out[:, j], held = self.step(orders[:, j], run_cuts[:, j], held)
+        return out
+
+    def sends(
+        self, order: Sequence[int], cuts: Sequence[int]
+    ) -> list[list[tuple[int, tuple[Rect, ...]]]]:
+        """What each position of one schedule sends: per crossing tensor, its pieces.
+
+        Args:
+            order: path indices in run order.
+            cuts: cuts[p] is the cut of path p.
+
+        Returns:
+            Per position, [(tensor index, pieces)] in tensor order (pieces may be empty).
+        """
+        held = [0] * len(self.tensors)
+        result = []
+        for p in order:
+            p, k = int(p), int(cuts[int(p)])
+            entry = []
+            for t in np.flatnonzero(self.crossing[k]):
+                t = int(t)
+                entry.append((t, self.pieces(p, t, held[t])))
+                held[t] |= 1 << p
+            result.append(entry)
+        return result
+
+    def min_bytes(self) -> np.ndarray:
+        """(P, K) the fewest bytes each path and cut can send: every overlapping path held."""
+        num_cuts = self.crossing.shape[0]
+        out = np.zeros((self.num_paths, num_cuts))
+        for p in range(self.num_paths):
+            per_tensor = [
+                self.piece_bytes(p, t, int(self.neighbours[t, p])) for t in range(len(self.tensors))
+            ]
+            out[p] = self.crossing.astype(float) @ np.array(per_tensor)
+        return out
+
+
+def reuse_geometry(
+    tensors: Sequence[str],
+    regions: np.ndarray,
+    bytes_per_pixel: np.ndarray,
+    crossing: np.ndarray,
+) -> ReuseGeometry:
+    """Build the geometry, with each region's overlapping paths.
+
+    Args:
+        tensors: the block tensors.
+        regions: (T, P, 4) every path's region of every tensor.
+        bytes_per_pixel: (T,) bytes per pixel.
+        crossing: (K, T) which tensors cross each cut.
+
+    Returns:
+        The geometry.
+
+    Raises:
+        InternalError: more than MAX_REUSE_PATHS paths.
+    """
+    regions = np.asarray(regions, np.int64)
+    num_tensors, num_paths = regions.shape[:2]
+    if num_paths > MAX_REUSE_PATHS:
+        raise InternalError(f"reuse tracks at most {MAX_REUSE_PATHS} paths, got {num_paths}")
+    neighbours = np.zeros((num_tensors, num_paths), np.uint64)
+    for t in range(num_tensors):
+        rects = [tuple(int(v) for v in r) for r in regions[t]]
+        for p in range(num_paths):
+            mask = 0
+            for q in range(num_paths):
+                if q != p and intersect(rects[p], rects[q]) is not None:
+                    mask |= 1 << q
+            neighbours[t, p] = mask
+    return ReuseGeometry(
+        tuple(tensors),
+        regions,
+        np.asarray(bytes_per_pixel, float),
+        np.asarray(crossing, bool),
+        neighbours,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ReuseLinks:
+    """Link seconds under reuse: the geometry's new bytes at one link.
+
+    Attributes:
+        geometry: the regions and crossings.
+        link: the device→edge link (one message per path; 0 bytes cost nothing).
+    """
+
+    geometry: ReuseGeometry
+    link: LinkModel
+
+    def step(
+        self, paths: np.ndarray, cuts: np.ndarray, held: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`ReuseGeometry.step` in seconds."""
+        sent, after = self.geometry.step(paths, cuts, held)
+        return np.asarray(self.link.send_s(sent), float), after
+
+    def run_s(self, orders: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+        """(B, P) link seconds in run order of B complete schedules (cuts indexed by path)."""
+        return np.asarray(self.link.send_s(self.geometry.run_bytes(orders, cuts)), float)
+
+    def min_s(self) -> np.ndarray:
+        """(P, K) the fewest link seconds of each path and cut, in any schedule."""
+        return np.asarray(self.link.send_s(self.geometry.min_bytes()), float)
