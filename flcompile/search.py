@@ -11,6 +11,7 @@ rates builds the space once and solves it at every rate.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from tqdm import tqdm
 from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel
 from flcompile.costs.table import CostTable, cost_table
-from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs
+from flcompile.costs.reuse import ReuseGeometry
+from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs, tiling_geometry
 from flcompile.costs.untiled import Baselines, ModelCosts, baselines
 from flcompile.errors import SolverLimitError, UsageError
 from flcompile.lower_bound import fluid_lower_bound
@@ -55,6 +57,8 @@ SOLVERS: dict[str, Callable[[CostTable], Schedule]] = {
 SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
 OPT_SHORTLIST = 16
+# Edge-side reuse unless --no-reuse (or --paper) says otherwise.
+DEFAULT_REUSE = False
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,15 @@ class SearchOptions:
         grid: a fixed (rows, columns), or None to search.
         fuse_at: a fixed F tensor name, or None to search.
         max_grid: the largest (rows, columns) searched.
+        reuse: edge-side reuse: a path sends only what the edge does not hold yet
+            (`flcompile.costs.reuse`); False is the paper's independent paths.
     """
 
     solver: str = "best"
     grid: tuple[int, int] | None = None
     fuse_at: str | None = None
     max_grid: tuple[int, int] = (8, 8)
+    reuse: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +189,11 @@ class GridChoice:
         """(rows, columns)."""
         return self.tiling.grid
 
+    @functools.cached_property
+    def geometry(self) -> ReuseGeometry:
+        """Every path's region of every block tensor, for edge-side reuse (built when asked)."""
+        return tiling_geometry(self.tiling, self.fused.costs)
+
 
 @dataclass(frozen=True, eq=False)
 class SearchSpace:
@@ -197,6 +209,7 @@ class SearchSpace:
         forced: the options fix F or the grid.
         no_fused_reason: why the model has no F at all, or None when it has some.
         build_s: seconds spent building the space.
+        reuse: the tables charge each path its new bytes only (edge-side reuse).
     """
 
     model: ModelCosts
@@ -207,6 +220,7 @@ class SearchSpace:
     forced: bool
     no_fused_reason: str | None
     build_s: float
+    reuse: bool = False
 
     def table(self, choice: GridChoice, link: LinkModel) -> CostTable:
         """The solvers' seconds table of one (F, grid) at a link."""
@@ -217,6 +231,7 @@ class SearchSpace:
             post_fuse_s=choice.post_fuse_s,
             return_s=link.return_s(self.model.output_bytes),
             grid=choice.grid,
+            reuse=choice.geometry if self.reuse else None,
         )
 
     def within(self, max_grid: tuple[int, int]) -> SearchSpace:
@@ -377,6 +392,7 @@ def build_space(
         forced,
         no_fused_reason,
         time.perf_counter() - started,
+        options.reuse,
     )
 
 

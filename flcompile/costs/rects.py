@@ -55,11 +55,6 @@ def cells(region: Rect, rects: Sequence[Rect]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(sorted(hs)), np.array(sorted(ws))
 
 
-def _inside(bounds: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Which cells of `bounds` lie in [lo, hi)."""
-    return (bounds[:-1] >= lo) & (bounds[1:] <= hi)
-
-
 @functools.lru_cache(maxsize=256)
 def _candidates(m: int, n: int) -> np.ndarray:
     """(C, m, n) cell masks of every corner-anchored rectangle and every full-height band."""
@@ -106,18 +101,23 @@ def new_cover(region: Rect, held: Sequence[Rect]) -> tuple[Rect, ...]:
     if not clipped:
         return (region,)
     hs, ws = cells(region, clipped)
+    row, col = {int(v): i for i, v in enumerate(hs)}, {int(v): i for i, v in enumerate(ws)}
     new = np.ones((len(hs) - 1, len(ws) - 1), bool)
     for h0, h1, w0, w1 in clipped:
-        new[np.ix_(_inside(hs, h0, h1), _inside(ws, w0, w1))] = False
-    if not new.any():
+        new[row[h0] : row[h1], col[w0] : col[w1]] = False
+    rows, cols = np.flatnonzero(new.any(axis=1)), np.flatnonzero(new.any(axis=0))
+    if rows.size == 0:
         return ()
-    hc, wc = hs - hs[0], ws - ws[0]
 
     def rect(r0: int, r1: int, c0: int, c1: int) -> Rect:
         return (int(hs[r0]), int(hs[r1]), int(ws[c0]), int(ws[c1]))
 
-    whole = _bbox(new[None], hc, wc)
-    best_cost, best = int(whole[4][0]), (rect(*(int(v[0]) for v in whole[:4])),)
+    box = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+    if new[box[0] : box[1], box[2] : box[3]].all():  # the new part is a rectangle
+        return (rect(*box),)
+    hc, wc = hs - hs[0], ws - ws[0]
+    best = (rect(*box),)
+    best_cost = rect_area(best[0])
     masks = _candidates(*new.shape)
     inside, outside = _bbox(masks & new, hc, wc), _bbox(~masks & new, hc, wc)
     useful = ~inside[5] & ~outside[5]  # both parts hold new cells, else one rectangle

@@ -17,13 +17,14 @@ one step of many partial schedules (the exact search). Held sets are bit masks o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from flcompile.costs.link import LinkModel
-from flcompile.costs.rects import Rect, intersect, new_cover, rect_area
+from flcompile.costs.rects import Rect, new_cover, rect_area
 from flcompile.errors import InternalError
 
 MAX_REUSE_PATHS = 64  # held sets are uint64 bit masks
@@ -57,6 +58,13 @@ class ReuseGeometry:
         """Path p's region of tensor t."""
         return tuple(int(v) for v in self.regions[t, p])  # type: ignore[return-value]
 
+    @functools.cached_property
+    def _lists(self) -> tuple[list[list[int]], list[list[int]]]:
+        """The neighbour masks as Python ints, and each cut's crossing tensors (fast paths)."""
+        masks = [[int(m) for m in row] for row in self.neighbours]
+        crossing = [[int(t) for t in np.flatnonzero(row)] for row in self.crossing]
+        return masks, crossing
+
     def pieces(self, p: int, t: int, held: int) -> tuple[Rect, ...]:
         """What path p sends of tensor t when the paths in bit mask `held` have sent it.
 
@@ -68,17 +76,33 @@ class ReuseGeometry:
         Returns:
             At most two rectangles (see `new_cover`).
         """
-        key = (p, t, held & int(self.neighbours[t, p]))
-        if key not in self._memo:
-            mask = key[2]
-            held_rects = [self.region(q, t) for q in range(self.num_paths) if mask >> q & 1]
-            self._memo[key] = new_cover(self.region(p, t), held_rects)
-        return self._memo[key]
+        return self._entry(p, t, held)[0]
 
     def piece_bytes(self, p: int, t: int, held: int) -> float:
         """Bytes of `pieces(p, t, held)`."""
-        area = sum(rect_area(r) for r in self.pieces(p, t, held))
-        return float(area * self.bytes_per_pixel[t])
+        return self._entry(p, t, held)[1]
+
+    def _entry(self, p: int, t: int, held: int) -> tuple[tuple[Rect, ...], float]:
+        key = (p, t, held & self._lists[0][t][p])
+        entry = self._memo.get(key)
+        if entry is None:
+            mask = key[2]
+            held_rects = [self.region(q, t) for q in range(self.num_paths) if mask >> q & 1]
+            pieces = new_cover(self.region(p, t), held_rects)
+            area = sum(rect_area(r) for r in pieces)
+            entry = self._memo[key] = (pieces, float(area * self.bytes_per_pixel[t]))
+        return entry
+
+    def add(self, p: int, k: int, held: list[int]) -> float:
+        """Path p joins a schedule at cut k: its new bytes; `held` (per tensor) is updated.
+
+        The same float operations as `step`, one schedule at a time.
+        """
+        total = 0.0
+        for t in self._lists[1][k]:
+            total += self._entry(p, t, held[t])[1]
+            held[t] |= 1 << p
+        return total
 
     def step(
         self, paths: np.ndarray, cuts: np.ndarray, held: np.ndarray
@@ -126,6 +150,10 @@ class ReuseGeometry:
         """
         orders = np.asarray(orders, np.intp)
         run_cuts = np.take_along_axis(np.asarray(cuts, np.intp), orders, axis=1)
+        if len(orders) == 1:
+            held_sets = [0] * len(self.tensors)
+            pairs = zip(orders[0].tolist(), run_cuts[0].tolist(), strict=True)
+            return np.array([[self.add(p, k, held_sets) for p, k in pairs]])
         held = self.initial(len(orders))
         out = np.zeros(orders.shape)
         for j in range(orders.shape[1]):
@@ -192,15 +220,12 @@ def reuse_geometry(
     num_tensors, num_paths = regions.shape[:2]
     if num_paths > MAX_REUSE_PATHS:
         raise InternalError(f"reuse tracks at most {MAX_REUSE_PATHS} paths, got {num_paths}")
-    neighbours = np.zeros((num_tensors, num_paths), np.uint64)
-    for t in range(num_tensors):
-        rects = [tuple(int(v) for v in r) for r in regions[t]]
-        for p in range(num_paths):
-            mask = 0
-            for q in range(num_paths):
-                if q != p and intersect(rects[p], rects[q]) is not None:
-                    mask |= 1 << q
-            neighbours[t, p] = mask
+    h0, h1, w0, w1 = (regions[:, :, i] for i in range(4))  # (T, P) each
+    overlap = (h0[:, :, None] < h1[:, None, :]) & (h0[:, None, :] < h1[:, :, None])
+    overlap &= (w0[:, :, None] < w1[:, None, :]) & (w0[:, None, :] < w1[:, :, None])
+    overlap &= ~np.eye(num_paths, dtype=bool)[None]
+    bits = np.left_shift(np.uint64(1), np.arange(num_paths, dtype=np.uint64))
+    neighbours = np.bitwise_or.reduce(np.where(overlap, bits, np.uint64(0)), axis=2)
     return ReuseGeometry(
         tuple(tensors),
         regions,

@@ -68,13 +68,13 @@ class _Sends:
 
     def __init__(self, table: CostTable) -> None:
         self.table = table
-        self.held = None if table.reuse is None else table.reuse.geometry.initial(1)
+        self.held = [] if table.reuse is None else [0] * len(table.reuse.geometry.tensors)
 
     def __call__(self, p: int, k: int) -> float:
-        if self.table.reuse is None:
+        reuse = self.table.reuse
+        if reuse is None:
             return float(self.table.link_s[p, k])
-        seconds, self.held = self.table.reuse.step(np.array([p]), np.array([k]), self.held)
-        return float(seconds[0])
+        return float(reuse.link.send_s(np.array([reuse.geometry.add(p, k, self.held)]))[0])
 
 
 def solve_mw(table: CostTable) -> Schedule:
