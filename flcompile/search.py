@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel
-from flcompile.costs.table import CostTable, cost_table
 from flcompile.costs.reuse import ReuseGeometry
+from flcompile.costs.table import CostTable, cost_table
 from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs, tiling_geometry
 from flcompile.costs.untiled import Baselines, ModelCosts, baselines
 from flcompile.errors import SolverLimitError, UsageError

@@ -217,7 +217,7 @@ def reuse_geometry(
         InternalError: more than MAX_REUSE_PATHS paths.
     """
     regions = np.asarray(regions, np.int64)
-    num_tensors, num_paths = regions.shape[:2]
+    num_paths = regions.shape[1]
     if num_paths > MAX_REUSE_PATHS:
         raise InternalError(f"reuse tracks at most {MAX_REUSE_PATHS} paths, got {num_paths}")
     h0, h1, w0, w1 = (regions[:, :, i] for i in range(4))  # (T, P) each

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 
-from flcompile.costs.table import CostTable
+from flcompile.costs.table import CostTable, run_link_s
 from flcompile.costs.tiles import TileCosts
 from flcompile.emit import Emitted, emit_fused
+from flcompile.errors import InternalError
 from flcompile.passes.fusable import Candidate
 from flcompile.passes.receptive_field import Tiling
 from flcompile.passes.tile import tile_tensor_name
@@ -41,6 +43,33 @@ class FusedPlan:
     schedule: Schedule
     solver: str
     predicted_s: float
+
+    @property
+    def reuse(self) -> bool:
+        """Whether paths send only what the edge does not hold (edge-side reuse)."""
+        return self.table.reuse is not None
+
+    def piece_sends(self) -> list[tuple[int, list[tuple[str, tuple]]]]:
+        """Per path in run order, the pieces (rectangles) it sends of each crossing tensor.
+
+        Raises:
+            InternalError: the plan does not reuse.
+        """
+        if self.table.reuse is None:
+            raise InternalError("piece_sends asked of a plan without edge-side reuse")
+        geometry = self.table.reuse.geometry
+        sends = geometry.sends(self.schedule.order, self.schedule.cuts)
+        return [
+            (p, [(geometry.tensors[t], pieces) for t, pieces in entry])
+            for p, entry in zip(self.schedule.order, sends, strict=True)
+        ]
+
+    def link_by_path(self) -> np.ndarray:
+        """(P,) each path's link seconds in this plan's schedule (its new bytes under reuse)."""
+        order, cuts = np.asarray(self.schedule.order), np.asarray(self.schedule.cuts)
+        out = np.zeros(len(order))
+        out[order] = run_link_s(self.table, order[None], cuts[None])[0]
+        return out
 
     @property
     def verify_tensor(self) -> str:
@@ -97,6 +126,7 @@ class FusedPlan:
                 "grid": list(self.tiling.grid),
                 "block_nodes": [n.name for n in block.nodes],
                 "redundancy": self.costs.redundancy,
+                **({"reuse": True} if self.reuse else {}),
             },
             "paths": fused_paths(self, self.timeline()),
             "nfl_plan": None,
@@ -147,12 +177,16 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
     position = {p: i for i, p in enumerate(schedule.order)}
     times = {t.path: t for t in timeline.paths}
     index = {t: i for i, t in enumerate(plan.costs.tensors)}
+    link_s = plan.link_by_path()
+    pieces = dict(plan.piece_sends()) if plan.reuse else {}
     result = []
     for p in range(tiling.num_paths):
         row, col = tiling.axes(p)
         cut = schedule.cuts[p]
         sends = []
-        for tensor in plan.costs.crossing[cut]:
+        if plan.reuse:
+            sends = _piece_entries(plan, p, pieces[p])
+        for tensor in plan.costs.crossing[cut] if not plan.reuse else ():
             h, w = row.tensors[tensor], col.tensors[tensor]
             nbytes = int(plan.costs.tensor_bytes[p, index[tensor]])
             sends.append(
@@ -176,7 +210,7 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
                 "device_nodes": cut,
                 "sends": sends,
                 "device_s": float(table.device_s[p, cut]),
-                "link_s": float(table.link_s[p, cut]),
+                "link_s": float(link_s[p]),
                 "edge_s": float(table.edge_s[p, cut]),
                 "device_flops": float(plan.costs.flops[p, :cut].sum()),
                 "edge_flops": float(plan.costs.flops[p, cut:].sum()),
@@ -189,3 +223,27 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
             }
         )
     return result
+
+
+def _piece_entries(plan: FusedPlan, p: int, entries: list[tuple[str, tuple]]) -> list[dict]:
+    """plan.json's sends of path p under reuse: each piece, its tensor and region, its bytes."""
+    block = plan.tiling.block
+    index = {t: i for i, t in enumerate(block.tensors)}
+    bytes_per_pixel = plan.table.reuse.geometry.bytes_per_pixel
+    row, col = plan.tiling.axes(p)
+    out = []
+    for tensor, pieces in entries:
+        tile = tile_tensor_name(p, tensor)
+        whole = (row.tensors[tensor].start, row.tensors[tensor].stop)
+        whole += (col.tensors[tensor].start, col.tensors[tensor].stop)
+        for i, (h0, h1, w0, w1) in enumerate(pieces):
+            out.append(
+                {
+                    "tensor": tile if pieces == (whole,) else f"{tile}_send{i}",
+                    "of": tensor,
+                    "region": {"h": [h0, h1], "w": [w0, w1]},
+                    "shape": block.tile_shape(tensor, h1 - h0, w1 - w0),
+                    "bytes": int((h1 - h0) * (w1 - w0) * bytes_per_pixel[index[tensor]]),
+                }
+            )
+    return out
