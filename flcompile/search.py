@@ -499,6 +499,9 @@ def _run_solvers(
         unsolved = Schedule((), ())
         entry = FusedPlan(choice.candidate, choice.tiling, choice.costs, table, unsolved, "", inf)
         scores = [tracker.run(entry, name) for name in first_pass]
+        if space.reuse:  # MW ignores what reuse saves: rank by raw tiles in raster order too
+            paths = table.num_paths
+            scores.append(makespan(table, range(paths), [0] * paths))
         scored.append((min(scores), len(scored), entry))
     if strategy == "best":
         for entry in shortlist(scored):

@@ -47,6 +47,10 @@ MAX_ROUNDS = 100
 WINDOW = 8
 STARTS = 3
 EXACT_RESCORE = 32
+# Under reuse every neighbour is re-run to the end: beyond this many paths, one start and
+# REUSE_ROUNDS rounds.
+REUSE_FULL_PATHS = 16
+REUSE_ROUNDS = 20
 
 
 def _mix_counts(alphas: tuple[float, ...], total: int) -> np.ndarray:
@@ -282,11 +286,14 @@ def heuristic_schedule(
     finish = makespan_batch(table, orders, cuts)
     hood = _Neighbourhood(options, WINDOW)
     best: _Run | None = None
-    # Several servers make every round re-run the schedule's rest: one start only.
-    starts = STARTS if table.edge_concurrency <= 1 else 1
+    # Several servers, or reuse on a large grid, make every round re-run the schedule's
+    # rest: one start only (and fewer rounds under reuse).
+    large_reuse = table.reuse is not None and table.num_paths > REUSE_FULL_PATHS
+    starts = STARTS if table.edge_concurrency <= 1 and not large_reuse else 1
+    rounds = REUSE_ROUNDS if large_reuse else MAX_ROUNDS
     for b in np.unique(finish, return_index=True)[1][:starts]:
         start = Schedule(tuple(int(p) for p in orders[b]), tuple(int(k) for k in cuts[b]))
-        found = _descend(table, hood, start, MAX_ROUNDS)
+        found = _descend(table, hood, start, rounds)
         if best is None or found.finish < best.finish:
             best = found
     return best.schedule()
