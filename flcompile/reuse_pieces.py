@@ -61,7 +61,6 @@ class _Rewrite:
         self.nodes: list[gs.Node] = []
         self.new_names: set[str] = set()
         self.held: dict[str, list[Piece]] = {}
-        self.uses: dict[int, list[str]] = {}
 
     def region(self, p: int, tensor: str) -> Rect:
         row, col = self.tiling.axes(p)
@@ -73,7 +72,7 @@ class _Rewrite:
         return block.input_axes if tensor == block.input else (2, 3)
 
     def variable(self, name: str, tensor: str, rect: Rect) -> gs.Variable:
-        like = self.tensors[tensor]
+        like = self.tensors[tile_tensor_name(0, tensor)]  # every path's tile has its dtype
         shape = self.tiling.block.tile_shape(tensor, rect[1] - rect[0], rect[3] - rect[2])
         return gs.Variable(name, dtype=like.dtype, shape=shape)
 
@@ -91,7 +90,7 @@ class _Rewrite:
             return [tile.name]
         own = []
         for i, rect in enumerate(pieces):
-            out = self.variable(f"{tile.name}_send{i}", tensor, rect)
+            out = self.variable(piece_name(p, tensor, i, False), tensor, rect)
             name = f"{tensor}/p{p}/send{i}"
             offsets = _offsets(rect, region)
             self.add(p, _slice(tile, offsets, name, out, self.axes(tensor), self.graph.opset), -1)
@@ -103,28 +102,13 @@ class _Rewrite:
 
     def assemble(self, p: int, tensor: str, region: Rect, sources: list[Piece]) -> gs.Tensor:
         """Slice/Concat nodes that rebuild `region` of `tensor` from `sources` (edge)."""
-        hs, ws = cells(region, [s.rect for s in sources])
-        source = [
-            [self.first(sources, hs[i], ws[j]) for j in range(len(ws) - 1)]
-            for i in range(len(hs) - 1)
-        ]
-        runs = [_runs(row) for row in source]
-        bands = []  # (first row, last row + 1, runs)
-        for i, r in enumerate(runs):
-            if bands and bands[-1][2] == r:
-                bands[-1] = (bands[-1][0], i + 1, r)
-            else:
-                bands.append((i, i + 1, r))
         prefix = f"{tensor}/p{p}/held"
-        used = []
         h_axis, w_axis = self.axes(tensor)
         band_tensors = []
-        for b, (i0, i1, band_runs) in enumerate(bands):
+        for b, (band_rect, band_runs) in enumerate(layout(region, [s.rect for s in sources])):
             parts = []
-            for n, (s, j0, j1) in enumerate(band_runs):
+            for n, (s, rect) in enumerate(band_runs):
                 piece = sources[s]
-                rect = (int(hs[i0]), int(hs[i1]), int(ws[j0]), int(ws[j1]))
-                used.append(piece.tensor.name)
                 if rect == piece.rect:
                     parts.append(piece.tensor)
                     continue
@@ -140,11 +124,8 @@ class _Rewrite:
                 )
                 self.add(p, node, len(self.tiling.block.nodes))
                 parts.append(out)
-            band_rect = (int(hs[i0]), int(hs[i1]), region[2], region[3])
             band_tensors.append(self.concat(p, parts, w_axis, f"{prefix}/b{b}", tensor, band_rect))
-        rebuilt = self.concat(p, band_tensors, h_axis, prefix, tensor, region)
-        self.uses.setdefault(p, []).extend(n for n in dict.fromkeys(used))
-        return rebuilt
+        return self.concat(p, band_tensors, h_axis, prefix, tensor, region)
 
     def concat(
         self, p: int, parts: list[gs.Tensor], axis: int, name: str, tensor: str, rect: Rect
@@ -157,13 +138,6 @@ class _Rewrite:
         self.add(p, node, len(self.tiling.block.nodes))
         return out
 
-    @staticmethod
-    def first(sources: list[Piece], h: int, w: int) -> int:
-        for i, s in enumerate(sources):
-            if s.rect[0] <= h < s.rect[1] and s.rect[2] <= w < s.rect[3]:
-                return i
-        raise InternalError(f"no piece holds pixel ({h}, {w}) of a reused region")
-
     def rewire(self, tile: gs.Tensor, rebuilt: gs.Tensor) -> None:
         """Every edge-side reader of `tile` reads `rebuilt` instead."""
         for node in list(tile.outputs):
@@ -172,6 +146,14 @@ class _Rewrite:
             for i, t in enumerate(node.inputs):
                 if t is tile:
                     node.inputs[i] = rebuilt
+
+
+def _first(sources: Sequence[Rect], h: int, w: int) -> int:
+    """The first source holding pixel (h, w)."""
+    for i, r in enumerate(sources):
+        if r[0] <= h < r[1] and r[2] <= w < r[3]:
+            return i
+    raise InternalError(f"no piece holds pixel ({h}, {w}) of a reused region")
 
 
 def _runs(row: list[int]) -> list[tuple[int, int, int]]:
@@ -183,6 +165,76 @@ def _runs(row: list[int]) -> list[tuple[int, int, int]]:
         else:
             runs.append((s, j, j + 1))
     return runs
+
+
+Band = tuple[Rect, list[tuple[int, Rect]]]
+
+
+def layout(region: Rect, sources: Sequence[Rect]) -> list[Band]:
+    """How `region` is rebuilt from `sources`: row bands, each a run of rectangles along W.
+
+    Args:
+        region: the region to rebuild.
+        sources: the pieces available, preferred first.
+
+    Returns:
+        Per band top to bottom, its rectangle and its runs left to right as (index of the
+        source, rectangle); adjacent rows taking the same runs form one band.
+
+    Raises:
+        InternalError: some pixel of the region is in no source.
+    """
+    hs, ws = cells(region, sources)
+    bands: list[tuple[int, int, list[tuple[int, int, int]]]] = []
+    for i in range(len(hs) - 1):
+        runs = _runs([_first(sources, hs[i], ws[j]) for j in range(len(ws) - 1)])
+        if bands and bands[-1][2] == runs:
+            bands[-1] = (bands[-1][0], i + 1, runs)
+        else:
+            bands.append((i, i + 1, runs))
+    return [
+        (
+            (int(hs[i0]), int(hs[i1]), region[2], region[3]),
+            [(s, (int(hs[i0]), int(hs[i1]), int(ws[j0]), int(ws[j1]))) for s, j0, j1 in runs],
+        )
+        for i0, i1, runs in bands
+    ]
+
+
+def piece_name(path: int, tensor: str, index: int, whole: bool) -> str:
+    """The name a path sends a piece of `tensor` under: its tile's when the piece is whole."""
+    tile = tile_tensor_name(path, tensor)
+    return tile if whole else f"{tile}_send{index}"
+
+
+def held_inputs(tiling: Tiling, sends: PieceSends) -> dict[int, tuple[str, ...]]:
+    """Per path, the pieces of earlier paths that its rebuilt regions read.
+
+    Args:
+        tiling: the tiling (each path's regions).
+        sends: per path in run order, the pieces it sends of each crossing tensor.
+
+    Returns:
+        path -> names of earlier paths' pieces, in first-use order.
+    """
+    held: dict[str, list[tuple[str, Rect]]] = {}
+    result = {}
+    for p, entries in sends:
+        row, col = tiling.axes(p)
+        used: list[str] = []
+        for tensor, pieces in entries:
+            h, w = row.tensors[tensor], col.tensors[tensor]
+            region = (h.start, h.stop, w.start, w.stop)
+            whole = pieces == (region,)
+            own = [(piece_name(p, tensor, i, whole), r) for i, r in enumerate(pieces)]
+            earlier = held.setdefault(tensor, [])
+            if not whole:
+                sources = own + earlier
+                for band in layout(region, [r for _, r in sources]):
+                    used += [sources[s][0] for s, _ in band[1] if s >= len(own)]
+            earlier.extend(own)
+        result[p] = tuple(dict.fromkeys(used))
+    return result
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,6 +280,4 @@ def reuse_tile_and_split(
     tiled = replace(tiled, crops=tuple(rewrite.crops))
     flat = [name for _, names in path_sends for name in names]
     device, edge = split(graph, device_nodes(tiled, cuts), flat)
-    own = {p: set(names) for p, names in path_sends}
-    held = {p: tuple(n for n in rewrite.uses.get(p, []) if n not in own[p]) for p in own}
-    return ReuseSplit(tiled, path_sends, device, edge, held)
+    return ReuseSplit(tiled, path_sends, device, edge, held_inputs(tiling, sends))

@@ -15,6 +15,7 @@ from flcompile.passes.fusable import Candidate
 from flcompile.passes.receptive_field import Tiling
 from flcompile.passes.tile import tile_tensor_name
 from flcompile.plans.text import ms, shape, size
+from flcompile.reuse_pieces import held_inputs, piece_name
 from flcompile.schedule import Schedule, Timeline
 from flcompile.simulate import simulate
 
@@ -178,7 +179,9 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
     times = {t.path: t for t in timeline.paths}
     index = {t: i for i, t in enumerate(plan.costs.tensors)}
     link_s = plan.link_by_path()
-    pieces = dict(plan.piece_sends()) if plan.reuse else {}
+    piece_sends = plan.piece_sends() if plan.reuse else []
+    pieces = dict(piece_sends)
+    held = held_inputs(tiling, piece_sends)
     result = []
     for p in range(tiling.num_paths):
         row, col = tiling.axes(p)
@@ -209,6 +212,7 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
                 "cut_after": block.nodes[cut - 1].name if cut > 0 else None,
                 "device_nodes": cut,
                 "sends": sends,
+                **({"held": list(held[p])} if plan.reuse else {}),
                 "device_s": float(table.device_s[p, cut]),
                 "link_s": float(link_s[p]),
                 "edge_s": float(table.edge_s[p, cut]),
@@ -233,13 +237,12 @@ def _piece_entries(plan: FusedPlan, p: int, entries: list[tuple[str, tuple]]) ->
     row, col = plan.tiling.axes(p)
     out = []
     for tensor, pieces in entries:
-        tile = tile_tensor_name(p, tensor)
         whole = (row.tensors[tensor].start, row.tensors[tensor].stop)
         whole += (col.tensors[tensor].start, col.tensors[tensor].stop)
         for i, (h0, h1, w0, w1) in enumerate(pieces):
             out.append(
                 {
-                    "tensor": tile if pieces == (whole,) else f"{tile}_send{i}",
+                    "tensor": piece_name(p, tensor, i, pieces == (whole,)),
                     "of": tensor,
                     "region": {"h": [h0, h1], "w": [w0, w1]},
                     "shape": block.tile_shape(tensor, h1 - h0, w1 - w0),
