@@ -59,11 +59,13 @@ class ReuseGeometry:
         return tuple(int(v) for v in self.regions[t, p])  # type: ignore[return-value]
 
     @functools.cached_property
-    def _lists(self) -> tuple[list[list[int]], list[list[int]]]:
-        """The neighbour masks as Python ints, and each cut's crossing tensors (fast paths)."""
+    def _lists(self) -> tuple[list[list[int]], list[list[int]], list[list[Rect]]]:
+        """The neighbour masks as Python ints, each cut's crossing tensors and the regions as
+        tuples (fast paths)."""
         masks = [[int(m) for m in row] for row in self.neighbours]
         crossing = [[int(t) for t in np.flatnonzero(row)] for row in self.crossing]
-        return masks, crossing
+        rects = [[tuple(r) for r in per_tensor] for per_tensor in self.regions.tolist()]
+        return masks, crossing, rects
 
     def pieces(self, p: int, t: int, held: int) -> tuple[Rect, ...]:
         """What path p sends of tensor t when the paths in bit mask `held` have sent it.
@@ -83,12 +85,16 @@ class ReuseGeometry:
         return self._entry(p, t, held)[1]
 
     def _entry(self, p: int, t: int, held: int) -> tuple[tuple[Rect, ...], float]:
-        key = (p, t, held & self._lists[0][t][p])
+        masks, _, rects = self._lists
+        key = (p, t, held & masks[t][p])
         entry = self._memo.get(key)
         if entry is None:
-            mask = key[2]
-            held_rects = [self.region(q, t) for q in range(self.num_paths) if mask >> q & 1]
-            pieces = new_cover(self.region(p, t), held_rects)
+            mask, held_rects = key[2], []
+            while mask:
+                low = mask & -mask
+                held_rects.append(rects[t][low.bit_length() - 1])
+                mask ^= low
+            pieces = new_cover(rects[t][p], held_rects)
             area = sum(rect_area(r) for r in pieces)
             entry = self._memo[key] = (pieces, float(area * self.bytes_per_pixel[t]))
         return entry
@@ -120,17 +126,21 @@ class ReuseGeometry:
         total = np.zeros(len(paths))
         after = held.copy()
         bits = np.left_shift(np.uint64(1), paths.astype(np.uint64))
-        for t in range(len(self.tensors)):
-            rows = np.flatnonzero(self.crossing[cuts, t])
-            if rows.size == 0:
-                continue
+        crosses = self.crossing[cuts]  # (n, T)
+        for t in np.flatnonzero(crosses.any(axis=0)).tolist():
+            rows = np.flatnonzero(crosses[:, t])
             who = paths[rows]
             keys = held[rows, t] & self.neighbours[t, who]
-            pairs, inverse = np.unique(
-                np.stack([who.astype(np.uint64), keys]), axis=1, return_inverse=True
-            )
-            values = np.array([self.piece_bytes(int(p), t, int(k)) for p, k in pairs.T])
-            total[rows] += values[inverse.reshape(-1)]
+            # Score each distinct (path, held set) once: sort, then mark where either changes.
+            order = np.lexsort((keys, who))
+            sorted_who, sorted_keys = who[order], keys[order]
+            first = np.ones(len(order), bool)
+            first[1:] = (sorted_who[1:] != sorted_who[:-1]) | (sorted_keys[1:] != sorted_keys[:-1])
+            distinct = zip(sorted_who[first].tolist(), sorted_keys[first].tolist(), strict=True)
+            values = np.array([self._entry(p, t, k)[1] for p, k in distinct])
+            sent = np.empty(len(order))
+            sent[order] = values[np.cumsum(first) - 1]
+            total[rows] += sent
             after[rows, t] |= bits[rows]
         return total, after
 

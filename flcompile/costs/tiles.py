@@ -130,10 +130,13 @@ def tiling_geometry(tiling: Tiling, costs: BlockCosts) -> ReuseGeometry:
         The reuse geometry of the tiling.
     """
     tensors = tiling.block.tensors
-    regions = np.zeros((len(tensors), tiling.num_paths, 4), np.int64)
-    for p in range(tiling.num_paths):
-        row, col = tiling.axes(p)
-        for t, name in enumerate(tensors):
-            h, w = row.tensors[name], col.tensors[name]
-            regions[t, p] = (h.start, h.stop, w.start, w.stop)
+
+    def spans(axis: tuple) -> np.ndarray:  # (tiles on the axis, T, 2)
+        return np.array([[(r.tensors[t].start, r.tensors[t].stop) for t in tensors] for r in axis])
+
+    rows, cols = spans(tiling.rows), spans(tiling.cols)
+    num_rows, num_cols = len(rows), len(cols)
+    h = np.repeat(rows, num_cols, axis=0)  # paths row-major, as `Tiling.axes`
+    w = np.tile(cols, (num_rows, 1, 1))
+    regions = np.concatenate([h, w], axis=2).transpose(1, 0, 2)  # (T, P, 4)
     return reuse_geometry(tensors, regions, costs.tensor_bytes_per_pixel, costs.crossing_matrix > 0)
