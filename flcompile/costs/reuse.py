@@ -54,10 +54,6 @@ class ReuseGeometry:
         """P."""
         return int(self.regions.shape[1])
 
-    def region(self, p: int, t: int) -> Rect:
-        """Path p's region of tensor t."""
-        return tuple(int(v) for v in self.regions[t, p])  # type: ignore[return-value]
-
     @functools.cached_property
     def _lists(self) -> tuple[list[list[int]], list[list[int]], list[list[Rect]]]:
         """The neighbour masks as Python ints, each cut's crossing tensors and the regions as
