@@ -141,7 +141,8 @@ class FusedPlan:
         r, c = fused["grid"]
         lines = [
             f"plan       fuse at {fused['tensor']} ({shape(fused['shape'])}), grid {r}x{c} = "
-            f"{r * c} paths, redundancy {fused['redundancy']:.2f}x, solver {plan_json['solver']}",
+            f"{r * c} paths, redundancy {fused['redundancy']:.2f}x, solver {plan_json['solver']}"
+            + (", edge-side reuse (each path sends only new pixels)" if fused.get("reuse") else ""),
             "  path order  tile h×w        cut after                      sends        "
             "device     link       edge",
         ]
