@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from math import inf
 from typing import Protocol
 
+import numpy as np
 import onnx_graphsurgeon as gs
 from tqdm import tqdm
 
@@ -500,13 +501,22 @@ def _run_solvers(
         entry = FusedPlan(choice.candidate, choice.tiling, choice.costs, table, unsolved, "", inf)
         scores = [tracker.run(entry, name) for name in first_pass]
         if space.reuse:  # MW ignores what reuse saves: rank by raw tiles in raster order too
-            paths = table.num_paths
-            scores.append(makespan(table, range(paths), [0] * paths))
+            scores.append(_raster_estimate(table))
         scored.append((min(scores), len(scored), entry))
     if strategy == "best":
         for entry in shortlist(scored):
             tracker.run(entry, "opt")
     return len(scored)
+
+
+def _raster_estimate(table: CostTable) -> float:
+    """About the latency of every tile sent raw, row-major, under reuse (for ranking only)."""
+    sent = table.reuse.geometry.raster_bytes(table.grid)
+    link_s = np.asarray(table.reuse.link.send_s(sent), float)[:, None]
+    first = {"device_s": table.device_s[:, :1], "edge_s": table.edge_s[:, :1]}
+    raw = replace(table, link_s=link_s, reuse=None, **first)
+    paths = table.num_paths
+    return makespan(raw, range(paths), [0] * paths)
 
 
 def _chosen_plan(

@@ -48,6 +48,7 @@ class ReuseGeometry:
     crossing: np.ndarray
     neighbours: np.ndarray
     _memo: dict = field(default_factory=dict, repr=False)
+    _per_tensor: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_paths(self) -> int:
@@ -55,13 +56,18 @@ class ReuseGeometry:
         return int(self.regions.shape[1])
 
     @functools.cached_property
-    def _lists(self) -> tuple[list[list[int]], list[list[int]], list[list[Rect]]]:
-        """The neighbour masks as Python ints, each cut's crossing tensors and the regions as
-        tuples (fast paths)."""
-        masks = [[int(m) for m in row] for row in self.neighbours]
-        crossing = [[int(t) for t in np.flatnonzero(row)] for row in self.crossing]
-        rects = [[tuple(r) for r in per_tensor] for per_tensor in self.regions.tolist()]
-        return masks, crossing, rects
+    def _crossing_lists(self) -> list[list[int]]:
+        """Each cut's crossing tensors as Python ints (fast paths)."""
+        return [[int(t) for t in np.flatnonzero(row)] for row in self.crossing]
+
+    def _tensor_lists(self, t: int) -> tuple[list[int], list[Rect]]:
+        """Tensor t's neighbour masks and regions as Python values, built when first used."""
+        lists = self._per_tensor.get(t)
+        if lists is None:
+            masks = [int(m) for m in self.neighbours[t]]
+            rects = [tuple(r) for r in self.regions[t].tolist()]
+            lists = self._per_tensor[t] = (masks, rects)
+        return lists
 
     def pieces(self, p: int, t: int, held: int) -> tuple[Rect, ...]:
         """What path p sends of tensor t when the paths in bit mask `held` have sent it.
@@ -81,16 +87,16 @@ class ReuseGeometry:
         return self._entry(p, t, held)[1]
 
     def _entry(self, p: int, t: int, held: int) -> tuple[tuple[Rect, ...], float]:
-        masks, _, rects = self._lists
-        key = (p, t, held & masks[t][p])
+        masks, rects = self._tensor_lists(t)
+        key = (p, t, held & masks[p])
         entry = self._memo.get(key)
         if entry is None:
             mask, held_rects = key[2], []
             while mask:
                 low = mask & -mask
-                held_rects.append(rects[t][low.bit_length() - 1])
+                held_rects.append(rects[low.bit_length() - 1])
                 mask ^= low
-            pieces = new_cover(rects[t][p], held_rects)
+            pieces = new_cover(rects[p], held_rects)
             area = sum(rect_area(r) for r in pieces)
             entry = self._memo[key] = (pieces, float(area * self.bytes_per_pixel[t]))
         return entry
@@ -101,7 +107,7 @@ class ReuseGeometry:
         The same float operations as `step`, one schedule at a time.
         """
         total = 0.0
-        for t in self._lists[1][k]:
+        for t in self._crossing_lists[k]:
             total += self._entry(p, t, held[t])[1]
             held[t] |= 1 << p
         return total
@@ -189,6 +195,28 @@ class ReuseGeometry:
                 held[t] |= 1 << p
             result.append(entry)
         return result
+
+    def raster_bytes(self, grid: tuple[int, int]) -> np.ndarray:
+        """(P,) about what each path sends at cut 0 when the paths run row-major: its region
+        less the row above and the tile to its left (exact where halos reach only the
+        adjacent tiles; a cheap estimate for ranking grids, not a cost).
+
+        Args:
+            grid: (rows, columns), paths numbered row-major.
+
+        Returns:
+            Bytes per path.
+        """
+        rows, cols = grid
+        total = np.zeros(self.num_paths)
+        for t in np.flatnonzero(self.crossing[0]):
+            h0, h1, w0, w1 = (self.regions[t, :, i].reshape(rows, cols) for i in range(4))
+            top = np.concatenate([h0[:1], h1[:-1]], axis=0)  # where the row above stops
+            left = np.concatenate([w0[:, :1], w1[:, :-1]], axis=1)
+            height = np.clip(h1 - np.maximum(h0, top), 0, None)
+            width = np.clip(w1 - np.maximum(w0, left), 0, None)
+            total += (height * width).reshape(-1) * self.bytes_per_pixel[t]
+        return total
 
     def min_bytes(self) -> np.ndarray:
         """(P, K) the fewest bytes each path and cut can send: every overlapping path held."""

@@ -304,7 +304,6 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
         cuts = cuts or _draw_cuts(rnd, paths, len(cand.block))
         order = order or rnd.sample(range(paths), paths)
         reuse = rnd.random() < 0.5  # drawn last: the other choices stay as they were
-        event("edge-side reuse" if reuse else "independent paths")
         try:
             compiled = compile_fl(prep, cand.tensor, grid, cuts, order, reuse)
             break
