@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel
-from flcompile.costs.reuse import ReuseGeometry
+from flcompile.costs.reuse import MAX_REUSE_PATHS, ReuseGeometry
 from flcompile.costs.table import CostTable, cost_table
 from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs, tiling_geometry
 from flcompile.costs.untiled import Baselines, ModelCosts, baselines
@@ -232,8 +232,13 @@ class SearchSpace:
             post_fuse_s=choice.post_fuse_s,
             return_s=link.return_s(self.model.output_bytes),
             grid=choice.grid,
-            reuse=choice.geometry if self.reuse else None,
+            reuse=choice.geometry if self.reuse_for(choice) else None,
         )
+
+    def reuse_for(self, choice: GridChoice) -> bool:
+        """Whether `choice` is planned with edge-side reuse: asked for, and at most
+        MAX_REUSE_PATHS paths (held sets are 64-bit masks; larger grids send independently)."""
+        return self.reuse and choice.tiling.num_paths <= MAX_REUSE_PATHS
 
     def within(self, max_grid: tuple[int, int]) -> SearchSpace:
         """The same space with only the grids of at most `max_grid` rows and columns."""
@@ -500,7 +505,7 @@ def _run_solvers(
         unsolved = Schedule((), ())
         entry = FusedPlan(choice.candidate, choice.tiling, choice.costs, table, unsolved, "", inf)
         scores = [tracker.run(entry, name) for name in first_pass]
-        if space.reuse:  # MW ignores what reuse saves: rank by raw tiles in raster order too
+        if table.reuse is not None:  # MW ignores what reuse saves: rank raw raster tiles too
             scores.append(_raster_estimate(table))
         scored.append((min(scores), len(scored), entry))
     if strategy == "best":

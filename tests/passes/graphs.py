@@ -20,6 +20,7 @@ import onnx_graphsurgeon as gs
 import onnxruntime as ort
 from onnx import TensorProto, numpy_helper
 
+from flcompile.costs.reuse import MAX_REUSE_PATHS
 from flcompile.costs.tiles import block_costs, tiling_geometry
 from flcompile.load import infer_shapes
 from flcompile.models.layers import OnnxBuilder
@@ -658,7 +659,7 @@ def compile_fl(
     elif isinstance(cuts, int):
         cuts = [cuts] * paths
     order = list(range(paths)) if order is None else list(order)
-    if reuse:
+    if reuse and tiling.num_paths <= MAX_REUSE_PATHS:
         geometry = tiling_geometry(tiling, block_costs(prep.graph, block))
         sends = [
             (p, [(geometry.tensors[t], pieces) for t, pieces in entry])
