@@ -74,7 +74,7 @@ class _Sends:
         reuse = self.table.reuse
         if reuse is None:
             return float(self.table.link_s[p, k])
-        return float(reuse.link.send_s(np.array([reuse.geometry.add(p, k, self.held)]))[0])
+        return float(reuse.link.send_s(reuse.geometry.add(p, k, self.held)))
 
 
 def solve_mw(table: CostTable) -> Schedule:
