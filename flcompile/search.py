@@ -59,7 +59,7 @@ SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
 OPT_SHORTLIST = 16
 # Edge-side reuse unless --no-reuse (or --paper) says otherwise.
-DEFAULT_REUSE = False
+DEFAULT_REUSE = True
 
 
 @dataclass(frozen=True)
