@@ -17,7 +17,7 @@ from flcompile.costs.profiled import profiled
 from flcompile.costs.wire import DEFAULT_SEND_DTYPE, SEND_DTYPES
 from flcompile.errors import UsageError
 from flcompile.load import parse_input_shapes
-from flcompile.search import SOLVER_CHOICES, SearchOptions
+from flcompile.search import DEFAULT_REUSE, SOLVER_CHOICES, SearchOptions
 
 RADIO = ("bandwidth_hz", "tx_power_w", "channel_gain", "noise_w")
 
@@ -290,15 +290,29 @@ class SearchArgs:
             metavar="TENSOR",
             help="fix the fused tensor F, by its tensor name in the model",
         )
+        s.add_argument(
+            "--reuse",
+            dest="reuse",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="edge-side reuse: the edge keeps what it has received, so each path sends "
+            "only the pixels of its cut tensors that earlier paths have not sent (at most two "
+            f"rectangles per tensor). Default {'on' if DEFAULT_REUSE else 'off'}; --paper "
+            "implies --no-reuse (the paper's independent paths) unless --reuse is given",
+        )
 
     def parse(self, args: argparse.Namespace) -> dict[str, Any]:
-        """search."""
+        """search (--reuse: the explicit flag, else off under --paper, else the default)."""
+        reuse = args.reuse
+        if reuse is None:
+            reuse = DEFAULT_REUSE and not args.paper
         options = SearchOptions(
             solver=args.solver,
             grid=args.grid,
             fuse_at=args.fuse_at,
             max_grid=args.max_grid,
             send_dtype=args.send_dtype,  # the link group's option; the search costs with it
+            reuse=reuse,
         )
         return {"search": options}
 

@@ -24,6 +24,7 @@ from flcompile.model_io import export_graph
 from flcompile.passes.placement import placement_of, tile_and_split
 from flcompile.passes.split import extract, prepare_single_cut, split
 from flcompile.passes.tile import tile_tensor_name
+from flcompile.reuse_pieces import reuse_tile_and_split
 from flcompile.send_casts import send_casts
 
 if TYPE_CHECKING:  # the plans emit through this module
@@ -155,7 +156,11 @@ def emit_fused(
         The emitted models.
     """
     cuts = list(plan.schedule.cuts)
-    parts = tile_and_split(gs.import_onnx(normalized), plan.tiling, cuts, plan.schedule.order)
+    graph, order = gs.import_onnx(normalized), plan.schedule.order
+    if plan.reuse:
+        parts = reuse_tile_and_split(graph, plan.tiling, cuts, order, plan.piece_sends())
+    else:
+        parts = tile_and_split(graph, plan.tiling, cuts, order)
     tiled, sends, device_graph, edge_graph = parts.tiled, parts.sends, parts.device, parts.edge
     casts = send_casts(device_graph, sends, send_dtype)
     placement = {**placement_of(tiled, cuts), **casts.placement}
@@ -165,7 +170,9 @@ def emit_fused(
     stage_models: dict[str, onnx.ModelProto] = {}
     index = None
     if stages:
-        stage_graphs, index = stage_graphs_of(tiled.graph, plan, sends)
+        stage_graphs, index = stage_graphs_of(
+            tiled.graph, plan, sends, getattr(parts, "held", None)
+        )
         stage_models = {
             f"{STAGES_DIR}/{name}": export(casts.apply(g)) for name, g in stage_graphs.items()
         }
@@ -182,7 +189,10 @@ def emit_fused(
 
 
 def stage_graphs_of(
-    graph: gs.Graph, plan: FusedPlan, sends: list[tuple[int, list[str]]]
+    graph: gs.Graph,
+    plan: FusedPlan,
+    sends: list[tuple[int, list[str]]],
+    held: dict[int, tuple[str, ...]] | None = None,
 ) -> tuple[dict[str, gs.Graph], dict]:
     """Per-path device and edge stages, the fuse stage, and stages.json (docs/design.md §3).
 
@@ -195,6 +205,8 @@ def stage_graphs_of(
         graph: the tiled graph.
         plan: the plan it was tiled for.
         sends: per path in run order, the names of the tensors it sends.
+        held: under edge-side reuse, per path the pieces earlier paths sent that its edge
+            stage also reads (stages.json lists them as the path's `held`); None otherwise.
 
     Returns:
         (file name under stages/ -> graph, the content of stages.json).
@@ -206,12 +218,14 @@ def stage_graphs_of(
     paths = []
     f_tiles = [tile_tensor_name(p, plan.candidate.tensor) for p in range(plan.tiling.num_paths)]
     for order, (p, names) in enumerate(sends):
-        device_name = f"device_p{p}.onnx"
-        graphs[device_name] = extract(graph, x, names, f"{STAGES_DIR}/{device_name}")
+        device_name = f"device_p{p}.onnx" if names else None
+        if device_name is not None:
+            graphs[device_name] = extract(graph, x, names, f"{STAGES_DIR}/{device_name}")
         edge_name = None
+        reads = [*names, *(held or {}).get(p, ())]
         if plan.schedule.cuts[p] < last:
             edge_name = f"edge_p{p}.onnx"
-            graphs[edge_name] = extract(graph, names, [f_tiles[p]], f"{STAGES_DIR}/{edge_name}")
+            graphs[edge_name] = extract(graph, reads, [f_tiles[p]], f"{STAGES_DIR}/{edge_name}")
         elif list(names) != [f_tiles[p]]:
             raise InternalError(f"path {p} runs whole on the device but sends {names}")
         paths.append(
@@ -221,6 +235,7 @@ def stage_graphs_of(
                 "device": device_name,
                 "edge": edge_name,
                 "sends": list(names),
+                **({"held": list(held.get(p, ()))} if held is not None else {}),
                 "fused_tile": f_tiles[p],
             }
         )

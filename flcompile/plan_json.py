@@ -193,6 +193,7 @@ def plan_timeline(plan: dict) -> Timeline:
         post_fuse_s=plan["post_fuse_edge_s"],
         edge_concurrency=plan["cost"]["edge_concurrency"],
         return_s=plan["return_s"],
+        waits=bool(plan["fused"].get("reuse", False)),
     )
     order = tuple(p["index"] for p in sorted(paths, key=lambda p: p["order"]))
     return simulate(table, Schedule(order, (0,) * len(paths)))

@@ -11,6 +11,7 @@ rates builds the space once and solves it at every rate.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -18,14 +19,16 @@ from dataclasses import dataclass, field, replace
 from math import inf
 from typing import Protocol
 
+import numpy as np
 import onnx_graphsurgeon as gs
 from tqdm import tqdm
 
 from flcompile.costs.fuse import fuse_work
 from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel
+from flcompile.costs.reuse import MAX_REUSE_PATHS, ReuseGeometry
 from flcompile.costs.table import CostTable, cost_table
-from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs
+from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs, tiling_geometry
 from flcompile.costs.untiled import Baselines, ModelCosts, SingleCut, baselines, model_costs
 from flcompile.costs.wire import DEFAULT_SEND_DTYPE, FLOAT32
 from flcompile.errors import SolverLimitError, UsageError
@@ -63,6 +66,8 @@ PROVING_SOLVERS: dict[str, Callable[[CostTable], tuple[Schedule, bool]]] = {
 SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
 OPT_SHORTLIST = 16
+# Edge-side reuse unless --no-reuse (or --paper) says otherwise.
+DEFAULT_REUSE = True
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class SearchOptions:
         max_grid: the largest (rows, columns) searched.
         send_dtype: the wire dtype of what the device sends (`flcompile.costs.wire`); every
             cost, baseline and bound counts the bytes in it.
+        reuse: edge-side reuse: a path sends only what the edge does not hold yet
+            (`flcompile.costs.reuse`); False is the paper's independent paths.
     """
 
     solver: str = "best"
@@ -83,6 +90,7 @@ class SearchOptions:
     fuse_at: str | None = None
     max_grid: tuple[int, int] = (8, 8)
     send_dtype: str = DEFAULT_SEND_DTYPE
+    reuse: bool = False
 
 
 @dataclass(frozen=True)
@@ -204,6 +212,11 @@ class GridChoice:
         """(rows, columns)."""
         return self.tiling.grid
 
+    @functools.cached_property
+    def geometry(self) -> ReuseGeometry:
+        """Every path's region of every block tensor, for edge-side reuse (built when asked)."""
+        return tiling_geometry(self.tiling, self.fused.costs)
+
 
 @dataclass(frozen=True, eq=False)
 class SearchSpace:
@@ -221,6 +234,7 @@ class SearchSpace:
         build_s: seconds spent building the space.
         float32_model: the whole model's costs with float32 sends, when `model` counts
             another wire dtype (None when it does not), for NFL with float32 sends.
+        reuse: the tables charge each path its new bytes only (edge-side reuse).
     """
 
     model: ModelCosts
@@ -232,6 +246,7 @@ class SearchSpace:
     no_fused_reason: str | None
     build_s: float
     float32_model: ModelCosts | None = None
+    reuse: bool = False
 
     def table(self, choice: GridChoice, link: LinkModel) -> CostTable:
         """The solvers' seconds table of one (F, grid) at a link."""
@@ -242,7 +257,13 @@ class SearchSpace:
             post_fuse_s=choice.post_fuse_s,
             return_s=link.return_s(self.model.output_bytes),
             grid=choice.grid,
+            reuse=choice.geometry if self.reuse_for(choice) else None,
         )
+
+    def reuse_for(self, choice: GridChoice) -> bool:
+        """Whether `choice` is planned with edge-side reuse: asked for, and at most
+        MAX_REUSE_PATHS paths (held sets are 64-bit masks; larger grids send independently)."""
+        return self.reuse and choice.tiling.num_paths <= MAX_REUSE_PATHS
 
     def within(self, max_grid: tuple[int, int]) -> SearchSpace:
         """The same space with only the grids of at most `max_grid` rows and columns."""
@@ -406,6 +427,7 @@ def build_space(
         no_fused_reason,
         time.perf_counter() - started,
         float32_model,
+        options.reuse,
     )
 
 
@@ -528,6 +550,8 @@ def _run_solvers(
         unsolved = Schedule((), ())
         entry = FusedPlan(choice.candidate, choice.tiling, choice.costs, table, unsolved, "", inf)
         scores = [tracker.run(entry, name) for name in first_pass]
+        if table.reuse is not None:  # MW ignores what reuse saves: rank raw raster tiles too
+            scores.append(_raster_estimate(table))
         scored.append((min(scores), len(scored), entry))
     if strategy == "best":
         for entry in shortlist(scored):
@@ -551,6 +575,16 @@ def _exact_optima(entries: list[FusedPlan], tracker: PlanTracker) -> dict[int, f
     """The optimum of each table (by index) where a solver proved it (bf; opt where exact)."""
     index = {id(e.table): i for i, e in enumerate(entries)}
     return {index[id(run.plan.table)]: run.predicted_s for run in tracker.runs if run.optimal}
+
+
+def _raster_estimate(table: CostTable) -> float:
+    """About the latency of every tile sent raw, row-major, under reuse (for ranking only)."""
+    sent = table.reuse.geometry.raster_bytes(table.grid)
+    link_s = np.asarray(table.reuse.link.send_s(sent), float)[:, None]
+    first = {"device_s": table.device_s[:, :1], "edge_s": table.edge_s[:, :1]}
+    raw = replace(table, link_s=link_s, reuse=None, **first)
+    paths = table.num_paths
+    return makespan(raw, range(paths), [0] * paths)
 
 
 def _chosen_plan(

@@ -5,7 +5,11 @@ Semantics (the same in `simulate`, `makespan` and the vectorised `advance`):
 - Device: the paths' device parts run back to back in schedule order, from time 0.
 - Link: one FCFS channel in schedule order. A path's send starts at
   max(device_end, link_free) and takes link_s. A send of 0 s (nothing crosses the cut)
-  does not occupy the link: link_start = link_end = device_end.
+  does not occupy the link: link_start = link_end = device_end; under edge-side reuse
+  (`CostTable.waits`) such a path's data are pieces earlier sends carry, so it arrives once
+  the link has drained: link_start = link_end = max(device_end, link_free).
+- Link seconds under reuse (`CostTable.reuse`) are each path's new bytes given the paths
+  before it in the schedule (`flcompile.costs.reuse`).
 - Edge: a path's edge part starts once its data has arrived (link_end) and a server is
   free, in schedule order (the paper: "the computation order of the FL paths on the end
   device is the same as the transmission order and the computation order on the ES").
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flcompile.costs.table import CostTable
+from flcompile.costs.table import CostTable, run_link_s
 from flcompile.errors import InternalError
 from flcompile.schedule import PathTimes, Schedule, Timeline
 
@@ -60,13 +64,16 @@ def check_schedule(table: CostTable, order: Sequence[int], cuts: Sequence[int]) 
             raise InternalError(f"cut {k} of path {p} is outside 0..{num_cuts - 1}")
 
 
-def send(device_end: float, link_free: float, link_s: float) -> tuple[float, float, float]:
+def send(
+    device_end: float, link_free: float, link_s: float, waits: bool = False
+) -> tuple[float, float, float]:
     """One path's send on the FCFS link (scalar).
 
     Args:
         device_end: when the path's device part ends.
         link_free: when the link becomes free.
         link_s: the send's seconds; 0 means nothing is sent and the link stays free.
+        waits: a send of 0 s arrives when the link has drained (edge-side reuse).
 
     Returns:
         (link_start, link_end, new link_free).
@@ -74,6 +81,9 @@ def send(device_end: float, link_free: float, link_s: float) -> tuple[float, flo
     if link_s > 0:
         start = max(device_end, link_free)
         return start, start + link_s, start + link_s
+    if waits:
+        start = max(device_end, link_free)
+        return start, start, link_free
     return device_end, device_end, link_free
 
 
@@ -95,15 +105,20 @@ def _run(
     servers = [0.0] * max(conc, 1)
     t_dev = t_link = fuse = 0.0
     times: list[PathTimes] = []
-    for p in order:
+    reused = None
+    if table.reuse is not None:
+        reused = run_link_s(table, np.asarray([order]), np.asarray([cuts]))[0]
+    for j, p in enumerate(order):
         if states is not None:
             states.append((t_dev, t_link, servers.copy(), fuse))
         p = int(p)
         k = int(cuts[p])
         d, lk, e = float(dev[p, k]), float(link[p, k]), float(edge[p, k])
+        if reused is not None:
+            lk = float(reused[j])
         d_start = t_dev
         t_dev = d_start + d
-        l_start, l_end, t_link = send(t_dev, t_link, lk)
+        l_start, l_end, t_link = send(t_dev, t_link, lk, table.waits)
         if conc == 0 or not e > 0:
             e_start = l_end
         elif conc == 1:
@@ -233,7 +248,8 @@ def advance(
     """
     t_dev = state.t_dev + dev
     sends = link > 0
-    link_end = np.where(sends, np.maximum(t_dev, state.t_link) + link, t_dev)
+    idle = np.maximum(t_dev, state.t_link) if table.waits else t_dev
+    link_end = np.where(sends, np.maximum(t_dev, state.t_link) + link, idle)
     t_link = np.where(sends, link_end, state.t_link)
     conc = table.edge_concurrency
     busy = edge > 0
@@ -282,7 +298,7 @@ def makespan_batch(table: CostTable, orders: np.ndarray, cuts: np.ndarray) -> np
         )
     run_cuts = np.take_along_axis(cuts, orders, axis=1)
     dev = table.device_s[orders, run_cuts].T
-    link = table.link_s[orders, run_cuts].T
+    link = run_link_s(table, orders, cuts).T
     edge = table.edge_s[orders, run_cuts].T
     state = initial_state(table, len(orders))
     for j in range(num_paths):
@@ -321,7 +337,9 @@ def tail_map(table: CostTable, dev: np.ndarray, link: np.ndarray, edge: np.ndarr
     for j in range(len(dev) - 1, -1, -1):
         d, lk, e = float(dev[j]), float(link[j]), float(edge[j])
         # Each time after position j as (coefficient of t_dev, of t_link, of t_edge).
-        sent = (d + lk, lk, ninf) if lk > 0 else (d, ninf, ninf)
+        # A send of 0 s arrives at t_dev' (or once the link drains, if it waits).
+        idle = (d, 0.0 if table.waits else ninf, ninf)
+        sent = (d + lk, lk, ninf) if lk > 0 else idle
         link_free = sent if lk > 0 else (ninf, 0.0, ninf)
         if conc == 0 or not e > 0:
             done = (sent[0] + e, sent[1] + e, ninf)

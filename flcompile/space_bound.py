@@ -88,7 +88,8 @@ class BoundInput:
 
     @staticmethod
     def of(table: CostTable) -> BoundInput:
-        """The input of an independent-path table (every path sends its whole region).
+        """The input of a table: every path sends its whole region, or under edge-side
+        reuse (`table.reuse`) at least the bytes it sends with every overlapping path held.
 
         Args:
             table: the cost table.
@@ -96,10 +97,11 @@ class BoundInput:
         Returns:
             The bound's input.
         """
+        floor = table.link_s if table.reuse is None else table.reuse.min_s()
         return BoundInput(
             table.device_s,
             table.link_s,
-            table.link_s,
+            floor,
             table.edge_s,
             table.edge_concurrency,
             table.post_fuse_s + table.return_s,

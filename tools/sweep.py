@@ -29,6 +29,8 @@ Rerun:
         -o /tmp/sweep_paper
     python tools/sweep.py --models alexnet,squeezenet,yolov2 --rates 1.1:3.0:0.1 \
         --send-dtype float16 -o /tmp/sweep_fp16
+    python tools/sweep.py --models alexnet,squeezenet --rates 1.1:3.0:0.1 --reuse \
+        -o /tmp/sweep_reuse
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ from flcompile.costs.wire import DEFAULT_SEND_DTYPE, SEND_DTYPES
 from flcompile.errors import SolverLimitError
 from flcompile.plans import FusedPlan
 from flcompile.search import (
+    DEFAULT_REUSE,
     SOLVERS,
     GridChoice,
     SearchOptions,
@@ -430,6 +433,14 @@ def build_parser() -> ToolParser:
         help="the dtype of what the device sends; every plan and NFL is costed with it "
         "(default float32; tools/send_dtype_gain.py compares the two)",
     )
+    p.add_argument(
+        "--reuse",
+        dest="reuse",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="edge-side reuse (each path sends only what the edge does not hold); default "
+        "as flcompile's: on unless --paper",
+    )
     p.add_argument("--log-y", dest="log_y", action="store_true", help="log-scale time axis")
     p.add_argument("-o", "--output", dest="out", required=True, help="output directory")
     add_hidden_model_args(p)
@@ -495,7 +506,7 @@ def _sweep_models(args: argparse.Namespace, compute: ComputeModel) -> _Swept:
         bar.set_postfix_str(f"{name}: analysing")
         t0 = time.perf_counter()
         analysis = load_analysis(name, args.width, args.size)
-        options = SearchOptions(max_grid=space_grid, send_dtype=args.send_dtype)
+        options = SearchOptions(max_grid=space_grid, send_dtype=args.send_dtype, reuse=_reuse(args))
         space = analysis.space(compute, options)
         build_s[name] = time.perf_counter() - t0
         for rate in args.rates:
@@ -509,6 +520,11 @@ def _sweep_models(args: argparse.Namespace, compute: ComputeModel) -> _Swept:
     return _Swept(rows, build_s, refresh)
 
 
+def _reuse(args: argparse.Namespace) -> bool:
+    """--reuse/--no-reuse, else flcompile's default (off under --paper)."""
+    return args.reuse if args.reuse is not None else DEFAULT_REUSE and not args.paper
+
+
 def _header(
     args: argparse.Namespace, compute: ComputeModel, swept: _Swept, wall: float, rerun: str
 ) -> list[str]:
@@ -517,6 +533,7 @@ def _header(
         f"# Rate sweep: {', '.join(args.models)}",
         "",
         f"- **{edge_label(compute)}**" + (" (--paper)" if args.paper else " (flcompile's default)"),
+        f"- edge-side reuse: {'on' if _reuse(args) else 'off (independent paths)'}",
         f"- costs: f_end {compute.device_flops:g} FLOP/s, f_es {compute.edge_flops:g} "
         "FLOP/s (Table I), no overheads, no latency, result return ignored, "
         f"{args.send_dtype} sends",

@@ -13,6 +13,7 @@ import numpy as np
 
 from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel
+from flcompile.costs.reuse import ReuseGeometry, ReuseLinks
 from flcompile.costs.tiles import TileCosts
 
 
@@ -31,6 +32,11 @@ class CostTable:
         post_fuse_s: edge seconds of the fuse and everything after it.
         edge_concurrency: 1 = serial edge, 0 = unlimited (paper's Eq. 4), k = k at once.
         return_s: seconds to return the results to the device after the last node (0 if ignored).
+        reuse: with edge-side reuse, what each path's send costs given the earlier paths
+            (`flcompile.costs.reuse`); `link_s` is then the cost with nothing held, an upper
+            bound. None: paths are independent (the paper's model).
+        waits: a send of 0 s still waits for the link to drain (under reuse a path whose
+            region the edge holds entirely needs the pieces the earlier sends carry).
     """
 
     device_s: np.ndarray
@@ -40,6 +46,8 @@ class CostTable:
     edge_concurrency: int = 1
     return_s: float = 0.0
     grid: tuple[int, int] = field(default=(1, 1))
+    reuse: ReuseLinks | None = None
+    waits: bool = False
 
     def __post_init__(self) -> None:
         shapes = {self.device_s.shape, self.link_s.shape, self.edge_s.shape}
@@ -65,6 +73,7 @@ def cost_table(
     post_fuse_s: float,
     return_s: float,
     grid: tuple[int, int],
+    reuse: ReuseGeometry | None = None,
 ) -> CostTable:
     """Seconds per path and cut under the given compute and link models.
 
@@ -75,6 +84,7 @@ def cost_table(
         post_fuse_s: edge seconds of the fuse and the rest of the model.
         return_s: seconds to return the results (0 when ignored).
         grid: (rows, columns), kept for reporting.
+        reuse: the tiling's geometry for edge-side reuse, or None for independent paths.
 
     Returns:
         The solvers' input.
@@ -93,4 +103,24 @@ def cost_table(
         edge_concurrency=compute.edge_concurrency,
         return_s=return_s,
         grid=grid,
+        reuse=None if reuse is None else ReuseLinks(reuse, link),
+        waits=reuse is not None,
     )
+
+
+def run_link_s(table: CostTable, orders: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Link seconds of every position of B complete schedules, reuse included.
+
+    Args:
+        table: the cost table.
+        orders: (B, P) path indices in run order.
+        cuts: (B, P) cuts indexed by path.
+
+    Returns:
+        (B, P) seconds in run order.
+    """
+    orders = np.asarray(orders, np.intp)
+    cuts = np.asarray(cuts, np.intp)
+    if table.reuse is not None:
+        return table.reuse.run_s(orders, cuts)
+    return table.link_s[orders, np.take_along_axis(cuts, orders, axis=1)]

@@ -17,6 +17,7 @@ import onnx_graphsurgeon as gs
 from flcompile.costs.flops import flops_per_pixel
 from flcompile.costs.node_cost import NodeWork, node_work
 from flcompile.costs.node_key import counts_inputs, node_key
+from flcompile.costs.reuse import ReuseGeometry, reuse_geometry
 from flcompile.costs.wire import DEFAULT_SEND_DTYPE, wire_itemsize
 from flcompile.passes.receptive_field import Block, Tiling
 
@@ -180,3 +181,26 @@ def tile_costs(tiling: Tiling, costs: BlockCosts) -> TileCosts:
         node_bytes,
         memory_bytes,
     )
+
+
+def tiling_geometry(tiling: Tiling, costs: BlockCosts) -> ReuseGeometry:
+    """Every path's region of every block tensor, for edge-side reuse.
+
+    Args:
+        tiling: the tiling (any row and column intervals).
+        costs: the per-pixel costs of the tiling's block.
+
+    Returns:
+        The reuse geometry of the tiling.
+    """
+    tensors = tiling.block.tensors
+
+    def spans(axis: tuple) -> np.ndarray:  # (tiles on the axis, T, 2)
+        return np.array([[(r.tensors[t].start, r.tensors[t].stop) for t in tensors] for r in axis])
+
+    rows, cols = spans(tiling.rows), spans(tiling.cols)
+    num_rows, num_cols = len(rows), len(cols)
+    h = np.repeat(rows, num_cols, axis=0)  # paths row-major, as `Tiling.axes`
+    w = np.tile(cols, (num_rows, 1, 1))
+    regions = np.concatenate([h, w], axis=2).transpose(1, 0, 2)  # (T, P, 4)
+    return reuse_geometry(tensors, regions, costs.tensor_bytes_per_pixel, costs.crossing_matrix > 0)

@@ -37,6 +37,8 @@ class PathStage:
         sends: the tensors the device sends, in order.
         result: what the edge stage yields: the path's tile of F, or the model's outputs
             for a plan without fused layers.
+        held: under edge-side reuse, what earlier paths of the frame sent that this path's
+            edge stage reads too.
     """
 
     path: int
@@ -46,6 +48,7 @@ class PathStage:
     has_edge: bool
     sends: tuple[str, ...]
     result: tuple[str, ...]
+    held: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,7 +113,18 @@ def load_index(out: str | Path) -> PlanIndex:
     Raises:
         BadInputError: OUT is missing, is not a compiled plan, or its files disagree.
     """
-    out = Path(out)
+    index = _load_index(Path(out))
+    empty = [s.path for s in index.paths if not s.sends]
+    if empty:
+        raise BadInputError(
+            f"{out}: path {empty[0]} sends nothing (the edge holds its whole region from "
+            "earlier paths), which the runtime cannot request",
+            hint="compile with --no-reuse to serve this model",
+        )
+    return index
+
+
+def _load_index(out: Path) -> PlanIndex:
     if not (out / PLAN_JSON).is_file():
         raise BadInputError(
             f"{out}: not a compiled plan (no {PLAN_JSON})",
@@ -145,7 +159,8 @@ def _from_plan(out: Path, plan: dict, inputs: tuple, outputs: tuple) -> PlanInde
         tile = tile_tensor_name(p["index"], fused)
         sends = tuple(s["tensor"] for s in p["sends"])
         has_edge = sends != (tile,)
-        stages.append(PathStage(p["index"], p["order"], None, None, has_edge, sends, (tile,)))
+        held = tuple(p.get("held", ()))
+        stages.append(PathStage(p["index"], p["order"], None, None, has_edge, sends, (tile,), held))
     tiles = tuple(tile_tensor_name(p, fused) for p in range(len(plan["paths"])))
     return PlanIndex(out, model_name(plan), plan, inputs, outputs, tuple(stages), True, None, tiles)
 
@@ -160,6 +175,7 @@ def _from_stages(out: Path, plan: dict, index: dict) -> PlanIndex:
             p["edge"] is not None,
             tuple(p["sends"]),
             (p["fused_tile"],),
+            tuple(p.get("held", ())),
         )
         for p in sorted(index["paths"], key=lambda p: p["order"])
     )

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import onnx
 
-from flcompile.costs.table import CostTable
+from flcompile.costs.table import CostTable, run_link_s
 from flcompile.costs.tiles import TileCosts
 from flcompile.costs.wire import DEFAULT_SEND_DTYPE
 from flcompile.emit import Emitted, emit_fused
+from flcompile.errors import InternalError
 from flcompile.passes.fusable import Candidate
 from flcompile.passes.receptive_field import Tiling
 from flcompile.passes.tile import tile_tensor_name
 from flcompile.plans.text import ms, shape, size
+from flcompile.reuse_pieces import held_inputs, piece_name
 from flcompile.schedule import Schedule, Timeline
 from flcompile.simulate import simulate
 
@@ -42,6 +45,33 @@ class FusedPlan:
     schedule: Schedule
     solver: str
     predicted_s: float
+
+    @property
+    def reuse(self) -> bool:
+        """Whether paths send only what the edge does not hold (edge-side reuse)."""
+        return self.table.reuse is not None
+
+    def piece_sends(self) -> list[tuple[int, list[tuple[str, tuple]]]]:
+        """Per path in run order, the pieces (rectangles) it sends of each crossing tensor.
+
+        Raises:
+            InternalError: the plan does not reuse.
+        """
+        if self.table.reuse is None:
+            raise InternalError("piece_sends asked of a plan without edge-side reuse")
+        geometry = self.table.reuse.geometry
+        sends = geometry.sends(self.schedule.order, self.schedule.cuts)
+        return [
+            (p, [(geometry.tensors[t], pieces) for t, pieces in entry])
+            for p, entry in zip(self.schedule.order, sends, strict=True)
+        ]
+
+    def link_by_path(self) -> np.ndarray:
+        """(P,) each path's link seconds in this plan's schedule (its new bytes under reuse)."""
+        order, cuts = np.asarray(self.schedule.order), np.asarray(self.schedule.cuts)
+        out = np.zeros(len(order))
+        out[order] = run_link_s(self.table, order[None], cuts[None])[0]
+        return out
 
     @property
     def verify_tensor(self) -> str:
@@ -100,6 +130,7 @@ class FusedPlan:
                 "grid": list(self.tiling.grid),
                 "block_nodes": [n.name for n in block.nodes],
                 "redundancy": self.costs.redundancy,
+                **({"reuse": True} if self.reuse else {}),
             },
             "paths": fused_paths(self, self.timeline()),
             "nfl_plan": None,
@@ -113,7 +144,8 @@ class FusedPlan:
         r, c = fused["grid"]
         lines = [
             f"plan       fuse at {fused['tensor']} ({shape(fused['shape'])}), grid {r}x{c} = "
-            f"{r * c} paths, redundancy {fused['redundancy']:.2f}x, solver {plan_json['solver']}",
+            f"{r * c} paths, redundancy {fused['redundancy']:.2f}x, solver {plan_json['solver']}"
+            + (", edge-side reuse (each path sends only new pixels)" if fused.get("reuse") else ""),
             "  path order  tile h×w        cut after                      sends        "
             "device     link       edge",
         ]
@@ -150,12 +182,18 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
     position = {p: i for i, p in enumerate(schedule.order)}
     times = {t.path: t for t in timeline.paths}
     index = {t: i for i, t in enumerate(plan.costs.tensors)}
+    link_s = plan.link_by_path()
+    piece_sends = plan.piece_sends() if plan.reuse else []
+    pieces = dict(piece_sends)
+    held = held_inputs(tiling, piece_sends)
     result = []
     for p in range(tiling.num_paths):
         row, col = tiling.axes(p)
         cut = schedule.cuts[p]
         sends = []
-        for tensor in plan.costs.crossing[cut]:
+        if plan.reuse:
+            sends = _piece_entries(plan, p, pieces[p])
+        for tensor in plan.costs.crossing[cut] if not plan.reuse else ():
             h, w = row.tensors[tensor], col.tensors[tensor]
             nbytes = int(plan.costs.tensor_bytes[p, index[tensor]])
             sends.append(
@@ -178,8 +216,9 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
                 "cut_after": block.nodes[cut - 1].name if cut > 0 else None,
                 "device_nodes": cut,
                 "sends": sends,
+                **({"held": list(held[p])} if plan.reuse else {}),
                 "device_s": float(table.device_s[p, cut]),
-                "link_s": float(table.link_s[p, cut]),
+                "link_s": float(link_s[p]),
                 "edge_s": float(table.edge_s[p, cut]),
                 "device_flops": float(plan.costs.flops[p, :cut].sum()),
                 "edge_flops": float(plan.costs.flops[p, cut:].sum()),
@@ -192,3 +231,26 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
             }
         )
     return result
+
+
+def _piece_entries(plan: FusedPlan, p: int, entries: list[tuple[str, tuple]]) -> list[dict]:
+    """plan.json's sends of path p under reuse: each piece, its tensor and region, its bytes."""
+    block = plan.tiling.block
+    index = {t: i for i, t in enumerate(block.tensors)}
+    bytes_per_pixel = plan.table.reuse.geometry.bytes_per_pixel
+    row, col = plan.tiling.axes(p)
+    out = []
+    for tensor, pieces in entries:
+        whole = (row.tensors[tensor].start, row.tensors[tensor].stop)
+        whole += (col.tensors[tensor].start, col.tensors[tensor].stop)
+        for i, (h0, h1, w0, w1) in enumerate(pieces):
+            out.append(
+                {
+                    "tensor": piece_name(p, tensor, i, pieces == (whole,)),
+                    "of": tensor,
+                    "region": {"h": [h0, h1], "w": [w0, w1]},
+                    "shape": block.tile_shape(tensor, h1 - h0, w1 - w0),
+                    "bytes": int((h1 - h0) * (w1 - w0) * bytes_per_pixel[index[tensor]]),
+                }
+            )
+    return out

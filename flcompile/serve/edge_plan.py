@@ -93,6 +93,8 @@ class EdgePlan:
             self.sends[stage.path] = tuple(specs[name] for name in stage.sends)
         last = fuse_session or first[len(index.paths) - 1]
         self.outputs = tuple(_spec(a) for a in last.get_outputs())
+        # Under edge-side reuse, the sends that later paths read too.
+        self.held = {name for stage in index.paths for name in stage.held}
         self._failed = 0
         self._lock = threading.Lock()
 
@@ -139,7 +141,8 @@ class EdgePlan:
             known = sorted(s.path for s in self.index.paths)
             raise EdgeRequestError(f"unknown path {path}: plan {self.index.name} has paths {known}")
         self._check_tensors(stage, data)
-        state = self.frames.arrive(client, frame, path)
+        keep = {n: np.array(data[n], copy=True) for n in stage.sends if n in self.held}
+        state = self.frames.arrive(client, frame, path, keep)
         session = self._sessions[instance][position]
         start = time.time()
         try:
@@ -147,6 +150,7 @@ class EdgePlan:
                 result = {name: np.array(data[name], copy=True) for name in stage.sends}
             else:
                 feed = {name: data[name] for name in stage.sends}
+                feed.update({name: state.pieces[name] for name in stage.held})
                 result = dict(zip(stage.result, session.run(list(stage.result), feed), strict=True))
         except Exception as e:
             self.frames.fail(state, f"the edge stage of path {path} failed")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,7 @@ class Frame:
         self.frame = frame
         self.received: list[int] = []
         self.tiles: dict[int, dict[str, np.ndarray]] = {}
+        self.pieces: dict[str, np.ndarray] = {}  # what the paths sent (edge-side reuse)
         self.rows: dict[int, Row] = {}
         self.last_seen = now
         self.failed: str | None = None
@@ -78,13 +79,17 @@ class FrameTable:
         self._done = 0
         self._expired = 0
 
-    def arrive(self, client: str, frame: int, path: int) -> Frame:
+    def arrive(
+        self, client: str, frame: int, path: int, keep: Mapping[str, np.ndarray] | None = None
+    ) -> Frame:
         """Register path `path` of a frame; the first path in run order creates the frame.
 
         Args:
             client: the device's name.
             frame: the frame id.
             path: the path's grid index.
+            keep: tensors the path sent that later paths of the frame read (edge-side
+                reuse); kept in `Frame.pieces` before any later path may arrive.
 
         Returns:
             The frame.
@@ -106,6 +111,7 @@ class FrameTable:
                 if state is not None:
                     raise EdgeRequestError(f"duplicate path {path} for {state.label}")
                 state = self._frames[key] = Frame(client, frame, self._clock())
+                state.pieces.update(keep or {})
                 state.received.append(path)
                 self._cv.notify_all()
                 return state
@@ -127,6 +133,7 @@ class FrameTable:
                     f"path {path} of {state.label} arrived before path {expected}; "
                     f"paths must arrive in the plan's order {self._order}"
                 )
+            state.pieces.update(keep or {})
             state.received.append(path)
             state.last_seen = self._clock()
             self._cv.notify_all()

@@ -29,6 +29,11 @@ the fluid bound, valid for every choice of cuts. The node bound is the max over 
 set of λ of that, the fuse so far, and t_dev + max_R min (D + L + E), plus what follows
 the fuse. Its per-remaining-set constants are tabulated for all 2^P subsets, hence
 `MAX_EXACT_PATHS`. Children are explored best bound first, in chunks that cap memory.
+
+Under edge-side reuse (`CostTable.reuse`) every node also carries, per tensor, the set of
+paths that have sent it; a child's link seconds are its new bytes given that set, and the
+bounds take each remaining path's fewest possible link seconds (every overlapping path
+held), which no completion can undercut. Paths are never interchangeable there.
 """
 
 from __future__ import annotations
@@ -108,7 +113,8 @@ class _Bounds:
     def __init__(self, table: CostTable, options: list[np.ndarray]) -> None:
         conc = table.edge_concurrency
         dev = [table.device_s[p, ks] for p, ks in enumerate(options)]
-        link = [table.link_s[p, ks] for p, ks in enumerate(options)]
+        least_link = table.link_s if table.reuse is None else table.reuse.min_s()
+        link = [least_link[p, ks] for p, ks in enumerate(options)]
         edge = [table.edge_s[p, ks] for p, ks in enumerate(options)]
         scale = 1.0 if conc == 0 else 1.0 / conc
 
@@ -174,6 +180,8 @@ def _symmetry_masks(table: CostTable, options: list[np.ndarray]) -> np.ndarray:
     """prev[p] = bit mask of the lower-index paths with path p's cost rows and options."""
     rows = np.concatenate([table.device_s, table.link_s, table.edge_s], axis=1)
     prev = np.zeros(table.num_paths, dtype=np.int64)
+    if table.reuse is not None:  # paths differ in where their regions lie
+        return prev
     for p in range(table.num_paths):
         for q in range(p):
             if np.array_equal(rows[p], rows[q]) and np.array_equal(options[p], options[q]):
@@ -189,6 +197,7 @@ class _Chunk:
     mask: np.ndarray
     bound: np.ndarray
     taken: np.ndarray  # (n, depth) option ids
+    held: np.ndarray | None = None  # (n, T) paths that sent each tensor, under reuse
 
 
 def branch_and_bound(
@@ -254,6 +263,7 @@ class _Search:
             np.zeros(1, dtype=np.int64),
             np.full(1, -np.inf),
             np.zeros((1, 0), dtype=np.int64),
+            None if self.table.reuse is None else self.table.reuse.geometry.initial(1),
         )
         stack = [root]
         while stack:
@@ -288,11 +298,18 @@ class _Search:
         """Score the children of the live nodes; the chunks to push, the best on top."""
         parent, option = self._branch(chunk, live)
         self.nodes += parent.size
+        held = None
+        if self.table.reuse is None:
+            link = self.opt_link[option]
+        else:
+            link, held = self.table.reuse.step(
+                self.opt_path[option], self.opt_cut[option], chunk.held[parent]
+            )
         state = advance(
             self.table,
             chunk.state.take(parent),
             self.opt_dev[option],
-            self.opt_link[option],
+            link,
             self.opt_edge[option],
         )
         child_mask = chunk.mask[parent] | (np.int64(1) << self.opt_path[option])
@@ -310,7 +327,7 @@ class _Search:
             return []
         taken = np.concatenate([chunk.taken[parent[keep]], option[keep, None]], axis=1)
         rank = np.argsort(lb[keep], kind="stable")  # most promising nodes first
-        return self._chunks(_Chunk(state, child_mask, lb, taken[rank]), keep[rank])
+        return self._chunks(_Chunk(state, child_mask, lb, taken[rank], held), keep[rank])
 
     def _record(self, run: list, finish: float) -> None:
         """Make the complete schedule of option ids `run` the incumbent."""
@@ -337,6 +354,7 @@ class _Search:
                     children.mask[idx],
                     children.bound[idx],
                     children.taken[lo : lo + size],
+                    None if children.held is None else children.held[idx],
                 )
             )
         return chunks

@@ -16,6 +16,11 @@ max-plus map of the unchanged rest (`flcompile.simulate.tail_map`). k > 1 edge s
 not max-plus: neighbours are ranked by the unlimited edge's map and the servers' remaining
 load, and the best `EXACT_RESCORE` are re-run to the end. A chosen move is re-scored with
 the simulator before it is accepted. Everything is deterministic.
+
+Under edge-side reuse (`CostTable.reuse`) a path's link seconds depend on the paths before
+it, so a move changes the sends after its window too: each neighbour is re-run exactly from
+its first changed position, with the held sets of the current run there. The candidates
+also include every cut choice in row-major order, where each new part is an L-shape.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from flcompile.costs.table import CostTable
+from flcompile.costs.table import CostTable, run_link_s
 from flcompile.lower_bound import fluid_bound
 from flcompile.schedule import Schedule
 from flcompile.simulate import (
@@ -42,6 +47,10 @@ MAX_ROUNDS = 100
 WINDOW = 8
 STARTS = 3
 EXACT_RESCORE = 32
+# Under reuse every neighbour is re-run to the end: beyond this many paths, one start and
+# REUSE_ROUNDS rounds.
+REUSE_FULL_PATHS = 16
+REUSE_ROUNDS = 20
 
 
 def _mix_counts(alphas: tuple[float, ...], total: int) -> np.ndarray:
@@ -76,7 +85,8 @@ def _candidates(table: CostTable, seeds: list[Schedule]) -> tuple[np.ndarray, np
     orders, cuts = [np.asarray(s.order) for s in seeds], [np.asarray(s.cuts) for s in seeds]
     for row in _candidate_cuts(table, seeds):
         costs = (table.device_s[paths, row], table.link_s[paths, row], table.edge_s[paths, row])
-        for order in cds_orders(*costs):
+        extra = [paths] if table.reuse is not None else []
+        for order in [*cds_orders(*costs), *extra]:
             orders.append(order)
             cuts.append(row)
     return np.array(orders), np.array(cuts)
@@ -144,9 +154,15 @@ class _Run:
     def __init__(self, table: CostTable, order: np.ndarray, run_cuts: np.ndarray) -> None:
         self.table, self.order, self.run_cuts = table, order, run_cuts
         self.dev = table.device_s[order, run_cuts]
-        self.link = table.link_s[order, run_cuts]
+        self.link = run_link_s(table, order[None], self.path_cuts()[None])[0]
         self.edge = table.edge_s[order, run_cuts]
         self.prefix = run_states(table, order, self.path_cuts())
+        self.held = None
+        if table.reuse is not None:  # held sets before each position
+            held = [table.reuse.geometry.initial(1)]
+            for p, k in zip(order, run_cuts, strict=True):
+                held.append(table.reuse.step(np.array([p]), np.array([k]), held[-1])[1])
+            self.held = np.concatenate(held)
         self.finish = float(finish_of(table, self.prefix.fuse[-1:])[0])
         conc = table.edge_concurrency
         # With k > 1 servers the rest is not max-plus: rank by the unlimited edge's map
@@ -168,6 +184,8 @@ class _Run:
     def score(self, moves: _Moves) -> np.ndarray:
         """Finish time of every neighbour (up to float rounding; see the module docstring)."""
         table = self.table
+        if table.reuse is not None:
+            return self._rerun(moves)
         paths = self.order[moves.source]
         used = np.arange(moves.source.shape[1])[None, :] < moves.length[:, None]
         # Slots past a window's end cost nothing; such a step changes no state that matters.
@@ -197,6 +215,26 @@ class _Run:
         scores = np.full(len(fuse), np.inf)
         scores[best] = finish_of(table, state.fuse)
         return scores
+
+    def _rerun(self, moves: _Moves) -> np.ndarray:
+        """Finish time of every neighbour, re-run from the first changed position (reuse)."""
+        table, count = self.table, len(moves.start)
+        order = np.tile(self.order, (count, 1))
+        run_cuts = np.tile(self.run_cuts, (count, 1))
+        rows = np.arange(count)
+        for w in range(moves.source.shape[1]):
+            used = np.flatnonzero(w < moves.length)
+            slot = moves.start[used] + w
+            order[used, slot] = self.order[moves.source[used, w]]
+            run_cuts[used, slot] = moves.cut[used, w]
+        first = int(moves.start.min())
+        state = self.prefix.take(np.full(count, first))
+        held = np.repeat(self.held[first : first + 1], count, axis=0)
+        for j in range(first, len(self.order)):
+            p, k = order[rows, j], run_cuts[rows, j]
+            link, held = table.reuse.step(p, k, held)
+            state = advance(table, state, table.device_s[p, k], link, table.edge_s[p, k])
+        return finish_of(table, state.fuse)
 
     def apply(self, moves: _Moves, b: int) -> _Run:
         """The run after neighbour b's move."""
@@ -248,11 +286,14 @@ def heuristic_schedule(
     finish = makespan_batch(table, orders, cuts)
     hood = _Neighbourhood(options, WINDOW)
     best: _Run | None = None
-    # Several servers make every round re-run the schedule's rest: one start only.
-    starts = STARTS if table.edge_concurrency <= 1 else 1
+    # Several servers, or reuse on a large grid, make every round re-run the schedule's
+    # rest: one start only (and fewer rounds under reuse).
+    large_reuse = table.reuse is not None and table.num_paths > REUSE_FULL_PATHS
+    starts = STARTS if table.edge_concurrency <= 1 and not large_reuse else 1
+    rounds = REUSE_ROUNDS if large_reuse else MAX_ROUNDS
     for b in np.unique(finish, return_index=True)[1][:starts]:
         start = Schedule(tuple(int(p) for p in orders[b]), tuple(int(k) for k in cuts[b]))
-        found = _descend(table, hood, start, MAX_ROUNDS)
+        found = _descend(table, hood, start, rounds)
         if best is None or found.finish < best.finish:
             best = found
     return best.schedule()

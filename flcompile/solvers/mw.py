@@ -34,6 +34,8 @@ What the OCR'd text leaves open, and how it is resolved here:
 - Times that are equal in exact arithmetic can differ in the last bits after summation, so
   values within a relative 1e-12 of the minimum count as ties.
 - Cut K-1 (the whole path on the device, its tile of F sent) is a candidate like any other.
+- Under edge-side reuse (`CostTable.reuse`) the first path sends its whole region (nothing
+  is held yet); each later send takes the seconds of its new bytes given the paths before.
 """
 
 from __future__ import annotations
@@ -61,6 +63,20 @@ def _first_path(table: CostTable) -> tuple[int, int]:
     return first, int(cut_of[first])
 
 
+class _Sends:
+    """Link seconds of each path as it joins the schedule (its new bytes under reuse)."""
+
+    def __init__(self, table: CostTable) -> None:
+        self.table = table
+        self.held = [] if table.reuse is None else [0] * len(table.reuse.geometry.tensors)
+
+    def __call__(self, p: int, k: int) -> float:
+        reuse = self.table.reuse
+        if reuse is None:
+            return float(self.table.link_s[p, k])
+        return float(reuse.link.send_s(reuse.geometry.add(p, k, self.held)))
+
+
 def solve_mw(table: CostTable) -> Schedule:
     """Schedule the paths with Minimizing Waiting (Algorithm 1, lines 5-14).
 
@@ -73,7 +89,7 @@ def solve_mw(table: CostTable) -> Schedule:
     Raises:
         InternalError: the table has no paths (raised when the result is checked).
     """
-    dev, link = table.device_s, table.link_s
+    dev = table.device_s
     num_paths, num_cuts = dev.shape
     if num_paths == 0:
         check_schedule(table, (), ())
@@ -86,8 +102,9 @@ def solve_mw(table: CostTable) -> Schedule:
     remaining[first] = np.inf
     dist = np.empty_like(remaining)
     dev_scale = float(np.abs(dev).max())
+    sent_s = _Sends(table)
     t_dev = float(dev[first, first_cut])
-    _, t_sent, t_link = send(t_dev, 0.0, float(link[first, first_cut]))
+    _, t_sent, t_link = send(t_dev, 0.0, sent_s(first, first_cut), table.waits)
     for _ in range(num_paths - 1):
         np.add(remaining, t_dev - t_sent, out=dist)
         np.abs(dist, out=dist)
@@ -105,7 +122,7 @@ def solve_mw(table: CostTable) -> Schedule:
         cuts[p] = k
         remaining[p] = np.inf
         t_dev += float(dev[p, k])
-        _, t_sent, t_link = send(t_dev, t_link, float(link[p, k]))
+        _, t_sent, t_link = send(t_dev, t_link, sent_s(p, k), table.waits)
     schedule = Schedule(order=tuple(order), cuts=tuple(cuts))
     check_schedule(table, schedule.order, schedule.cuts)
     return schedule

@@ -4,6 +4,10 @@ The simulator's finish time is monotone in each path's device, link and edge sec
 (every time is a max or a sum of them; see `flcompile.simulate`). So if cut a of a path
 costs no more than cut b in all three, replacing b by a in any schedule cannot make it
 finish later: dropping b loses no optimum. On exact ties the lower cut index is kept.
+
+Under edge-side reuse a cut's link seconds depend on the earlier paths, and what a path
+sends changes what later paths must send, so only cuts that send the same tensors (hence
+the same bytes in every schedule, with the same effect on the others) are compared.
 """
 
 from __future__ import annotations
@@ -31,7 +35,15 @@ def dominated_mask(table: CostTable) -> np.ndarray:
     better = np.any(a < b, axis=-1)
     num_cuts = table.num_cuts
     lower = np.arange(num_cuts)[:, None] < np.arange(num_cuts)[None, :]
+    if table.reuse is not None:
+        no_worse &= _same_sends(table)[None]
     return np.any(no_worse & (better | lower[None]), axis=1)
+
+
+def _same_sends(table: CostTable) -> np.ndarray:
+    """(K, K) bool: cuts j and k send the same tensors (all True without reuse)."""
+    crossing = table.reuse.geometry.crossing
+    return np.all(crossing[:, None, :] == crossing[None, :, :], axis=-1)
 
 
 def pareto_cuts(table: CostTable) -> list[np.ndarray]:
@@ -60,5 +72,7 @@ def replacement_cuts(table: CostTable) -> np.ndarray:
     """
     costs = np.stack([table.device_s, table.link_s, table.edge_s], axis=-1)
     no_worse = np.all(costs[:, :, None, :] <= costs[:, None, :, :], axis=-1)  # (P, j, k)
+    if table.reuse is not None:
+        no_worse &= _same_sends(table)[None]
     candidates = no_worse & ~dominated_mask(table)[:, :, None]
     return np.argmax(candidates, axis=1)

@@ -1,5 +1,7 @@
 """Seeded random cost tables for solver tests and benchmarks (never used by the compiler).
 
+`random_reuse_table` adds edge-side reuse: random block tensors tiled on an unequal grid.
+
 `random_table` turns random per-node costs into cumulative per-cut tables, as a real block
 would give them: device seconds grow with the cut, edge seconds shrink, and the link
 seconds are the size of whatever crosses the cut. `split_table` tiles an untiled block's
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from flcompile.costs.link import LinkModel
+from flcompile.costs.reuse import ReuseLinks, reuse_geometry
 from flcompile.costs.table import CostTable
 
 
@@ -116,3 +120,67 @@ def table_sharing_rows(rng: np.random.Generator, shared: str, concurrency: int) 
         if name in shared or shared == "all":
             rows[name] = np.repeat(rows[name][:1], num_paths, axis=0)
     return CostTable(rows["device"], rows["link"], rows["edge"], table.post_fuse_s, concurrency)
+
+
+def _axis_intervals(rng: np.random.Generator, parts: int, size: int) -> np.ndarray:
+    """(parts, 2) monotone intervals of [0, size) with random (unequal) cores and halos."""
+    cuts = np.sort(rng.choice(np.arange(1, size), parts - 1, replace=False)) if parts > 1 else []
+    bounds = np.concatenate([[0], cuts, [size]])
+    halo = rng.integers(0, max(size // 3, 1) + 1)
+    return np.stack(
+        [np.maximum(bounds[:-1] - halo, 0), np.minimum(bounds[1:] + halo, size)], axis=1
+    )
+
+
+def random_reuse_table(
+    rng: np.random.Generator,
+    grid: tuple[int, int],
+    num_cuts: int,
+    edge_concurrency: int,
+    *,
+    rate_MBps: float = 1.0,
+) -> CostTable:
+    """A random table with edge-side reuse: a chain of block tensors tiled on an unequal grid.
+
+    Tensor t crosses cut t (and, at random, cut t + 1 too, like a skip connection); each
+    tensor's regions are a grid of overlapping intervals of random sizes and halos.
+
+    Args:
+        rng: the random generator.
+        grid: (rows, columns) of paths.
+        num_cuts: K; the block has K tensors.
+        edge_concurrency: the table's edge model.
+        rate_MBps: the link rate.
+
+    Returns:
+        The table, its `reuse` set.
+    """
+    rows, cols = grid
+    num_paths = rows * cols
+    regions = np.zeros((num_cuts, num_paths, 4), np.int64)
+    for t in range(num_cuts):
+        hs = _axis_intervals(rng, rows, int(rng.integers(rows + 1, 3 * rows + 8)))
+        ws = _axis_intervals(rng, cols, int(rng.integers(cols + 1, 3 * cols + 8)))
+        for p in range(num_paths):
+            regions[t, p] = (*hs[p // cols], *ws[p % cols])
+    crossing = np.eye(num_cuts, dtype=bool)
+    skips = rng.random(num_cuts - 1) < 0.3
+    crossing[1:, :-1] |= np.diag(skips)
+    geometry = reuse_geometry(
+        [f"t{t}" for t in range(num_cuts)], regions, rng.uniform(0.2, 1.0, num_cuts), crossing
+    )
+    link = LinkModel(rate_MBps * 1e-6)  # bytes of order 1-100 cost seconds of that order
+    full = np.zeros((num_paths, num_cuts))
+    for p in range(num_paths):
+        for k in range(num_cuts):
+            full[p, k] = sum(geometry.piece_bytes(p, t, 0) for t in np.flatnonzero(crossing[k]))
+    base = random_table(rng, num_paths, num_cuts, edge_concurrency)
+    return CostTable(
+        base.device_s,
+        np.asarray(link.send_s(full), float),
+        base.edge_s,
+        base.post_fuse_s,
+        base.edge_concurrency,
+        reuse=ReuseLinks(geometry, link),
+        waits=True,
+    )

@@ -12,7 +12,12 @@ from flcompile.costs.table import CostTable
 from flcompile.errors import InternalError
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
-from flcompile.solvers.random_tables import SHARED_ROWS, random_table, table_sharing_rows
+from flcompile.solvers.random_tables import (
+    SHARED_ROWS,
+    random_reuse_table,
+    random_table,
+    table_sharing_rows,
+)
 from flcompile.space_bound import BoundInput, SpaceBound, _Group, input_bound, table_bound
 
 
@@ -152,3 +157,16 @@ def test_bad_input_is_an_internal_error():
         )
     with pytest.raises(InternalError):
         input_bound(BoundInput(table.device_s, table.link_s, table.link_s, table.edge_s, -1, 0.0))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_bound_is_below_plain_enumeration_under_reuse(seed):
+    """Reuse tables: link seconds depend on the paths before; the bound takes each path's
+    fewest bytes, so it stays below every schedule while the nothing-held sends would not."""
+    rng = np.random.default_rng(seed)
+    grid = [(1, 2), (2, 2), (1, 3), (2, 3)][seed % 4]
+    table = random_reuse_table(rng, grid, int(rng.integers(2, 4)), seed % 3)
+    assert table.reuse is not None
+    best = enumerate_all(table)
+    assert table_bound(table) <= best + 1e-9
+    assert np.all(table.reuse.min_s() <= table.link_s + 1e-12)

@@ -20,6 +20,8 @@ import onnx_graphsurgeon as gs
 import onnxruntime as ort
 from onnx import TensorProto, numpy_helper
 
+from flcompile.costs.reuse import MAX_REUSE_PATHS
+from flcompile.costs.tiles import block_costs, tiling_geometry
 from flcompile.load import infer_shapes
 from flcompile.models.layers import OnnxBuilder
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
@@ -27,6 +29,7 @@ from flcompile.passes.normalize import normalize
 from flcompile.passes.placement import tile_and_split
 from flcompile.passes.receptive_field import Block, Tiling, make_block, make_tiling
 from flcompile.passes.tile import TiledGraph
+from flcompile.reuse_pieces import reuse_tile_and_split
 
 INPUT = "x"
 OUTPUT = "y"
@@ -631,6 +634,7 @@ def compile_fl(
     grid: tuple[int, int],
     cuts: Sequence[int] | int | None = None,
     order: Sequence[int] | None = None,
+    reuse: bool = False,
 ) -> Compiled:
     """Tile `model` at F (a tensor name or an index into the candidates) and split it.
 
@@ -640,6 +644,7 @@ def compile_fl(
         grid: (rows, columns).
         cuts: per path cut (0..L); an int applies to every path; None means L (all on device).
         order: the run order of the paths (default row-major).
+        reuse: edge-side reuse: each path sends only the pieces the edge does not hold.
     """
     prep = model if isinstance(model, Prepared) else prepare(model)
     if isinstance(fused, int):
@@ -654,7 +659,15 @@ def compile_fl(
     elif isinstance(cuts, int):
         cuts = [cuts] * paths
     order = list(range(paths)) if order is None else list(order)
-    parts = tile_and_split(gs.import_onnx(prep.model), tiling, cuts, order)
+    if reuse and tiling.num_paths <= MAX_REUSE_PATHS:
+        geometry = tiling_geometry(tiling, block_costs(prep.graph, block))
+        sends = [
+            (p, [(geometry.tensors[t], pieces) for t, pieces in entry])
+            for p, entry in zip(order, geometry.sends(order, cuts), strict=True)
+        ]
+        parts = reuse_tile_and_split(gs.import_onnx(prep.model), tiling, cuts, order, sends)
+    else:
+        parts = tile_and_split(gs.import_onnx(prep.model), tiling, cuts, order)
     sends = [n for _, names in parts.sends for n in names]
     return Compiled(
         prep,

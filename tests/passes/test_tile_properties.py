@@ -6,8 +6,9 @@ kernel, per-pixel ops, constant broadcasts, residual Add, Concat and Split branc
 SpaceToDepth/DepthToSpace, dead side branches and side outputs that never reach F, and
 ceil_mode pools whose output size onnx shape inference gets wrong), an F among its
 candidates, a grid (1×N, N×1, one-pixel tiles and any grid up to a small F's size), per-path
-cuts and a run order, and checks that edge(device(x)) and the fused tensor match the
-original in onnxruntime (rtol = atol = 1e-5).
+cuts, a run order and edge-side reuse on or off (each path then sends only pixels the edge
+does not hold), and checks that edge(device(x)) and the fused tensor match the original in
+onnxruntime (rtol = atol = 1e-5).
 
 Each property runs inside a plain test that counts the examples it checked and asserts a
 floor on that count, so a strategy that rejects everything cannot pass unnoticed.
@@ -302,8 +303,9 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
         paths = grid[0] * grid[1]
         cuts = cuts or _draw_cuts(rnd, paths, len(cand.block))
         order = order or rnd.sample(range(paths), paths)
+        reuse = rnd.random() < 0.5  # drawn last: the other choices stay as they were
         try:
-            compiled = compile_fl(prep, cand.tensor, grid, cuts, order)
+            compiled = compile_fl(prep, cand.tensor, grid, cuts, order, reuse)
             break
         except EmptyRegionError:
             # A tile inside a Pad's padding: the tool refuses it. Try a coarser grid, so such
@@ -322,7 +324,7 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
             rtol=1e-5, atol=1e-5, fused=FusedCheck(cand.tensor, compiled.tiled_model)
         ),
     )
-    assert result.passed, (cand.tensor, grid, cuts, order, result.first_failure)
+    assert result.passed, (cand.tensor, grid, cuts, order, reuse, result.first_failure)
     outputs = [o.name for o in model.graph.output]
     assert [c.name for c in result.compared] == [*outputs, cand.tensor]  # y (sides) and F
     assert [o.name for o in compiled.device.graph.output] == compiled.sends

@@ -3,7 +3,9 @@
 The server serves four plans: `fl` (SqueezeNet at width 0.25 and 96², a 2x2 grid, with
 stages), `nfl` (the same model without fused layers), `stream` (ResNet18 at width 0.5, a
 2x2 grid whose paths do most of their work on the device, compiled without stages) and
-`fl16` (`fl` with float16 sends; `fl16_bare` is the same plan without stages). It
+`fl16` (`fl` with float16 sends; `fl16_bare` is the same plan without stages). The
+`reuse` plans (a 3x3 grid under edge-side reuse, with and without stages) are only run
+in-process. It
 listens on 127.0.0.1 only, on a free port, with two instances and a 3 s frame timeout; it
 is stopped by its pid at the end, and no tritonserver or stub process may outlive it. It
 speaks HTTP too, on a second free port.
@@ -30,6 +32,8 @@ COMPILES = {
         ["--rate", "0.5", "--grid", "2x2", "--emit-stages", "--send-dtype", "float16"],
     ),
     "fl16_bare": ("sq96", ["--rate", "0.5", "--grid", "2x2", "--send-dtype", "float16"]),
+    "reuse": ("sq96", ["--rate", "20", "--grid", "3x3", "--reuse", "--emit-stages"]),
+    "reuse_bare": ("sq96", ["--rate", "20", "--grid", "3x3", "--reuse"]),
 }
 SERVED = ("fl", "nfl", "stream", "fl16")
 

@@ -30,11 +30,16 @@ def _sends(index, seed: int) -> tuple[dict, dict]:
     return sends, feeds
 
 
-@pytest.mark.parametrize(("plan", "model"), [("fl", "sq96"), ("nfl", "sq96"), ("stream", "r18")])
+@pytest.mark.parametrize(
+    ("plan", "model"),
+    [("fl", "sq96"), ("nfl", "sq96"), ("stream", "r18"), ("reuse", "sq96"), ("reuse_bare", "sq96")],
+)
 def test_frames_of_two_clients_interleaved_give_each_its_own_outputs(
     plans, deploy_models, plan: str, model: str
 ) -> None:
     index = load_index(plans[plan])
+    if plan.startswith("reuse"):  # later paths read pieces that earlier paths sent
+        assert any(stage.held for stage in index.paths)
     original = ort.InferenceSession(str(deploy_models[model]), providers=["CPUExecutionProvider"])
     with contextlib.ExitStack() as stack:
         edge = EdgePlan(index, instances=1, threads=1, frame_timeout_s=10, stack=stack)

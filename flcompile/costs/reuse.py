@@ -1,0 +1,297 @@
+"""Edge-side reuse: the edge keeps what it has received, so a path sends only what is new.
+
+All paths copy one block, so cut k sends the same block tensors on every path
+(`Block.crossing`). When path p sends tensor t, the edge already holds the union of the
+regions of t that the earlier paths (in run order) sent, and p sends only the rest of its
+own region of t, as at most two rectangles (`flcompile.costs.rects.new_cover`). What the
+edge holds of t after some paths is the union of their regions of t, whatever their order,
+so p's new bytes depend on the set of earlier paths that sent t, not on their order.
+
+Paths sending different tensors do not share: the edge would have to hold and
+cross-reference one tensor against another, which is not the same pixel. `ReuseGeometry`
+is the link-independent part (regions, bytes per pixel, which tensors cross each cut);
+`ReuseLinks` adds the link and gives seconds, for one schedule, a batch of schedules, or
+one step of many partial schedules (the exact search). Held sets are bit masks of paths
+(P ≤ 64), one per tensor.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from flcompile.costs.link import LinkModel
+from flcompile.costs.rects import Rect, new_cover, rect_area
+from flcompile.errors import InternalError
+
+MAX_REUSE_PATHS = 64  # held sets are uint64 bit masks
+
+
+@dataclass(frozen=True, eq=False)
+class ReuseGeometry:
+    """Every path's region of every block tensor, and which tensors cross each cut.
+
+    Attributes:
+        tensors: the block tensors, in `regions`' order.
+        regions: (T, P, 4) int, path p's region of tensor t as (h0, h1, w0, w1).
+        bytes_per_pixel: (T,) bytes of one pixel (all channels) of each tensor.
+        crossing: (K, T) bool, tensor t crosses cut k.
+        neighbours: (T, P) uint64, bit q set where q ≠ p and their regions of t overlap.
+    """
+
+    tensors: tuple[str, ...]
+    regions: np.ndarray
+    bytes_per_pixel: np.ndarray
+    crossing: np.ndarray
+    neighbours: np.ndarray
+    _memo: dict = field(default_factory=dict, repr=False)
+    _per_tensor: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_paths(self) -> int:
+        """P."""
+        return int(self.regions.shape[1])
+
+    @functools.cached_property
+    def _crossing_lists(self) -> list[list[int]]:
+        """Each cut's crossing tensors as Python ints (fast paths)."""
+        return [[int(t) for t in np.flatnonzero(row)] for row in self.crossing]
+
+    def _tensor_lists(self, t: int) -> tuple[list[int], list[Rect]]:
+        """Tensor t's neighbour masks and regions as Python values, built when first used."""
+        lists = self._per_tensor.get(t)
+        if lists is None:
+            masks = [int(m) for m in self.neighbours[t]]
+            rects = [tuple(r) for r in self.regions[t].tolist()]
+            lists = self._per_tensor[t] = (masks, rects)
+        return lists
+
+    def pieces(self, p: int, t: int, held: int) -> tuple[Rect, ...]:
+        """What path p sends of tensor t when the paths in bit mask `held` have sent it.
+
+        Args:
+            p: the path.
+            t: the tensor's index.
+            held: bit mask of the paths whose regions of t the edge holds.
+
+        Returns:
+            At most two rectangles (see `new_cover`).
+        """
+        return self._entry(p, t, held)[0]
+
+    def piece_bytes(self, p: int, t: int, held: int) -> float:
+        """Bytes of `pieces(p, t, held)`."""
+        return self._entry(p, t, held)[1]
+
+    def _entry(self, p: int, t: int, held: int) -> tuple[tuple[Rect, ...], float]:
+        masks, rects = self._tensor_lists(t)
+        key = (p, t, held & masks[p])
+        entry = self._memo.get(key)
+        if entry is None:
+            mask, held_rects = key[2], []
+            while mask:
+                low = mask & -mask
+                held_rects.append(rects[low.bit_length() - 1])
+                mask ^= low
+            pieces = new_cover(rects[p], held_rects)
+            area = sum(rect_area(r) for r in pieces)
+            entry = self._memo[key] = (pieces, float(area * self.bytes_per_pixel[t]))
+        return entry
+
+    def add(self, p: int, k: int, held: list[int]) -> float:
+        """Path p joins a schedule at cut k: its new bytes; `held` (per tensor) is updated.
+
+        The same float operations as `step`, one schedule at a time.
+        """
+        total = 0.0
+        for t in self._crossing_lists[k]:
+            total += self._entry(p, t, held[t])[1]
+            held[t] |= 1 << p
+        return total
+
+    def step(
+        self, paths: np.ndarray, cuts: np.ndarray, held: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One more path in each of n partial schedules: its new bytes and the held sets after.
+
+        Args:
+            paths: (n,) the path each schedule runs next.
+            cuts: (n,) its cut.
+            held: (n, T) uint64 held sets before it.
+
+        Returns:
+            ((n,) bytes sent, (n, T) held sets after).
+        """
+        total = np.zeros(len(paths))
+        after = held.copy()
+        bits = np.left_shift(np.uint64(1), paths.astype(np.uint64))
+        crosses = self.crossing[cuts]  # (n, T)
+        for t in np.flatnonzero(crosses.any(axis=0)).tolist():
+            rows = np.flatnonzero(crosses[:, t])
+            who = paths[rows]
+            keys = held[rows, t] & self.neighbours[t, who]
+            # Score each distinct (path, held set) once: sort, then mark where either changes.
+            order = np.lexsort((keys, who))
+            sorted_who, sorted_keys = who[order], keys[order]
+            first = np.ones(len(order), bool)
+            first[1:] = (sorted_who[1:] != sorted_who[:-1]) | (sorted_keys[1:] != sorted_keys[:-1])
+            distinct = zip(sorted_who[first].tolist(), sorted_keys[first].tolist(), strict=True)
+            values = np.array([self._entry(p, t, k)[1] for p, k in distinct])
+            sent = np.empty(len(order))
+            sent[order] = values[np.cumsum(first) - 1]
+            total[rows] += sent
+            after[rows, t] |= bits[rows]
+        return total, after
+
+    def initial(self, size: int) -> np.ndarray:
+        """(size, T) empty held sets."""
+        return np.zeros((size, len(self.tensors)), np.uint64)
+
+    def run_bytes(self, orders: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+        """New bytes of every position of B complete schedules.
+
+        Args:
+            orders: (B, P) path indices in run order.
+            cuts: (B, P) cuts indexed by path.
+
+        Returns:
+            (B, P) bytes, in run order.
+        """
+        orders = np.asarray(orders, np.intp)
+        run_cuts = np.take_along_axis(np.asarray(cuts, np.intp), orders, axis=1)
+        if len(orders) == 1:
+            held_sets = [0] * len(self.tensors)
+            pairs = zip(orders[0].tolist(), run_cuts[0].tolist(), strict=True)
+            return np.array([[self.add(p, k, held_sets) for p, k in pairs]])
+        held = self.initial(len(orders))
+        out = np.zeros(orders.shape)
+        for j in range(orders.shape[1]):
+            out[:, j], held = self.step(orders[:, j], run_cuts[:, j], held)
+        return out
+
+    def sends(
+        self, order: Sequence[int], cuts: Sequence[int]
+    ) -> list[list[tuple[int, tuple[Rect, ...]]]]:
+        """What each position of one schedule sends: per crossing tensor, its pieces.
+
+        Args:
+            order: path indices in run order.
+            cuts: cuts[p] is the cut of path p.
+
+        Returns:
+            Per position, [(tensor index, pieces)] in tensor order (pieces may be empty).
+        """
+        held = [0] * len(self.tensors)
+        result = []
+        for p in order:
+            p, k = int(p), int(cuts[int(p)])
+            entry = []
+            for t in np.flatnonzero(self.crossing[k]):
+                t = int(t)
+                entry.append((t, self.pieces(p, t, held[t])))
+                held[t] |= 1 << p
+            result.append(entry)
+        return result
+
+    def raster_bytes(self, grid: tuple[int, int]) -> np.ndarray:
+        """(P,) about what each path sends at cut 0 when the paths run row-major: its region
+        less the row above and the tile to its left (exact where halos reach only the
+        adjacent tiles; a cheap estimate for ranking grids, not a cost).
+
+        Args:
+            grid: (rows, columns), paths numbered row-major.
+
+        Returns:
+            Bytes per path.
+        """
+        rows, cols = grid
+        total = np.zeros(self.num_paths)
+        for t in np.flatnonzero(self.crossing[0]):
+            h0, h1, w0, w1 = (self.regions[t, :, i].reshape(rows, cols) for i in range(4))
+            top = np.concatenate([h0[:1], h1[:-1]], axis=0)  # where the row above stops
+            left = np.concatenate([w0[:, :1], w1[:, :-1]], axis=1)
+            height = np.clip(h1 - np.maximum(h0, top), 0, None)
+            width = np.clip(w1 - np.maximum(w0, left), 0, None)
+            total += (height * width).reshape(-1) * self.bytes_per_pixel[t]
+        return total
+
+    def min_bytes(self) -> np.ndarray:
+        """(P, K) the fewest bytes each path and cut can send: every overlapping path held."""
+        num_cuts = self.crossing.shape[0]
+        out = np.zeros((self.num_paths, num_cuts))
+        for p in range(self.num_paths):
+            per_tensor = [
+                self.piece_bytes(p, t, int(self.neighbours[t, p])) for t in range(len(self.tensors))
+            ]
+            out[p] = self.crossing.astype(float) @ np.array(per_tensor)
+        return out
+
+
+def reuse_geometry(
+    tensors: Sequence[str],
+    regions: np.ndarray,
+    bytes_per_pixel: np.ndarray,
+    crossing: np.ndarray,
+) -> ReuseGeometry:
+    """Build the geometry, with each region's overlapping paths.
+
+    Args:
+        tensors: the block tensors.
+        regions: (T, P, 4) every path's region of every tensor.
+        bytes_per_pixel: (T,) bytes per pixel.
+        crossing: (K, T) which tensors cross each cut.
+
+    Returns:
+        The geometry.
+
+    Raises:
+        InternalError: more than MAX_REUSE_PATHS paths.
+    """
+    regions = np.asarray(regions, np.int64)
+    num_paths = regions.shape[1]
+    if num_paths > MAX_REUSE_PATHS:
+        raise InternalError(f"reuse tracks at most {MAX_REUSE_PATHS} paths, got {num_paths}")
+    h0, h1, w0, w1 = (regions[:, :, i] for i in range(4))  # (T, P) each
+    overlap = (h0[:, :, None] < h1[:, None, :]) & (h0[:, None, :] < h1[:, :, None])
+    overlap &= (w0[:, :, None] < w1[:, None, :]) & (w0[:, None, :] < w1[:, :, None])
+    overlap &= ~np.eye(num_paths, dtype=bool)[None]
+    bits = np.left_shift(np.uint64(1), np.arange(num_paths, dtype=np.uint64))
+    neighbours = np.bitwise_or.reduce(np.where(overlap, bits, np.uint64(0)), axis=2)
+    return ReuseGeometry(
+        tuple(tensors),
+        regions,
+        np.asarray(bytes_per_pixel, float),
+        np.asarray(crossing, bool),
+        neighbours,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class ReuseLinks:
+    """Link seconds under reuse: the geometry's new bytes at one link.
+
+    Attributes:
+        geometry: the regions and crossings.
+        link: the device→edge link (one message per path; 0 bytes cost nothing).
+    """
+
+    geometry: ReuseGeometry
+    link: LinkModel
+
+    def step(
+        self, paths: np.ndarray, cuts: np.ndarray, held: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`ReuseGeometry.step` in seconds."""
+        sent, after = self.geometry.step(paths, cuts, held)
+        return np.asarray(self.link.send_s(sent), float), after
+
+    def run_s(self, orders: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+        """(B, P) link seconds in run order of B complete schedules (cuts indexed by path)."""
+        return np.asarray(self.link.send_s(self.geometry.run_bytes(orders, cuts)), float)
+
+    def min_s(self) -> np.ndarray:
+        """(P, K) the fewest link seconds of each path and cut, in any schedule."""
+        return np.asarray(self.link.send_s(self.geometry.min_bytes()), float)
