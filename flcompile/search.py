@@ -66,6 +66,11 @@ PROVING_SOLVERS: dict[str, Callable[[CostTable], tuple[Schedule, bool]]] = {
 SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
 OPT_SHORTLIST = 16
+# How many more tables `--solver best` gives opt because their space bound is below the
+# best plan so far (lowest bound first): with independent paths, and under edge-side
+# reuse, where opt costs more and the bound is looser.
+BELOW_BOUND_RUNS = 24
+BELOW_BOUND_RUNS_REUSE = 4
 # Edge-side reuse unless --no-reuse (or --paper) says otherwise.
 DEFAULT_REUSE = True
 
@@ -560,15 +565,24 @@ def _run_solvers(
 
 
 def _solve_below_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: PlanTracker) -> None:
-    """opt on every table not yet given to opt whose bound is below the best plan so far.
+    """opt on the tables not yet given to opt whose bound is below the best plan so far.
 
     Tables go by increasing bound, so the best plan falls early and prunes the rest; a
     table whose bound is no smaller than the best plan (or NFL) cannot hold a better one.
+    At most BELOW_BOUND_RUNS tables are solved (BELOW_BOUND_RUNS_REUSE under edge-side
+    reuse, where the bound is looser, a path's bytes depending on the paths before it, and
+    hundreds of tables can lie below it).
     """
     solved = {id(run.plan.table) for run in tracker.runs if run.solver == "opt"}
+    reuse = any(e.table.reuse is not None for e in entries)
+    budget = BELOW_BOUND_RUNS_REUSE if reuse else BELOW_BOUND_RUNS
+    runs = 0
     for i in bound.below(tracker.ceiling):
+        if runs == budget:
+            return
         if id(entries[i].table) not in solved:
             tracker.run(entries[i], "opt")
+            runs += 1
 
 
 def _exact_optima(entries: list[FusedPlan], tracker: PlanTracker) -> dict[int, float]:

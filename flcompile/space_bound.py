@@ -89,7 +89,7 @@ class BoundInput:
     @staticmethod
     def of(table: CostTable) -> BoundInput:
         """The input of a table: every path sends its whole region, or under edge-side
-        reuse (`table.reuse`) at least the bytes it sends with every overlapping path held.
+        reuse (`table.reuse`) at least the pixels no other path needs.
 
         Args:
             table: the cost table.
@@ -97,7 +97,7 @@ class BoundInput:
         Returns:
             The bound's input.
         """
-        floor = table.link_s if table.reuse is None else table.reuse.min_s()
+        floor = table.link_s if table.reuse is None else table.reuse.floor_s(table.grid)
         return BoundInput(
             table.device_s,
             table.link_s,

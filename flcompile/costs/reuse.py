@@ -218,6 +218,34 @@ class ReuseGeometry:
             total += (height * width).reshape(-1) * self.bytes_per_pixel[t]
         return total
 
+    def exclusive_bytes(self, grid: tuple[int, int]) -> np.ndarray:
+        """(P, K) bytes of the pixels only path p needs, summed over what crosses cut k.
+
+        Every schedule sends them with p, so they are a floor on p's send in any order
+        (at most `min_bytes`, and computed without covers, for bounding many tables).
+        With paths row-major on `grid`, path (i, j)'s region is row i's interval times
+        column j's, so a pixel of it is shared iff its row lies in another row's interval
+        (path (i', j) holds it) or its column in another column's: p's exclusive pixels are
+        its exclusive rows times its exclusive columns. Where the regions are not such a
+        grid, the exact `min_bytes` is returned.
+
+        Args:
+            grid: (rows, columns) of the paths.
+        """
+        rows, cols = grid
+        if rows * cols != self.num_paths:
+            return self.min_bytes()
+        per_tensor = np.zeros((len(self.tensors), self.num_paths))
+        for t in range(len(self.tensors)):
+            cells = self.regions[t].reshape(rows, cols, 4)
+            if np.any(cells[:, :, :2] != cells[:, :1, :2]) or np.any(
+                cells[:, :, 2:] != cells[:1, :, 2:]
+            ):
+                return self.min_bytes()
+            alone = [_alone(cells[:, 0, :2]), _alone(cells[0, :, 2:])]
+            per_tensor[t] = np.outer(*alone).reshape(-1) * self.bytes_per_pixel[t]
+        return (self.crossing.astype(float) @ per_tensor).T
+
     def min_bytes(self) -> np.ndarray:
         """(P, K) the fewest bytes each path and cut can send: every overlapping path held."""
         num_cuts = self.crossing.shape[0]
@@ -228,6 +256,23 @@ class ReuseGeometry:
             ]
             out[p] = self.crossing.astype(float) @ np.array(per_tensor)
         return out
+
+
+def _alone(spans: np.ndarray) -> np.ndarray:
+    """(N,) how many positions of each of N intervals (start, stop) no other interval covers."""
+    return _alone_cached(spans.astype(np.int64).tobytes())
+
+
+@functools.lru_cache(maxsize=4096)
+def _alone_cached(key: bytes) -> np.ndarray:
+    """`_alone` of the (N, 2) int64 spans whose bytes are `key` (one grid's rows recur in
+    every column count, and across tables)."""
+    spans = np.frombuffer(key, np.int64).reshape(-1, 2)
+    cover = np.zeros(int(spans[:, 1].max()) + 1, int)
+    np.add.at(cover, spans[:, 0], 1)
+    np.add.at(cover, spans[:, 1], -1)
+    alone = np.concatenate([[0], np.cumsum(np.cumsum(cover)[:-1] == 1)])
+    return alone[spans[:, 1]] - alone[spans[:, 0]]
 
 
 def reuse_geometry(
@@ -295,3 +340,7 @@ class ReuseLinks:
     def min_s(self) -> np.ndarray:
         """(P, K) the fewest link seconds of each path and cut, in any schedule."""
         return np.asarray(self.link.send_s(self.geometry.min_bytes()), float)
+
+    def floor_s(self, grid: tuple[int, int]) -> np.ndarray:
+        """(P, K) link seconds of each path's exclusive pixels, a cheaper floor than `min_s`."""
+        return np.asarray(self.link.send_s(self.geometry.exclusive_bytes(grid)), float)

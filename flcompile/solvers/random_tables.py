@@ -181,6 +181,7 @@ def random_reuse_table(
         base.edge_s,
         base.post_fuse_s,
         base.edge_concurrency,
+        grid=grid,
         reuse=ReuseLinks(geometry, link),
         waits=True,
     )

@@ -1,0 +1,37 @@
+"""The exclusive-pixel floor of edge-side reuse, against painting every region pixel by pixel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flcompile.solvers.random_tables import random_reuse_table
+
+
+def painted_exclusive_bytes(geometry) -> np.ndarray:
+    """(P, K) by counting, pixel by pixel, the pixels of each region no other region holds."""
+    per_tensor = np.zeros((len(geometry.tensors), geometry.num_paths))
+    for t in range(len(geometry.tensors)):
+        regions = geometry.regions[t]
+        canvas = np.zeros((regions[:, 1].max(), regions[:, 3].max()), int)
+        for h0, h1, w0, w1 in regions:
+            canvas[h0:h1, w0:w1] += 1
+        for p, (h0, h1, w0, w1) in enumerate(regions):
+            alone = int((canvas[h0:h1, w0:w1] == 1).sum())
+            per_tensor[t, p] = alone * geometry.bytes_per_pixel[t]
+    return (geometry.crossing.astype(float) @ per_tensor).T
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_exclusive_bytes_count_the_pixels_only_one_path_needs(seed):
+    rng = np.random.default_rng(seed)
+    grid = [(1, 2), (2, 2), (1, 3), (2, 3), (3, 3)][seed % 5]
+    geometry = random_reuse_table(rng, grid, int(rng.integers(2, 4)), 1).reuse.geometry
+    floor = geometry.exclusive_bytes(grid)
+    np.testing.assert_allclose(floor, painted_exclusive_bytes(geometry))
+    assert np.all(floor <= geometry.min_bytes() + 1e-9)  # a floor under the fewest sendable
+
+
+def test_regions_that_are_no_grid_fall_back_to_the_fewest_sendable_bytes():
+    geometry = random_reuse_table(np.random.default_rng(3), (2, 2), 2, 1).reuse.geometry
+    np.testing.assert_array_equal(geometry.exclusive_bytes((1, 4)), geometry.min_bytes())
