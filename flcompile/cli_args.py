@@ -16,7 +16,7 @@ from flcompile.costs import PAPER_DEVICE_FLOPS, PAPER_EDGE_FLOPS, LinkModel, Sha
 from flcompile.costs.profiled import profiled
 from flcompile.errors import UsageError
 from flcompile.load import parse_input_shapes
-from flcompile.search import SOLVER_CHOICES, SearchOptions
+from flcompile.search import DEFAULT_TILES, SOLVER_CHOICES, TILES_CHOICES, SearchOptions
 
 RADIO = ("bandwidth_hz", "tx_power_w", "channel_gain", "noise_w")
 
@@ -236,6 +236,15 @@ class SearchArgs:
             help="largest grid searched (default 8x8)",
         )
         s.add_argument(
+            "--tiles",
+            dest="tiles",
+            choices=TILES_CHOICES,
+            help=f"free: also choose the row and column boundaries of the grid (a local "
+            f"search from equal splits); uniform: equal splits only (default "
+            f"{DEFAULT_TILES}). With --grid the default is uniform, and --tiles free keeps "
+            "the grid's shape but moves its boundaries",
+        )
+        s.add_argument(
             "--fuse-at",
             dest="fuse_at",
             metavar="TENSOR",
@@ -245,7 +254,11 @@ class SearchArgs:
     def parse(self, args: argparse.Namespace) -> dict[str, Any]:
         """search."""
         options = SearchOptions(
-            solver=args.solver, grid=args.grid, fuse_at=args.fuse_at, max_grid=args.max_grid
+            solver=args.solver,
+            grid=args.grid,
+            fuse_at=args.fuse_at,
+            max_grid=args.max_grid,
+            tiles=args.tiles,
         )
         return {"search": options}
 

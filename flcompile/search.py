@@ -44,6 +44,7 @@ from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
 from flcompile.solvers.opt import solve_opt
+from flcompile.tile_search import refine_boundaries
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ SOLVERS: dict[str, Callable[[CostTable], Schedule]] = {
     "bf": solve_bf,
 }
 SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
+TILES_CHOICES = ("uniform", "free")
+DEFAULT_TILES = "uniform"  # what `--tiles` means when neither it nor --grid is given
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
 OPT_SHORTLIST = 16
 
@@ -66,12 +69,22 @@ class SearchOptions:
         grid: a fixed (rows, columns), or None to search.
         fuse_at: a fixed F tensor name, or None to search.
         max_grid: the largest (rows, columns) searched.
+        tiles: "uniform" (equal splits of F) or "free" (also search the row and column
+            boundaries, `flcompile.tile_search`); None: DEFAULT_TILES, but uniform when
+            `grid` is fixed.
     """
 
     solver: str = "best"
     grid: tuple[int, int] | None = None
     fuse_at: str | None = None
     max_grid: tuple[int, int] = (8, 8)
+    tiles: str | None = None
+
+    @property
+    def free_tiles(self) -> bool:
+        """Whether the search moves tile boundaries (`tiles`, resolved)."""
+        tiles = self.tiles or (DEFAULT_TILES if self.grid is None else "uniform")
+        return tiles == "free"
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,7 @@ class SearchSpace:
         forced: the options fix F or the grid.
         no_fused_reason: why the model has no F at all, or None when it has some.
         build_s: seconds spent building the space.
+        free_tiles: `solve` also searches the tile boundaries of its best choices.
     """
 
     model: ModelCosts
@@ -207,6 +221,7 @@ class SearchSpace:
     forced: bool
     no_fused_reason: str | None
     build_s: float
+    free_tiles: bool = False
 
     def table(self, choice: GridChoice, link: LinkModel) -> CostTable:
         """The solvers' seconds table of one (F, grid) at a link."""
@@ -272,6 +287,10 @@ def _chosen_candidates(
         UsageError: the options contradict each other or do not fit the model.
     """
     _check_solver(options.solver)
+    if options.tiles not in (None, *TILES_CHOICES):
+        raise UsageError(
+            f"--tiles '{options.tiles}' is unknown", hint=f"choose {' or '.join(TILES_CHOICES)}"
+        )
     if options.solver == "nfl" and (options.grid or options.fuse_at):
         raise UsageError(
             "--solver nfl plans without fused layers, so --grid and --fuse-at do not apply",
@@ -377,6 +396,7 @@ def build_space(
         forced,
         no_fused_reason,
         time.perf_counter() - started,
+        options.free_tiles,
     )
 
 
@@ -485,8 +505,12 @@ def _run_solvers(
         scores = [tracker.run(entry, name) for name in first_pass]
         scored.append((min(scores), len(scored), entry))
     if strategy == "best":
-        for entry in shortlist(scored):
-            tracker.run(entry, "opt")
+        exact = {id(e): tracker.run(e, "opt") for e in shortlist(scored)}
+        scored = [(min(s, exact.get(id(e), inf)), i, e) for s, i, e in scored]
+    if space.free_tiles and scored:
+        tracker.plans += refine_boundaries(
+            space, link, strategy, scored, tracker.run, progress=progress
+        )
     return len(scored)
 
 
