@@ -89,12 +89,18 @@ class SearchOptions:
 
 @dataclass(frozen=True)
 class SearchStats:
-    """How much the search did (plan.json's search{})."""
+    """How much the search did (plan.json's search{}).
+
+    Attributes:
+        boundaries_s: seconds of the boundary searches (`--tiles free`), their final solves
+            included.
+    """
 
     candidates_F: int
     grids_tried: int
     plans_evaluated: int
     seconds: float
+    boundaries_s: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -464,7 +470,7 @@ def solve(
         )
     candidates_F = space.candidates_F if strategy != "nfl" else 0
     seconds = space.build_s + time.perf_counter() - started
-    stats = SearchStats(candidates_F, grids_tried, tracker.plans, seconds)
+    stats = SearchStats(candidates_F, grids_tried, tracker.plans, seconds, tracker.boundaries_s)
     return SearchResult(
         plan,
         best,
@@ -508,9 +514,11 @@ def _run_solvers(
         exact = {id(e): tracker.run(e, "opt") for e in shortlist(scored)}
         scored = [(min(s, exact.get(id(e), inf)), i, e) for s, i, e in scored]
     if space.free_tiles and scored:
+        started = time.perf_counter()
         tracker.plans += refine_boundaries(
             space, link, strategy, scored, tracker.run, progress=progress
         )
+        tracker.boundaries_s = time.perf_counter() - started
     return len(scored)
 
 
@@ -539,6 +547,7 @@ class PlanTracker:
         self.refused = 0
         self.last_refusal: SolverLimitError | None = None
         self.runs: list[SolverRun] = []
+        self.boundaries_s = 0.0
 
     def run(self, entry: FusedPlan, solver: str) -> float:
         """Solve `entry`'s table with `solver`; returns the predicted latency (inf if refused)."""
