@@ -1,4 +1,5 @@
-"""Unequal tiles: a local search over the row and column boundaries of F (`--tiles free`).
+"""Unequal tiles: a local search over the row and column boundaries of F (`--tiles free`,
+docs/design.md §5).
 
 `search_boundaries` starts from one tiling (the uniform grid) and moves one row or column
 boundary at a time by ±step, keeping the best move of each round while it improves the
