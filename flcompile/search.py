@@ -55,7 +55,7 @@ SOLVERS: dict[str, Callable[[CostTable], Schedule]] = {
 }
 SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
 TILES_CHOICES = ("uniform", "free")
-DEFAULT_TILES = "uniform"  # what `--tiles` means when neither it nor --grid is given
+DEFAULT_TILES = "free"  # what `--tiles` means when neither it nor --grid is given
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
 OPT_SHORTLIST = 16
 
@@ -92,8 +92,10 @@ class SearchStats:
     """How much the search did (plan.json's search{}).
 
     Attributes:
+        plans_evaluated: the solver runs (`SearchResult.runs`).
         boundaries_s: seconds of the boundary searches (`--tiles free`), their final solves
             included.
+        boundary_tilings: how many tilings the boundary searches scored.
     """
 
     candidates_F: int
@@ -101,6 +103,7 @@ class SearchStats:
     plans_evaluated: int
     seconds: float
     boundaries_s: float = 0.0
+    boundary_tilings: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -470,7 +473,14 @@ def solve(
         )
     candidates_F = space.candidates_F if strategy != "nfl" else 0
     seconds = space.build_s + time.perf_counter() - started
-    stats = SearchStats(candidates_F, grids_tried, tracker.plans, seconds, tracker.boundaries_s)
+    stats = SearchStats(
+        candidates_F,
+        grids_tried,
+        tracker.plans,
+        seconds,
+        tracker.boundaries_s,
+        tracker.boundary_tilings,
+    )
     return SearchResult(
         plan,
         best,
@@ -515,7 +525,7 @@ def _run_solvers(
         scored = [(min(s, exact.get(id(e), inf)), i, e) for s, i, e in scored]
     if space.free_tiles and scored:
         started = time.perf_counter()
-        tracker.plans += refine_boundaries(
+        tracker.boundary_tilings = refine_boundaries(
             space, link, strategy, scored, tracker.run, progress=progress
         )
         tracker.boundaries_s = time.perf_counter() - started
@@ -548,6 +558,7 @@ class PlanTracker:
         self.last_refusal: SolverLimitError | None = None
         self.runs: list[SolverRun] = []
         self.boundaries_s = 0.0
+        self.boundary_tilings = 0
 
     def run(self, entry: FusedPlan, solver: str) -> float:
         """Solve `entry`'s table with `solver`; returns the predicted latency (inf if refused)."""

@@ -87,7 +87,7 @@ def test_an_unknown_tiles_value_is_a_usage_error(alexnet) -> None:
 @pytest.mark.parametrize("concurrency", [1, 0])
 def test_free_tiles_beat_uniform_and_are_scored_exactly(alexnet, concurrency) -> None:
     compute, link = ComputeModel(edge_concurrency=concurrency), LinkModel(rate_MBps=RATE)
-    options = SearchOptions(max_grid=(2, 2))
+    options = SearchOptions(max_grid=(2, 2), tiles="uniform")
     uniform = solve(alexnet.space(compute, options), link, "best")
     space = alexnet.space(compute, SearchOptions(max_grid=(2, 2), tiles="free"))
     free = solve(space, link, "best")
@@ -116,7 +116,8 @@ def test_mw_searches_with_mw_only(alexnet) -> None:
     result = solve(space, link, "mw")
     assert {r.solver for r in result.runs} == {"mw"}
     assert any(not r.plan.tiling.uniform for r in result.runs)
-    uniform = solve(alexnet.space(ComputeModel(), SearchOptions(max_grid=(2, 2))), link, "mw")
+    options = SearchOptions(max_grid=(2, 2), tiles="uniform")
+    uniform = solve(alexnet.space(ComputeModel(), options), link, "mw")
     assert result.predicted_s <= uniform.predicted_s
 
 
