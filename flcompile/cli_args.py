@@ -17,7 +17,13 @@ from flcompile.costs.profiled import profiled
 from flcompile.costs.wire import DEFAULT_SEND_DTYPE, SEND_DTYPES
 from flcompile.errors import UsageError
 from flcompile.load import parse_input_shapes
-from flcompile.search import DEFAULT_REUSE, SOLVER_CHOICES, SearchOptions
+from flcompile.search import (
+    DEFAULT_REUSE,
+    DEFAULT_TILES,
+    SOLVER_CHOICES,
+    TILES_CHOICES,
+    SearchOptions,
+)
 
 RADIO = ("bandwidth_hz", "tx_power_w", "channel_gain", "noise_w")
 
@@ -285,6 +291,15 @@ class SearchArgs:
             help="largest grid searched (default 8x8)",
         )
         s.add_argument(
+            "--tiles",
+            dest="tiles",
+            choices=TILES_CHOICES,
+            help=f"free: also choose the row and column boundaries of the grid (a local "
+            f"search from equal splits); uniform: equal splits only (default "
+            f"{DEFAULT_TILES}). With --grid the default is uniform, and --tiles free keeps "
+            "the grid's shape but moves its boundaries",
+        )
+        s.add_argument(
             "--fuse-at",
             dest="fuse_at",
             metavar="TENSOR",
@@ -313,6 +328,7 @@ class SearchArgs:
             max_grid=args.max_grid,
             send_dtype=args.send_dtype,  # the link group's option; the search costs with it
             reuse=reuse,
+            tiles=args.tiles,
         )
         return {"search": options}
 

@@ -49,6 +49,7 @@ from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.mw import solve_mw
 from flcompile.solvers.opt import solve_opt, solve_opt_proving
 from flcompile.space_bound import BoundInput, SpaceBound
+from flcompile.tile_search import refine_boundaries
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ PROVING_SOLVERS: dict[str, Callable[[CostTable], tuple[Schedule, bool]]] = {
     "bf": lambda table: (solve_bf(table), True),
 }
 SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
+TILES_CHOICES = ("uniform", "free")
+DEFAULT_TILES = "free"  # what `--tiles` means when neither it nor --grid is given
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
 OPT_SHORTLIST = 16
 # How many more tables `--solver best` gives opt because their space bound is below the
@@ -88,6 +91,9 @@ class SearchOptions:
             cost, baseline and bound counts the bytes in it.
         reuse: edge-side reuse: a path sends only what the edge does not hold yet
             (`flcompile.costs.reuse`); False is the paper's independent paths.
+        tiles: "uniform" (equal splits of F) or "free" (also search the row and column
+            boundaries, `flcompile.tile_search`); None: DEFAULT_TILES, but uniform when
+            `grid` is fixed.
     """
 
     solver: str = "best"
@@ -96,16 +102,32 @@ class SearchOptions:
     max_grid: tuple[int, int] = (8, 8)
     send_dtype: str = DEFAULT_SEND_DTYPE
     reuse: bool = False
+    tiles: str | None = None
+
+    @property
+    def free_tiles(self) -> bool:
+        """Whether the search moves tile boundaries (`tiles`, resolved)."""
+        tiles = self.tiles or (DEFAULT_TILES if self.grid is None else "uniform")
+        return tiles == "free"
 
 
 @dataclass(frozen=True)
 class SearchStats:
-    """How much the search did (plan.json's search{})."""
+    """How much the search did (plan.json's search{}).
+
+    Attributes:
+        plans_evaluated: the solver runs (`SearchResult.runs`).
+        boundaries_s: seconds of the boundary searches (`--tiles free`), their final solves
+            included.
+        boundary_tilings: how many tilings the boundary searches scored.
+    """
 
     candidates_F: int
     grids_tried: int
     plans_evaluated: int
     seconds: float
+    boundaries_s: float = 0.0
+    boundary_tilings: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,6 +262,7 @@ class SearchSpace:
         float32_model: the whole model's costs with float32 sends, when `model` counts
             another wire dtype (None when it does not), for NFL with float32 sends.
         reuse: the tables charge each path its new bytes only (edge-side reuse).
+        free_tiles: `solve` also searches the tile boundaries of its best choices.
     """
 
     model: ModelCosts
@@ -252,6 +275,7 @@ class SearchSpace:
     build_s: float
     float32_model: ModelCosts | None = None
     reuse: bool = False
+    free_tiles: bool = False
 
     def table(self, choice: GridChoice, link: LinkModel) -> CostTable:
         """The solvers' seconds table of one (F, grid) at a link."""
@@ -323,6 +347,10 @@ def _chosen_candidates(
         UsageError: the options contradict each other or do not fit the model.
     """
     _check_solver(options.solver)
+    if options.tiles not in (None, *TILES_CHOICES):
+        raise UsageError(
+            f"--tiles '{options.tiles}' is unknown", hint=f"choose {' or '.join(TILES_CHOICES)}"
+        )
     if options.solver == "nfl" and (options.grid or options.fuse_at):
         raise UsageError(
             "--solver nfl plans without fused layers, so --grid and --fuse-at do not apply",
@@ -433,6 +461,7 @@ def build_space(
         time.perf_counter() - started,
         float32_model,
         options.reuse,
+        options.free_tiles,
     )
 
 
@@ -488,11 +517,13 @@ def solve(
     if strategy != "nfl" and space.no_fused_reason is not None:
         notes.append(f"no tensor to fuse at: {space.no_fused_reason}")
     tracker = PlanTracker(base.nfl.total_s)
-    entries = _run_solvers(space, link, strategy, tracker, progress)
+    scored = _run_solvers(space, link, strategy, tracker, progress)
+    entries = [entry for _, _, entry in scored]
     space_bound = SpaceBound([BoundInput.of(e.table) for e in entries])
     if strategy == "best":
         _solve_below_bound(entries, space_bound, tracker)
-    bound_space, _ = space_bound.value(tracker.ceiling(), _exact_optima(entries, tracker))
+    _refine_boundaries(space, link, strategy, scored, tracker, progress)
+    bound_space = _space_bound(entries, space_bound, tracker)
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
         raise tracker.last_refusal
@@ -506,7 +537,14 @@ def solve(
         )
     candidates_F = space.candidates_F if strategy != "nfl" else 0
     seconds = space.build_s + time.perf_counter() - started
-    stats = SearchStats(candidates_F, len(entries), tracker.plans, seconds)
+    stats = SearchStats(
+        candidates_F,
+        len(entries),
+        tracker.plans,
+        seconds,
+        tracker.boundaries_s,
+        tracker.boundary_tilings,
+    )
     return SearchResult(
         plan,
         best,
@@ -545,8 +583,12 @@ def _lower_bound(space: SearchSpace, link: LinkModel, base: Baselines) -> float:
 
 def _run_solvers(
     space: SearchSpace, link: LinkModel, strategy: str, tracker: PlanTracker, progress: bool
-) -> list[FusedPlan]:
-    """Run the strategy's solvers on the space's (F, grid) tables; returns each one, unsolved."""
+) -> list[tuple[float, int, FusedPlan]]:
+    """Run the strategy's solvers on the space's (F, grid) tables.
+
+    Returns:
+        (best latency found, index in `space.choices`, the table's plan, unsolved) per table.
+    """
     first_pass = ("mw",) if strategy == "best" else (strategy,)
     choices = space.choices if strategy != "nfl" else ()
     scored: list[tuple[float, int, FusedPlan]] = []
@@ -559,9 +601,40 @@ def _run_solvers(
             scores.append(_raster_estimate(table))
         scored.append((min(scores), len(scored), entry))
     if strategy == "best":
-        for entry in shortlist(scored):
-            tracker.run(entry, "opt")
-    return [entry for _, _, entry in scored]
+        exact = {id(e): tracker.run(e, "opt") for e in shortlist(scored)}
+        scored = [(min(s, exact.get(id(e), inf)), i, e) for s, i, e in scored]
+    return scored
+
+
+def _refine_boundaries(
+    space: SearchSpace,
+    link: LinkModel,
+    strategy: str,
+    scored: list[tuple[float, int, FusedPlan]],
+    tracker: PlanTracker,
+    progress: bool,
+) -> None:
+    """With free tiles, search the boundaries of the best choices (`flcompile.tile_search`)."""
+    if not (space.free_tiles and scored):
+        return
+    started = time.perf_counter()
+    tracker.boundary_tilings = refine_boundaries(
+        space, link, strategy, scored, tracker.run, progress=progress
+    )
+    tracker.boundaries_s = time.perf_counter() - started
+
+
+def _space_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: PlanTracker) -> float:
+    """The least bound (or proven optimum) over the uniform tables and every unequal tiling
+    the boundary search solved: every table a plan can come from."""
+    known = {id(e.table) for e in entries}
+    free = {id(r.plan.table): r.plan for r in tracker.runs if id(r.plan.table) not in known}
+    value, _ = bound.value(tracker.ceiling(), _exact_optima(entries, tracker))
+    if free:
+        tables = list(free.values())
+        free_bound = SpaceBound([BoundInput.of(e.table) for e in tables])
+        value = min(value, free_bound.value(tracker.ceiling(), _exact_optima(tables, tracker))[0])
+    return value
 
 
 def _solve_below_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: PlanTracker) -> None:
@@ -626,6 +699,8 @@ class PlanTracker:
         self.refused = 0
         self.last_refusal: SolverLimitError | None = None
         self.runs: list[SolverRun] = []
+        self.boundaries_s = 0.0
+        self.boundary_tilings = 0
 
     def ceiling(self) -> float:
         """The best latency found so far, NFL's included."""

@@ -244,18 +244,32 @@ def backward(block: Block, axis: int, fused: Interval) -> AxisRegions:
     )
 
 
-def split_axis(size: int, parts: int) -> tuple[Interval, ...]:
-    """Split [0, size) into `parts` intervals whose sizes differ by at most one (larger first)."""
+def uniform_bounds(size: int, parts: int) -> tuple[int, ...]:
+    """The boundaries 0 = b0 < … < b_parts = size of `parts` intervals of [0, size) whose
+    sizes differ by at most one (larger first)."""
     base, extra = divmod(size, parts)
     bounds = [0]
     for i in range(parts):
         bounds.append(bounds[-1] + base + (1 if i < extra else 0))
+    return tuple(bounds)
+
+
+def split_axis(size: int, parts: int) -> tuple[Interval, ...]:
+    """Split [0, size) into `parts` intervals whose sizes differ by at most one (larger first)."""
+    return intervals(uniform_bounds(size, parts))
+
+
+def intervals(bounds: tuple[int, ...]) -> tuple[Interval, ...]:
+    """The intervals [b0, b1), [b1, b2), … between consecutive boundaries."""
     return tuple(Interval(a, b) for a, b in itertools.pairwise(bounds))
 
 
 @dataclass(frozen=True)
 class Tiling:
     """A block cut into an r×c grid of tiles of F, with each row's and column's regions.
+
+    The tiles of a row share its height and those of a column its width; the rows (and the
+    columns) may differ in size (`tiling_at`), or be equal splits (`make_tiling`).
 
     Attributes:
         block: the block.
@@ -278,12 +292,28 @@ class Tiling:
         """The (H, W) regions of `path`, counted row-major."""
         return self.rows[path // self.grid[1]], self.cols[path % self.grid[1]]
 
+    @property
+    def bounds(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The row and column boundaries of F: (0, …, H) and (0, …, W)."""
+        return _bounds(self.rows), _bounds(self.cols)
+
+    @property
+    def uniform(self) -> bool:
+        """Whether the tiles are equal splits of F (`uniform_bounds`) on both axes."""
+        h, w = self.block.fused_shape[2], self.block.fused_shape[3]
+        rows, cols = self.bounds
+        return rows == uniform_bounds(h, self.grid[0]) and cols == uniform_bounds(w, self.grid[1])
+
+
+def _bounds(regions: tuple[AxisRegions, ...]) -> tuple[int, ...]:
+    return (regions[0].fused.start, *(r.fused.stop for r in regions))
+
 
 AxisCache = dict[tuple[int, Interval], AxisRegions]
 
 
 def make_tiling(block: Block, grid: tuple[int, int], cache: AxisCache | None = None) -> Tiling:
-    """Analyse every tile of an r×c grid of F.
+    """Analyse every tile of a uniform r×c grid of F (equal splits, `uniform_bounds`).
 
     Args:
         block: the block.
@@ -300,15 +330,45 @@ def make_tiling(block: Block, grid: tuple[int, int], cache: AxisCache | None = N
     h, w = block.fused_shape[2], block.fused_shape[3]
     if not (1 <= grid[0] <= h and 1 <= grid[1] <= w):
         raise ValueError(f"grid {grid[0]}x{grid[1]} does not fit F of {h}x{w}")
+    return tiling_at(block, uniform_bounds(h, grid[0]), uniform_bounds(w, grid[1]), cache)
+
+
+def tiling_at(
+    block: Block,
+    row_bounds: tuple[int, ...],
+    col_bounds: tuple[int, ...],
+    cache: AxisCache | None = None,
+) -> Tiling:
+    """Analyse every tile of the grid of F with the given row and column boundaries.
+
+    Args:
+        block: the block.
+        row_bounds: 0 = b0 < b1 < … < b_r = F's height: tile row i is [b_i, b_i+1).
+        col_bounds: the same along F's width.
+        cache: optional memo of per-axis passes for this block, shared across tilings.
+
+    Returns:
+        The tiling, with grid (r, c).
+
+    Raises:
+        EmptyRegionError: some tile would read only padding.
+        ValueError: the boundaries do not cut F into non-empty intervals.
+    """
     cache = {} if cache is None else cache
 
-    def regions(axis: int, size: int, parts: int) -> tuple[AxisRegions, ...]:
+    def regions(axis: int, bounds: tuple[int, ...]) -> tuple[AxisRegions, ...]:
+        size = block.fused_shape[2 + axis]
+        ok = len(bounds) >= 2 and bounds[0] == 0 and bounds[-1] == size
+        if not ok or any(a >= b for a, b in itertools.pairwise(bounds)):
+            name = "row" if axis == 0 else "column"
+            raise ValueError(f"{name} bounds {list(bounds)} do not cut [0, {size}) of F")
         result = []
-        for interval in split_axis(size, parts):
+        for interval in intervals(bounds):
             key = (axis, interval)
             if key not in cache:
                 cache[key] = backward(block, axis, interval)
             result.append(cache[key])
         return tuple(result)
 
-    return Tiling(block, grid, regions(0, h, grid[0]), regions(1, w, grid[1]))
+    rows, cols = regions(0, tuple(row_bounds)), regions(1, tuple(col_bounds))
+    return Tiling(block, (len(rows), len(cols)), rows, cols)

@@ -29,6 +29,7 @@ from flcompile.costs import (
 from flcompile.costs import compute_model as compute_model  # the tools' and flcompile's one
 from flcompile.errors import FlCompileError, user_path_errors
 from flcompile.load import load_model
+from flcompile.search import DEFAULT_TILES, TILES_CHOICES
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -132,6 +133,18 @@ def add_cost_args(p: argparse.ArgumentParser) -> None:
         type=count(0),
         metavar="K",
         help="1 = serial edge (default), 0 = unlimited (paper's Eq. 4), K = K at once",
+    )
+
+
+def add_tiles_arg(p: argparse.ArgumentParser) -> None:
+    """--tiles: equal splits of F only, or also the boundary search (flcompile's --tiles)."""
+    p.add_argument(
+        "--tiles",
+        dest="tiles",
+        choices=TILES_CHOICES,
+        default=DEFAULT_TILES,
+        help="uniform: equal splits of F only; free: also search the row and column "
+        f"boundaries, as flcompile --tiles free (default {DEFAULT_TILES}, as flcompile)",
     )
 
 

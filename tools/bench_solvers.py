@@ -7,9 +7,15 @@ in the same run, and the makespans the one simulator gives their schedules, so t
 is visible too: opt/BF must be 1.000 and MW/BF >= 1. BF refuses tables beyond its size
 bound; those show "refused".
 
+With `--tiles free` (flcompile's `--tiles`), each row also times the boundary search of
+unequal tiles on that (F, grid) (`flcompile.tile_search`, as `--solver best` runs it: its
+searches and the final opt solve) and gives the latency it finds; and a second table times
+each model's whole default search (`build_space` once, then `solve(space, link, "best")`)
+with uniform and with free tiles, medians of --search-repeats runs.
+
 Rerun:
     python tools/bench_solvers.py --models alexnet,squeezenet,yolov2 --grids 2x2,4x4,8x8 \
-        --rate 1.8 --repeats 5
+        --rate 1.8 --repeats 5 --tiles free
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from _common import (
     PAPER_MODELS,
@@ -25,6 +32,7 @@ from _common import (
     add_cost_args,
     add_hidden_model_args,
     add_models_arg,
+    add_tiles_arg,
     compute_model,
     count,
     edge_label,
@@ -35,6 +43,7 @@ from _common import (
     median,
     positive_float,
     run_main,
+    timed,
 )
 from tqdm import tqdm
 
@@ -64,6 +73,20 @@ HEADERS = (
     "MW/BF",
     "opt/BF",
     "opt/MW",
+    "free ms",
+    "free lat ms",
+    "opt/free",
+)
+SEARCH_HEADERS = (
+    "model",
+    "space s",
+    "uniform solve s",
+    "free solve s",
+    "boundaries s",
+    "whole search s",
+    "uniform ms",
+    "free ms",
+    "uniform/free",
 )
 
 
@@ -88,6 +111,50 @@ def bench_table(table, repeats: int) -> dict[str, float]:
         result[f"{name}_s"] = median(times)
         result[f"{name}_lat"] = latency
     return result
+
+
+def bench_free(analysis, plan, grid, opt_s: float, args, compute, link) -> list[str]:
+    """The boundary search on one (F, grid): median seconds, the latency found, and opt's
+    latency on equal tiles (`opt_s`) over it."""
+    if args.tiles != "free" or grid == (1, 1):
+        return ["-", "-", "-"]
+    options = SearchOptions(grid=grid, fuse_at=plan.candidate.tensor, tiles="free")
+    space = analysis.space(compute, options)
+    runs = [solve(space, link, "best") for _ in range(args.repeats)]
+    latency = runs[0].fused.predicted_s
+    return [
+        _fmt(median(r.stats.boundaries_s for r in runs) * 1e3, ".2f"),
+        _fmt(latency * 1e3, ".3f"),
+        _fmt(opt_s / latency, ".4f"),
+    ]
+
+
+def bench_search(name: str, args, compute, link) -> list[str]:
+    """The whole default search of one model, with uniform and with free tiles."""
+    analysis = load_analysis(name, args.width, args.size)
+    times: dict[str, list[float]] = {"space": [], "uniform": [], "free": [], "boundaries": []}
+    found = {}
+    for _ in range(args.search_repeats):
+        space_s, space = timed(lambda: analysis.space(compute, SearchOptions(tiles="free")))
+        times["space"].append(space_s)
+        for tiles in ("uniform", "free"):
+            tiled = replace(space, free_tiles=tiles == "free")
+            seconds, result = timed(lambda tiled=tiled: solve(tiled, link, "best"))
+            times[tiles].append(seconds)
+            found[tiles] = result.predicted_s
+        times["boundaries"].append(result.stats.boundaries_s)
+    med = {k: median(v) for k, v in times.items()}
+    return [
+        name,
+        f"{med['space']:.2f}",
+        f"{med['uniform']:.2f}",
+        f"{med['free']:.2f}",
+        f"{med['boundaries']:.2f}",
+        f"{med['space'] + med['free']:.2f}",
+        f"{found['uniform'] * 1e3:.2f}",
+        f"{found['free'] * 1e3:.2f}",
+        f"{found['uniform'] / found['free']:.4f}",
+    ]
 
 
 def bench_model(name: str, args, compute, link, bar) -> list[list[str]]:
@@ -129,6 +196,7 @@ def bench_model(name: str, args, compute, link, bar) -> list[list[str]]:
                 "-" if refused else _fmt(r["mw_lat"] / r["bf_lat"], ".4f"),
                 "-" if refused else _fmt(r["opt_lat"] / r["bf_lat"], ".4f"),
                 _fmt(r["opt_lat"] / r["mw_lat"], ".4f"),
+                *bench_free(analysis, plan, g, r["opt_lat"], args, compute, link),
             ]
         )
         bar.update()
@@ -162,7 +230,16 @@ def build_parser() -> ToolParser:
         default=5,
         help="runs per solver, median reported (default 5)",
     )
+    p.add_argument(
+        "--search-repeats",
+        dest="search_repeats",
+        type=count(0),
+        default=3,
+        help="runs of each model's whole default search with uniform and free tiles, median "
+        "reported (default 3; 0 skips that table)",
+    )
     add_cost_args(p)
+    add_tiles_arg(p)
     add_hidden_model_args(p)
     return p
 
@@ -188,8 +265,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             "t = solve-time ratio in this run; lat = simulated latency of the solver's schedule; "
             "K = cuts per path; bf size = P!·Π(non-dominated cuts), BF refuses above "
-            f"{BF_MAX_STATES:.0e}."
+            f"{BF_MAX_STATES:.0e}; free = the boundary search of unequal tiles on that F and "
+            "grid (with --tiles free), opt/free its gain over opt on equal tiles."
         )
+        if args.search_repeats:
+            searches = [bench_search(name, args, compute, link) for name in args.models]
+            print(
+                f"\nWhole default search (--solver best, grids up to 8x8), medians of "
+                f"{args.search_repeats}: the space is built once, then solved with uniform and "
+                "with free tiles; whole search = space + free solve."
+            )
+            print(format_table(SEARCH_HEADERS, searches))
         print(f"wall time: {time.perf_counter() - started:.1f} s")
         return 0
 

@@ -8,7 +8,11 @@ For each model × rate, every solver's plan is scored by flcompile's one simulat
 - mw_2x2 / opt_2x2: MW / opt at grid 2x2, best over F;
 - mw_kxk: MW over every F and every grid up to --max-grid, best of all;
 - opt_kxk: `flcompile --solver best`, i.e. `flcompile.search.solve(space, link, "best")`
-  (MW on every F and grid, then opt on search.shortlist of them), best of all;
+  (MW on every F and grid, then opt on search.shortlist of them, then, with `--tiles free`,
+  the boundary search of `flcompile.tile_search`), best of all;
+- uniform_kxk: the best plan of that same search with equal tiles only (what `--tiles
+  uniform` returns: the boundary search runs after the uniform grids are solved); with
+  `--tiles uniform` it equals opt_kxk;
 - lower_bound_s (a column of every row): min(NFL, the fluid bound of every F), as
   `flcompile.search.solve` reports it;
 - lower_bound_space_s (a column of every row): the search's bound on every plan of its
@@ -85,10 +89,11 @@ from flcompile.search import (
 )
 from flcompile.simulate import makespan
 
-SOLVER_ROWS = ("nfl", "bf_2x2", "mw_2x2", "opt_2x2", "mw_kxk", "opt_kxk")
+SOLVER_ROWS = ("nfl", "bf_2x2", "mw_2x2", "opt_2x2", "mw_kxk", "uniform_kxk", "opt_kxk")
 COLUMNS = (
     "model",
     "rate_MBps",
+    "tiles",
     "solver",
     "grid",
     "F",
@@ -109,6 +114,8 @@ LINES = (  # (solver row, label, style)
     ("mw_kxk", "MW (k×k)", {"color": "tab:blue", "marker": "D"}),
     ("opt_kxk", "opt (k×k)", {"color": "tab:purple", "marker": "*"}),
 )
+# With --tiles free, the same search's best plan with equal tiles.
+UNIFORM_LINE = ("uniform_kxk", "opt (k×k), equal tiles", {"color": "tab:gray", "marker": "x"})
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,7 @@ class Row:
 
     model: str
     rate_MBps: float
+    tiles: str
     solver: str
     grid: str
     F: str
@@ -161,18 +169,31 @@ class _Scores:
     def total_s(self, among: Sequence[int]) -> float:
         return sum(self.seconds.get(i, 0.0) for i in among)
 
+    @staticmethod
+    def best(*scores: _Scores) -> _Scores:
+        """Per index, the least latency of several solvers, and their seconds together."""
+        merged = _Scores()
+        for s in scores:
+            for i, latency in s.latency.items():
+                merged.latency[i] = min(latency, merged.latency.get(i, math.inf))
+                merged.seconds[i] = merged.seconds.get(i, 0.0) + s.seconds[i]
+        return merged
+
 
 def _record_runs(result: SearchResult, space: SearchSpace, scores: dict[str, _Scores]) -> None:
-    """Copy the search's solver runs into the per-solver scores, by index in the space."""
+    """Copy the search's solver runs on equal tiles into the per-solver scores, by index in
+    the space (the boundary search's unequal tilings are not in the space)."""
     index = {(c.candidate.tensor, c.grid): i for i, c in enumerate(space.choices)}
     for run in result.runs:
+        if not run.plan.tiling.uniform:
+            continue
         i = index[(run.plan.candidate.tensor, run.plan.tiling.grid)]
         scores[run.solver].latency[i] = run.predicted_s
         scores[run.solver].seconds[i] = run.seconds
 
 
 def sweep_rate(
-    name: str, space: SearchSpace, rate: float, max_grid: tuple[int, int]
+    name: str, space: SearchSpace, rate: float, max_grid: tuple[int, int], tiles: str
 ) -> tuple[list[Row], dict[str, float]]:
     """Every solver's row for one model at one rate, and the seconds spent outside solvers."""
     compute = space.compute
@@ -187,15 +208,16 @@ def sweep_rate(
     two = [i for i, it in enumerate(items) if it.grid == (2, 2)]
     mw, opt, bf = _Scores(), _Scores(), _Scores()
     _record_runs(result, space, {"mw": mw, "opt": opt})
-    best_solve = mw.total_s(kxk) + opt.total_s(kxk)
-    outside = search_time - sum(r.seconds for r in result.runs)
+    uniform_solve = mw.total_s(kxk) + opt.total_s(kxk)
+    best_solve = uniform_solve + result.stats.boundaries_s
+    outside = search_time - uniform_solve - result.stats.boundaries_s
     for i in two:  # every F at 2x2, with what the shortlist did not cover
         table = space.table(items[i], link)
         for scores, solver in ((mw, "mw"), (opt, "opt"), (bf, "bf")):
             scores.solve(solver, table, i)
     notes = _contract_notes(items, two, mw, opt, bf)
 
-    common = {"model": name, "rate_MBps": rate, "nfl_s": nfl_s}
+    common = {"model": name, "rate_MBps": rate, "tiles": tiles, "nfl_s": nfl_s}
     common["lower_bound_s"] = result.lower_bound_s
     common["lower_bound_space_s"] = result.lower_bound_space_s
     common["edge_concurrency"] = compute.edge_concurrency
@@ -206,6 +228,7 @@ def sweep_rate(
         rows.best_of("mw_2x2", mw, two),
         rows.best_of("opt_2x2", opt, two),
         rows.best_of("mw_kxk", mw, kxk),
+        rows.best_of("uniform_kxk", _Scores.best(mw, opt), kxk),
         rows.search(result.fused, best_solve),
     ], {"tables and bounds": outside}
 
@@ -264,13 +287,16 @@ class _Rows:
         if plan is None:
             return self._row("opt_kxk", "-", "-", math.nan, solve_s=solve_s, note="no plan")
         emits = "" if plan.predicted_s < self.common["nfl_s"] else "; flcompile would emit NFL"
+        rows, cols = plan.tiling.bounds
+        h, w = ("/".join(map(str, b)) for b in (rows, cols))
+        unequal = "" if plan.tiling.uniform else f"; unequal tiles h {h} w {w}"
         return self._row(
             "opt_kxk",
             grid_text(plan.tiling.grid),
             plan.candidate.tensor,
             plan.predicted_s,
             solve_s=solve_s,
-            note=f"found by {plan.solver}{emits}",
+            note=f"found by {plan.solver}{unequal}{emits}",
         )
 
 
@@ -291,7 +317,8 @@ def plot(path: Path, rows: Sequence[Row], models: Sequence[str], title: str, log
     for ax, (letter, name) in zip(axes, enumerate(models), strict=True):
         mine = [r for r in rows if r.model == name]
         rates = sorted({r.rate_MBps for r in mine})
-        for solver, label, style in LINES:
+        free = any(r.tiles == "free" for r in mine)
+        for solver, label, style in (*LINES, UNIFORM_LINE) if free else LINES:
             ys = {r.rate_MBps: r.predicted_s * 1e3 for r in mine if r.solver == solver}
             ax.plot(rates, [ys.get(x, math.nan) for x in rates], label=label, ms=4, **style)
         lb = {r.rate_MBps: r.lower_bound_s * 1e3 for r in mine if r.solver == "nfl"}
@@ -326,6 +353,7 @@ QUALITY_COLUMNS = (
     "best/LB mean / max",
     "best/space LB mean / max",
     "space LB/LB mean / max",
+    "uniform/free mean / max",
     "FL beats NFL",
     "BF refused / opt≠BF (rates)",
 )
@@ -360,7 +388,8 @@ def summarize(
         "2×2 at each rate; best = min(opt(k×k), NFL), what flcompile emits; LB = "
         "min(NFL, fluid bound over all F); space LB = min(NFL, a bound on every schedule of "
         "every F and grid searched), so best/space LB measures the solver and space LB/LB "
-        "what tiling itself costs. All numbers come from one simulator; "
+        "what tiling itself costs; uniform/free = the search's best plan with equal "
+        "tiles / its best (1.000 under --tiles uniform). All numbers come from one simulator; "
         f"{edge_label(compute)}.",
     ]
     return "\n".join(lines) + "\n"
@@ -511,7 +540,7 @@ def _sweep_models(args: argparse.Namespace, compute: ComputeModel) -> _Swept:
         build_s[name] = time.perf_counter() - t0
         for rate in args.rates:
             bar.set_postfix_str(f"{name} @ {rate:g} MB/s")
-            new, spent = sweep_rate(name, space, rate, args.max_grid)
+            new, spent = sweep_rate(name, space, rate, args.max_grid, args.tiles)
             rows.extend(new)
             for k, v in spent.items():
                 refresh[k] += v
@@ -538,7 +567,7 @@ def _header(
         "FLOP/s (Table I), no overheads, no latency, result return ignored, "
         f"{args.send_dtype} sends",
         f"- rates: {len(args.rates)} from {min(args.rates):g} to {max(args.rates):g} MB/s; "
-        f"k×k grids up to {grid_text(args.max_grid)}",
+        f"k×k grids up to {grid_text(args.max_grid)}; --tiles {args.tiles}",
         f"- wall time: {wall:.1f} s (analysis + tiling once per model: "
         + ", ".join(f"{m} {s:.1f} s" for m, s in swept.build_s.items())
         + f"; per rate, tables and lower bounds {swept.refresh['tables and bounds']:.1f} s)",

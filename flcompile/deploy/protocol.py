@@ -50,7 +50,7 @@ def model_name(plan: dict) -> str:
     """The Triton model name of a compiled plan: its model's stem and a digest of the plan.
 
     The digest covers what decides the wire format and the result (the source model's
-    sha256, F, the grid, and every path's order, cut and sends), not timings, so the
+    sha256, F, the grid, and every path's tile, order, cut and sends), not timings, so the
     device and the server agree on it from their own copies of OUT, and a device with a
     different plan is refused instead of answered wrongly.
 
@@ -64,7 +64,13 @@ def model_name(plan: dict) -> str:
         "model": plan["model"]["sha256"],
         "fused": plan["fused"] and {k: plan["fused"][k] for k in ("tensor", "grid")},
         "paths": [
-            [p["index"], p["order"], p["device_nodes"], [s["tensor"] for s in p["sends"]]]
+            [
+                p["index"],
+                p["tile"],
+                p["order"],
+                p["device_nodes"],
+                [s["tensor"] for s in p["sends"]],
+            ]
             for p in plan["paths"]
         ],
         "nfl": plan["nfl_plan"] and [plan["nfl_plan"]["device_nodes"], plan["nfl_plan"]["sends"]],

@@ -13,7 +13,7 @@ from flcompile.costs.wire import DEFAULT_SEND_DTYPE
 from flcompile.emit import Emitted, emit_fused
 from flcompile.errors import InternalError
 from flcompile.passes.fusable import Candidate
-from flcompile.passes.receptive_field import Tiling
+from flcompile.passes.receptive_field import Tiling, uniform_bounds
 from flcompile.passes.tile import tile_tensor_name
 from flcompile.plans.text import ms, shape, size
 from flcompile.reuse_pieces import held_inputs, piece_name
@@ -142,9 +142,11 @@ class FusedPlan:
         """F, the grid and the solver, then a row per path in run order."""
         fused = plan_json["fused"]
         r, c = fused["grid"]
+        unequal = "" if _uniform(fused, plan_json["paths"]) else " of unequal tiles"
         lines = [
-            f"plan       fuse at {fused['tensor']} ({shape(fused['shape'])}), grid {r}x{c} = "
-            f"{r * c} paths, redundancy {fused['redundancy']:.2f}x, solver {plan_json['solver']}"
+            f"plan       fuse at {fused['tensor']} ({shape(fused['shape'])}), grid {r}x{c}"
+            f"{unequal} = {r * c} paths, redundancy {fused['redundancy']:.2f}x, "
+            f"solver {plan_json['solver']}"
             + (", edge-side reuse (each path sends only new pixels)" if fused.get("reuse") else ""),
             "  path order  tile h×w        cut after                      sends        "
             "device     link       edge",
@@ -158,6 +160,16 @@ class FusedPlan:
     def measured_meaning(self) -> str:
         """The edge runs the tiles' rest, their halos and the fuse."""
         return "what recomputed halos, smaller convolutions and the fuse cost"
+
+
+def _uniform(fused: dict, paths: list[dict]) -> bool:
+    """Whether plan.json's tiles are the equal splits of F (`uniform_bounds`)."""
+    rows, cols = fused["grid"]
+    for axis, parts, length in (("h", rows, fused["shape"][2]), ("w", cols, fused["shape"][3])):
+        bounds = sorted({0, *(p["tile"][axis][1] for p in paths)})
+        if tuple(bounds) != uniform_bounds(length, parts):
+            return False
+    return True
 
 
 def _path_row(p: dict) -> str:

@@ -61,6 +61,18 @@ def solve_opt_proving(
     return best, proven
 
 
+def solve_opt_heuristic(table: CostTable) -> Schedule:
+    """Steps 1 and 2 of opt, without the exact search: MW's schedule, improved.
+
+    Args:
+        table: per-path, per-cut seconds for one fused tensor and grid.
+
+    Returns:
+        A schedule that finishes no later than MW's.
+    """
+    return heuristic_schedule(table, pareto_cuts(table), [solve_mw(table)])
+
+
 def solve_opt(table: CostTable, *, exact_nodes: float = OPT_EXACT_NODES) -> Schedule:
     """Choose the order and cuts of every path: optimal where BF runs, else heuristic.
 

@@ -176,13 +176,13 @@ def test_stages_json_alone_reproduces_the_model(tmp_path: Path) -> None:
     assert_close(run_stages(out / "stages", feeds), run(original, feeds))
 
 
-@pytest.mark.parametrize("rate", [0.1, 1.8])
-def test_stages_json_of_a_zoo_model_reproduces_it(rate: float, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("rate", "tiles"), [(0.1, None), (1.8, None), (1.8, "free")])
+def test_stages_json_of_a_zoo_model_reproduces_it(rate: float, tiles, tmp_path: Path) -> None:
     source = tmp_path / "squeezenet.onnx"
     onnx.save_model(models.build("squeezenet", width=0.25, size=64), str(source))
     options = CompileOptions(
         link=LinkModel(rate_MBps=rate),
-        search=SearchOptions(grid=GRID),
+        search=SearchOptions(grid=GRID, tiles=tiles),
         runs=0,
         verify=False,
         emit_stages=True,
@@ -191,6 +191,8 @@ def test_stages_json_of_a_zoo_model_reproduces_it(rate: float, tmp_path: Path) -
     index = result_stages(tmp_path / "out")
     in_order = sorted(result.plan["paths"], key=lambda p: p["order"])
     assert index["run_order"] == [p["index"] for p in in_order]
+    rows = {tuple(p["tile"]["h"]) for p in in_order}
+    assert (len({b - a for a, b in rows}) > 1) == (tiles == "free")  # here: unequal rows
     original = onnx.load(str(source))
     feeds = random_feeds(original)
     assert_close(run_stages(tmp_path / "out" / "stages", feeds), run(original, feeds))

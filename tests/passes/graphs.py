@@ -27,7 +27,7 @@ from flcompile.models.layers import OnnxBuilder
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
 from flcompile.passes.normalize import normalize
 from flcompile.passes.placement import tile_and_split
-from flcompile.passes.receptive_field import Block, Tiling, make_block, make_tiling
+from flcompile.passes.receptive_field import Block, Tiling, make_block, make_tiling, tiling_at
 from flcompile.passes.tile import TiledGraph
 from flcompile.reuse_pieces import reuse_tile_and_split
 
@@ -635,6 +635,7 @@ def compile_fl(
     cuts: Sequence[int] | int | None = None,
     order: Sequence[int] | None = None,
     reuse: bool = False,
+    bounds: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
 ) -> Compiled:
     """Tile `model` at F (a tensor name or an index into the candidates) and split it.
 
@@ -645,6 +646,8 @@ def compile_fl(
         cuts: per path cut (0..L); an int applies to every path; None means L (all on device).
         order: the run order of the paths (default row-major).
         reuse: edge-side reuse: each path sends only the pieces the edge does not hold.
+        bounds: the row and column boundaries of the tiles (`tiling_at`; they must make
+            `grid`), or None for equal splits.
     """
     prep = model if isinstance(model, Prepared) else prepare(model)
     if isinstance(fused, int):
@@ -652,7 +655,8 @@ def compile_fl(
     else:
         cand = next(c for c in prep.candidates if c.tensor == fused)
     block = make_block(prep.graph, prep.prefix, cand)
-    tiling = make_tiling(block, grid)
+    tiling = make_tiling(block, grid) if bounds is None else tiling_at(block, *bounds)
+    assert tiling.grid == grid, (tiling.grid, grid)
     paths, length = tiling.num_paths, len(block.nodes)
     if cuts is None:
         cuts = [length] * paths

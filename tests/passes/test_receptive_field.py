@@ -46,6 +46,8 @@ from flcompile.passes.receptive_field import (
     make_block,
     make_tiling,
     split_axis,
+    tiling_at,
+    uniform_bounds,
 )
 from flcompile.passes.tile import tile_graph
 
@@ -165,6 +167,52 @@ def test_make_tiling_refuses_a_grid_larger_than_f() -> None:
         make_tiling(block, (5, 1))
     with pytest.raises(ValueError, match="does not fit"):
         make_tiling(block, (1, 0))
+
+
+def test_tiling_at_unequal_bounds_covers_f_once() -> None:
+    # Graph: x (1x2x7x9) -> conv 3x3 s2 p1 -> y (4x5)
+    # Should give: rows [0, 1), [1, 4) and columns [0, 3), [3, 4), [4, 5); every tile's
+    # region of F is its row's × its column's, and the tiles cover F exactly once.
+    _, _, block = _prepared_block([conv(2, 3, 2, 1, (1, 1, 1, 1))], (1, 2, 7, 9))
+    tiling = tiling_at(block, (0, 1, 4), (0, 3, 4, 5))
+    assert tiling.grid == (2, 3) and tiling.num_paths == 6
+    assert tiling.bounds == ((0, 1, 4), (0, 3, 4, 5)) and not tiling.uniform
+    covered = np.zeros((4, 5), int)
+    for p in range(tiling.num_paths):
+        row, col = tiling.axes(p)
+        covered[row.fused.start : row.fused.stop, col.fused.start : col.fused.stop] += 1
+    assert (covered == 1).all()
+    # The last row [1, 4) of F reads x rows [1·2 − 1, 3·2 − 1 + 3) = [1, 8) ∩ [0, 7).
+    assert tiling.rows[1].tensors[INPUT] == Interval(1, 7)
+    assert tiling.rows[1].pads[0] == (0, 1)
+
+
+def test_tiling_at_uniform_bounds_is_make_tiling_and_shares_the_memo() -> None:
+    _, _, block = _prepared_block([conv(2, 3, 2, 1, (1, 1, 1, 1))], (1, 2, 7, 9))
+    assert uniform_bounds(5, 3) == (0, 2, 4, 5)
+    cache = {}
+    uniform = make_tiling(block, (2, 3), cache)
+    assert uniform.uniform and uniform.bounds == (uniform_bounds(4, 2), uniform_bounds(5, 3))
+    again = tiling_at(block, (0, 2, 4), (0, 2, 4, 5), cache)
+    assert again.rows == uniform.rows and again.cols == uniform.cols  # the same memo entries
+    moved = tiling_at(block, (0, 3, 4), (0, 2, 4, 5), cache)
+    assert moved.cols == uniform.cols and moved.rows[0] is not uniform.rows[0]
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols"),
+    [
+        ((1, 4), (0, 5)),
+        ((0, 4), (0, 5, 5)),
+        ((0, 3), (0, 5)),
+        ((0, 2, 1, 4), (0, 5)),
+        ((0,), (0, 5)),
+    ],
+)
+def test_tiling_at_refuses_bounds_that_do_not_cut_f(rows, cols) -> None:
+    _, _, block = _prepared_block([conv(2, 3, 2, 1, (1, 1, 1, 1))], (1, 2, 7, 9))  # F 4x5
+    with pytest.raises(ValueError, match="do not cut"):
+        tiling_at(block, rows, cols)
 
 
 def test_make_tiling_raises_empty_region_for_a_tile_inside_the_padding() -> None:

@@ -5,10 +5,11 @@ grouping, both pools with ceil_mode and every asymmetric pad, strides larger tha
 kernel, per-pixel ops, constant broadcasts, residual Add, Concat and Split branches, Pad,
 SpaceToDepth/DepthToSpace, dead side branches and side outputs that never reach F, and
 ceil_mode pools whose output size onnx shape inference gets wrong), an F among its
-candidates, a grid (1×N, N×1, one-pixel tiles and any grid up to a small F's size), per-path
-cuts, a run order and edge-side reuse on or off (each path then sends only pixels the edge
-does not hold), and checks that edge(device(x)) and the fused tensor match the original in
-onnxruntime (rtol = atol = 1e-5).
+candidates, a grid (1×N, N×1, one-pixel tiles and any grid up to a small F's size) with
+equal or random unequal row and column boundaries, per-path cuts, a run order and
+edge-side reuse on or off (each path then sends only pixels the edge does not hold), and
+checks that edge(device(x)) and the fused tensor match the original in onnxruntime
+(rtol = atol = 1e-5).
 
 Each property runs inside a plain test that counts the examples it checked and asserts a
 floor on that count, so a strategy that rejects everything cannot pass unnoticed.
@@ -54,7 +55,7 @@ from hypothesis import strategies as st
 
 from flcompile.compile import CompileOptions, compile_model
 from flcompile.errors import UsageError
-from flcompile.passes.receptive_field import EmptyRegionError
+from flcompile.passes.receptive_field import EmptyRegionError, uniform_bounds
 from flcompile.search import SearchOptions
 from flcompile.verify import FusedCheck, VerifyOptions, make_feeds, verify_split
 
@@ -268,6 +269,13 @@ def _draw_grid(rnd: random.Random, fh: int, fw: int) -> tuple[int, int]:
     return (rnd.randint(1, min(fh, 4)), rnd.randint(1, min(fw, 4)))
 
 
+def _draw_bounds(rnd: random.Random, size: int, parts: int) -> tuple[int, ...]:
+    """Equal splits half the time, else `parts` random non-empty intervals of [0, size)."""
+    if rnd.random() < 0.5:
+        return uniform_bounds(size, parts)
+    return (0, *sorted(rnd.sample(range(1, size), parts - 1)), size)
+
+
 def _draw_cuts(rnd: random.Random, paths: int, length: int) -> list[int]:
     mode = rnd.random()
     if mode < 0.15:
@@ -298,14 +306,19 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
     if f_pick is None:  # the deepest F half of the time: long blocks find more bugs
         f_pick = -1 if rnd.random() < 0.5 else rnd.randrange(len(prep.candidates))
     cand = prep.candidates[f_pick]
-    grid = grid or _draw_grid(rnd, cand.shape[2], cand.shape[3])
+    bounds = None
+    if grid is None:  # a drawn grid gets drawn bounds: equal or unequal tiles
+        grid = _draw_grid(rnd, cand.shape[2], cand.shape[3])
+        bounds = tuple(_draw_bounds(rnd, cand.shape[2 + a], grid[a]) for a in (0, 1))
+        equal = bounds == tuple(uniform_bounds(cand.shape[2 + a], grid[a]) for a in (0, 1))
+        event("equal tiles" if equal else "unequal tiles")
     while True:
         paths = grid[0] * grid[1]
         cuts = cuts or _draw_cuts(rnd, paths, len(cand.block))
         order = order or rnd.sample(range(paths), paths)
         reuse = rnd.random() < 0.5  # drawn last: the other choices stay as they were
         try:
-            compiled = compile_fl(prep, cand.tensor, grid, cuts, order, reuse)
+            compiled = compile_fl(prep, cand.tensor, grid, cuts, order, reuse, bounds)
             break
         except EmptyRegionError:
             # A tile inside a Pad's padding: the tool refuses it. Try a coarser grid, so such
@@ -315,6 +328,7 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
             assume(grid != (1, 1))
             event("a tile read only padding: coarser grid")
             grid, cuts, order = (max(grid[0] // 2, 1), max(grid[1] // 2, 1)), None, None
+            bounds = None
     result = verify_split(
         model,
         compiled.device,
@@ -324,7 +338,8 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
             rtol=1e-5, atol=1e-5, fused=FusedCheck(cand.tensor, compiled.tiled_model)
         ),
     )
-    assert result.passed, (cand.tensor, grid, cuts, order, reuse, result.first_failure)
+    assert result.passed, (cand.tensor, grid, bounds, cuts, order, reuse, result.first_failure)
+    assert bounds is None or compiled.tiling.bounds == bounds
     outputs = [o.name for o in model.graph.output]
     assert [c.name for c in result.compared] == [*outputs, cand.tensor]  # y (sides) and F
     assert [o.name for o in compiled.device.graph.output] == compiled.sends

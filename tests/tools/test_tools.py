@@ -23,6 +23,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 REQUIRED = {
     "model",
     "rate_MBps",
+    "tiles",
     "solver",
     "grid",
     "F",
@@ -85,6 +86,7 @@ def test_sweep_solver_contracts(swept):
             assert mw >= bf * (1 - 1e-9)
             compared += 1
         kxk = float(by[(model, rate, "opt_kxk")]["predicted_s"])
+        assert kxk <= float(by[(model, rate, "uniform_kxk")]["predicted_s"]) * (1 + 1e-12)
         assert kxk <= min(opt, float(by[(model, rate, "mw_kxk")]["predicted_s"])) * (1 + 1e-12)
     assert compared >= 2  # alexnet's two rates
 
@@ -96,16 +98,25 @@ def test_sweep_outputs(swept):
     assert "| alexnet |" in summary and "| squeezenet |" in summary
 
 
-@pytest.mark.parametrize("paper", [False, True])
-def test_sweep_best_matches_search(paper):
+@pytest.mark.parametrize(("paper", "tiles"), [(False, "free"), (True, "uniform")])
+def test_sweep_best_matches_search(paper, tiles):
     """The sweep's rows from one space solved per rate are what a compile's search finds."""
     analysis = _common.load_analysis("squeezenet", 0.25, 64)
     compute = _common.compute_model(paper, None)
-    space = analysis.space(compute, SearchOptions(max_grid=(3, 3)))
-    rows, _ = sweep.sweep_rate("squeezenet", space, 1.7, (2, 2))
+    space = analysis.space(compute, SearchOptions(max_grid=(3, 3), tiles=tiles))
+    rows, _ = sweep.sweep_rate("squeezenet", space, 1.7, (2, 2), tiles)
     by = {r.solver: r for r in rows}
-    for solver, row in (("best", "opt_kxk"), ("mw", "mw_kxk")):
-        found = analysis.search(compute, LinkModel(1.7), SearchOptions(solver, max_grid=(2, 2)))
+    assert all(r.tiles == tiles for r in rows)
+    if tiles == "free":  # here the boundary search finds a faster plan with unequal tiles
+        assert by["opt_kxk"].predicted_s < by["uniform_kxk"].predicted_s
+        assert "unequal tiles" in by["opt_kxk"].note
+    for solver, row, searched in (
+        ("best", "opt_kxk", tiles),
+        ("mw", "mw_kxk", "uniform"),
+        ("best", "uniform_kxk", "uniform"),
+    ):
+        options = SearchOptions(solver, max_grid=(2, 2), tiles=searched)
+        found = analysis.search(compute, LinkModel(1.7), options)
         assert by[row].predicted_s == found.fused.predicted_s
         assert found.fused.candidate.tensor == by[row].F
         assert by[row].grid == _common.grid_text(found.fused.tiling.grid)
@@ -120,15 +131,19 @@ def test_sweep_best_matches_search(paper):
 
 def test_bench_solvers_prints_quality(capsys):
     argv = ["--models", "alexnet", "--grids", "2x2,3x3", "--repeats", "1", *TINY]
-    assert bench_solvers.main(argv) == 0
+    assert bench_solvers.main([*argv, "--tiles", "free", "--search-repeats", "1"]) == 0
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("alexnet")]
-    assert len(lines) == 2
-    two = lines[0].split()
-    assert two[1] == "2x2"
-    # The last three columns: MW/BF, opt/BF, opt/MW.
-    assert float(two[-2]) == pytest.approx(1.0, abs=5e-5)
-    assert float(two[-3]) >= 1.0
+    assert len(lines) == 3  # two grids, and the whole search
+    two = dict(zip(bench_solvers.HEADERS, lines[0].split(), strict=True))
+    assert two["grid"] == "2x2"
+    assert float(two["opt/BF"]) == pytest.approx(1.0, abs=5e-5)
+    assert float(two["MW/BF"]) >= 1.0
+    # Unequal tiles never lose to opt on equal ones (the search keeps its seed).
+    assert float(two["opt/free"]) >= 1.0 and float(two["free ms"]) > 0
+    search = dict(zip(bench_solvers.SEARCH_HEADERS, lines[2].split(), strict=True))
+    assert float(search["uniform/free"]) >= 1.0
+    assert float(search["whole search s"]) >= float(search["free solve s"]) > 0
 
 
 def test_bench_compile_csv(tmp_path, capsys):

@@ -98,6 +98,9 @@ def test_model_names_identify_plans(plans) -> None:
     assert model_name(plan) == names["fl"]
     plan["paths"][0]["device_nodes"] += 1  # ...a different cut does
     assert model_name(plan) != names["fl"]
+    plan["paths"][0]["device_nodes"] -= 1
+    plan["paths"][0]["tile"]["h"][1] += 1  # ...and so do other tile boundaries
+    assert model_name(plan) != names["fl"]
 
 
 def test_bad_outs_are_one_line_errors(plans, tmp_path: Path) -> None:
