@@ -69,6 +69,7 @@ TILES_CHOICES = ("uniform", "free")
 DEFAULT_TILES = "free"  # what `--tiles` means when neither it nor --grid is given
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
 OPT_SHORTLIST = 16
+OPT_SHORTLIST_REUSE = 8  # under edge-side reuse, where opt costs ten times more
 # How many more tables `--solver best` gives opt because their space bound is below the
 # best plan so far (lowest bound first): with independent paths, and under edge-side
 # reuse, where opt costs more and the bound is looser.
@@ -661,7 +662,11 @@ def _solve_below_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: Pla
 def _exact_optima(entries: list[FusedPlan], tracker: PlanTracker) -> dict[int, float]:
     """The optimum of each table (by index) where a solver proved it (bf; opt where exact)."""
     index = {id(e.table): i for i, e in enumerate(entries)}
-    return {index[id(run.plan.table)]: run.predicted_s for run in tracker.runs if run.optimal}
+    return {
+        index[id(run.plan.table)]: run.predicted_s
+        for run in tracker.runs
+        if run.optimal and id(run.plan.table) in index
+    }
 
 
 def _raster_estimate(table: CostTable) -> float:
@@ -732,11 +737,15 @@ def shortlist(tables: list[tuple[float, int, FusedPlan]]) -> list[FusedPlan]:
     """The (F, grid) choices `--solver best` also gives to opt after MW has scored them all.
 
     opt costs far more than MW per table, so it sees the OPT_SHORTLIST best tables by MW's
-    score plus every F's 2×2 grid (the paper's BF(2×2) setting), not all of them.
+    score plus every F's 2×2 grid (the paper's BF(2×2) setting), not all of them. Under
+    edge-side reuse, where opt costs ten times more and the scores already rank raw raster
+    tiles, it sees the OPT_SHORTLIST_REUSE best only.
     """
     ranked = sorted(tables, key=lambda t: (t[0], t[1]))
-    chosen = {index: entry for _, index, entry in ranked[:OPT_SHORTLIST]}
-    chosen.update({i: e for _, i, e in tables if e.tiling.grid == (2, 2)})
+    reuse = any(e.table.reuse is not None for _, _, e in tables)
+    count = OPT_SHORTLIST_REUSE if reuse else OPT_SHORTLIST
+    chosen = {index: entry for _, index, entry in ranked[:count]}
+    chosen.update({i: e for _, i, e in tables if e.tiling.grid == (2, 2) and e.table.reuse is None})
     return [chosen[i] for i in sorted(chosen)]
 
 
