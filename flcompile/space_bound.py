@@ -40,10 +40,12 @@ depends on the order. Order-free facts keep the bound valid: the first path send
 whole region (its L_a in the head is the full send); every path sends at least the pixels
 no other path needs (its exclusive part); all paths together send at least the union of
 their regions. `BoundInput` takes `link_floor_s` (per path and cut, what the path sends in
-any order: the exclusive part; used in the sums and tails) apart from `link_s` (the full
-send; used in the head), and `link_total_floor_s` (seconds the link needs whatever the
-cuts, e.g. the least union over the cut choices), which adds the term
-min D + link_total_floor_s + min E. Without reuse both floors are the table's own sends.
+any order: the exclusive part; used in the tails) apart from `link_s` (the full send;
+used in the head), `link_share_s` (per path and cut, its share of the link's total: each
+pixel divided by how many paths' regions hold it, since it travels at least once if any
+of them sends it; the shares add up to a floor on Σ L, so they stand in Σ L), and
+`link_total_floor_s` (seconds the link needs whatever the cuts), which adds the term
+min D + link_total_floor_s + min E. Without reuse all are the table's own sends.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class BoundInput:
         edge_concurrency: 1 = serial, k > 1 = k servers, 0 = unlimited.
         after_fuse_s: post_fuse_s + return_s.
         link_total_floor_s: seconds the link needs in every schedule (0 = no such floor).
+        link_share_s: (P, K) path p's share at cut k of what the link carries in every
+            schedule (their sum over the paths is a floor on the link's total, used in its
+            sum); None: `link_floor_s`.
     """
 
     device_s: np.ndarray
@@ -85,6 +90,7 @@ class BoundInput:
     edge_concurrency: int
     after_fuse_s: float
     link_total_floor_s: float = 0.0
+    link_share_s: np.ndarray | None = None
 
     @staticmethod
     def of(table: CostTable) -> BoundInput:
@@ -97,15 +103,28 @@ class BoundInput:
         Returns:
             The bound's input.
         """
-        floor = table.link_s if table.reuse is None else table.reuse.floor_s(table.grid)
+        if table.reuse is None:
+            return BoundInput(
+                table.device_s,
+                table.link_s,
+                table.link_s,
+                table.edge_s,
+                table.edge_concurrency,
+                table.post_fuse_s + table.return_s,
+            )
         return BoundInput(
             table.device_s,
             table.link_s,
-            floor,
+            table.reuse.floor_s(table.grid),
             table.edge_s,
             table.edge_concurrency,
             table.post_fuse_s + table.return_s,
+            link_share_s=table.reuse.share_s(table.grid),
         )
+
+
+def _or(value: np.ndarray | None, default: np.ndarray) -> np.ndarray:
+    return default if value is None else value
 
 
 class _Group:
@@ -131,13 +150,16 @@ class _Group:
             np.concatenate([np.asarray(getattr(i, name), float) for i in inputs])
             for name in ("device_s", "link_s", "link_floor_s", "edge_s")
         )
+        share = np.concatenate(
+            [np.asarray(_or(i.link_share_s, i.link_floor_s), float) for i in inputs]
+        )
         self.index = index
         self._set_paths(np.array([np.shape(i.device_s)[0] for i in inputs]))
         unlimited = conc == 0
         zeros = np.zeros_like(dev)
         # Per term X, Y (and Z unless the edge is unlimited): what each path adds to its
         # sum, and the extra the term charges the first path (head) and the last (tail).
-        self.cost = np.stack([dev, floor] + ([] if unlimited else [edge / conc]))
+        self.cost = np.stack([dev, share] + ([] if unlimited else [edge / conc]))
         self.head = np.stack([zeros, dev] + ([] if unlimited else [dev + (edge > 0) * link]))
         self.tail = np.stack([floor + edge, (floor > 0) * edge] + ([] if unlimited else [zeros]))
         alone = np.maximum.reduceat(np.min(dev + floor + edge, axis=1), self.starts)

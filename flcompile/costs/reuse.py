@@ -18,8 +18,8 @@ one step of many partial schedules (the exact search). Held sets are bit masks o
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -218,6 +218,18 @@ class ReuseGeometry:
             total += (height * width).reshape(-1) * self.bytes_per_pixel[t]
         return total
 
+    def _grid_axes(self, grid: tuple[int, int], t: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Tensor t's row and column intervals, (rows, 2) and (cols, 2), when its regions
+        are their product on `grid` (paths row-major), else None."""
+        rows, cols = grid
+        if rows * cols != self.num_paths:
+            return None
+        cells = self.regions[t].reshape(rows, cols, 4)
+        same_rows = np.all(cells[:, :, :2] == cells[:, :1, :2])
+        if not (same_rows and np.all(cells[:, :, 2:] == cells[:1, :, 2:])):
+            return None
+        return cells[:, 0, :2], cells[0, :, 2:]
+
     def exclusive_bytes(self, grid: tuple[int, int]) -> np.ndarray:
         """(P, K) bytes of the pixels only path p needs, summed over what crosses cut k.
 
@@ -232,18 +244,32 @@ class ReuseGeometry:
         Args:
             grid: (rows, columns) of the paths.
         """
-        rows, cols = grid
-        if rows * cols != self.num_paths:
-            return self.min_bytes()
+        return self._per_axis(grid, _alone, self.min_bytes)
+
+    def share_bytes(self, grid: tuple[int, int]) -> np.ndarray | None:
+        """(P, K) each path's share of what the link carries: every pixel of its regions
+        (of what crosses cut k) divided by how many paths' regions hold it.
+
+        A pixel held by n paths travels at least once if any of them sends its tensor, and
+        at most n of them do, so in every schedule the bytes sent add up to at least the
+        sum of the senders' shares (a floor on the link's total, not on one path's send).
+        On a grid a pixel's holders are its row's holders times its column's, so the share
+        is a product of per-axis sums. None where the regions are not such a grid.
+
+        Args:
+            grid: (rows, columns) of the paths.
+        """
+        return self._per_axis(grid, _shared, lambda: None)
+
+    def _per_axis(self, grid: tuple[int, int], per_axis: Callable, fallback: Callable):
+        """(P, K): `per_axis` of each tensor's row and column intervals, multiplied per path
+        and summed over each cut's tensors; `fallback()` where a tensor is no grid."""
         per_tensor = np.zeros((len(self.tensors), self.num_paths))
         for t in range(len(self.tensors)):
-            cells = self.regions[t].reshape(rows, cols, 4)
-            if np.any(cells[:, :, :2] != cells[:, :1, :2]) or np.any(
-                cells[:, :, 2:] != cells[:1, :, 2:]
-            ):
-                return self.min_bytes()
-            alone = [_alone(cells[:, 0, :2]), _alone(cells[0, :, 2:])]
-            per_tensor[t] = np.outer(*alone).reshape(-1) * self.bytes_per_pixel[t]
+            axes = self._grid_axes(grid, t)
+            if axes is None:
+                return fallback()
+            per_tensor[t] = np.outer(*map(per_axis, axes)).reshape(-1) * self.bytes_per_pixel[t]
         return (self.crossing.astype(float) @ per_tensor).T
 
     def min_bytes(self) -> np.ndarray:
@@ -260,19 +286,29 @@ class ReuseGeometry:
 
 def _alone(spans: np.ndarray) -> np.ndarray:
     """(N,) how many positions of each of N intervals (start, stop) no other interval covers."""
-    return _alone_cached(spans.astype(np.int64).tobytes())
+    return _axis_sums(spans.astype(np.int64).tobytes(), "alone")
 
 
-@functools.lru_cache(maxsize=4096)
-def _alone_cached(key: bytes) -> np.ndarray:
-    """`_alone` of the (N, 2) int64 spans whose bytes are `key` (one grid's rows recur in
-    every column count, and across tables)."""
+def _shared(spans: np.ndarray) -> np.ndarray:
+    """(N,) Σ over each of N intervals' positions of 1 / (how many intervals cover it)."""
+    return _axis_sums(spans.astype(np.int64).tobytes(), "shared")
+
+
+@functools.lru_cache(maxsize=8192)
+def _axis_sums(key: bytes, kind: str) -> np.ndarray:
+    """`_alone` or `_shared` of the (N, 2) int64 spans whose bytes are `key` (one grid's
+    rows recur in every column count, and across tables)."""
     spans = np.frombuffer(key, np.int64).reshape(-1, 2)
     cover = np.zeros(int(spans[:, 1].max()) + 1, int)
     np.add.at(cover, spans[:, 0], 1)
     np.add.at(cover, spans[:, 1], -1)
-    alone = np.concatenate([[0], np.cumsum(np.cumsum(cover)[:-1] == 1)])
-    return alone[spans[:, 1]] - alone[spans[:, 0]]
+    count = np.cumsum(cover)[:-1]  # how many intervals cover each position
+    if kind == "alone":
+        weight = (count == 1).astype(float)
+    else:
+        weight = np.divide(1.0, count, out=np.zeros(len(count)), where=count > 0)
+    prefix = np.concatenate([[0.0], np.cumsum(weight)])
+    return prefix[spans[:, 1]] - prefix[spans[:, 0]]
 
 
 def reuse_geometry(
@@ -344,3 +380,11 @@ class ReuseLinks:
     def floor_s(self, grid: tuple[int, int]) -> np.ndarray:
         """(P, K) link seconds of each path's exclusive pixels, a cheaper floor than `min_s`."""
         return np.asarray(self.link.send_s(self.geometry.exclusive_bytes(grid)), float)
+
+    def share_s(self, grid: tuple[int, int]) -> np.ndarray | None:
+        """(P, K) seconds of each path's share of the link's bytes (`share_bytes`), with no
+        latency (a path may send no message at all); None where the regions are no grid."""
+        shares = self.geometry.share_bytes(grid)
+        if shares is None:
+            return None
+        return np.asarray(replace(self.link, latency_s=0.0).send_s(shares), float)

@@ -8,8 +8,9 @@ import pytest
 from flcompile.solvers.random_tables import random_reuse_table
 
 
-def painted_exclusive_bytes(geometry) -> np.ndarray:
-    """(P, K) by counting, pixel by pixel, the pixels of each region no other region holds."""
+def painted(geometry, weight) -> np.ndarray:
+    """(P, K) by painting every region pixel by pixel: Σ over each region's pixels of
+    weight(how many regions hold the pixel), times bytes per pixel, over each cut's tensors."""
     per_tensor = np.zeros((len(geometry.tensors), geometry.num_paths))
     for t in range(len(geometry.tensors)):
         regions = geometry.regions[t]
@@ -17,9 +18,14 @@ def painted_exclusive_bytes(geometry) -> np.ndarray:
         for h0, h1, w0, w1 in regions:
             canvas[h0:h1, w0:w1] += 1
         for p, (h0, h1, w0, w1) in enumerate(regions):
-            alone = int((canvas[h0:h1, w0:w1] == 1).sum())
-            per_tensor[t, p] = alone * geometry.bytes_per_pixel[t]
+            total = float(weight(canvas[h0:h1, w0:w1]).sum())
+            per_tensor[t, p] = total * geometry.bytes_per_pixel[t]
     return (geometry.crossing.astype(float) @ per_tensor).T
+
+
+def painted_exclusive_bytes(geometry) -> np.ndarray:
+    """The pixels of each region no other region holds."""
+    return painted(geometry, lambda count: count == 1)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -35,3 +41,21 @@ def test_exclusive_bytes_count_the_pixels_only_one_path_needs(seed):
 def test_regions_that_are_no_grid_fall_back_to_the_fewest_sendable_bytes():
     geometry = random_reuse_table(np.random.default_rng(3), (2, 2), 2, 1).reuse.geometry
     np.testing.assert_array_equal(geometry.exclusive_bytes((1, 4)), geometry.min_bytes())
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_shares_divide_each_pixel_among_the_regions_that_hold_it(seed):
+    rng = np.random.default_rng(seed)
+    grid = [(1, 2), (2, 2), (1, 3), (2, 3), (3, 3)][seed % 5]
+    geometry = random_reuse_table(rng, grid, int(rng.integers(2, 4)), 1).reuse.geometry
+    shares = geometry.share_bytes(grid)
+    np.testing.assert_allclose(shares, painted(geometry, lambda count: 1.0 / count))
+    assert np.all(shares >= geometry.exclusive_bytes(grid) - 1e-9)
+    # Every path cut at cut 0 (which sends tensor 0 alone): the shares add up to the union
+    # of the regions, what the link carries with every pixel sent once.
+    regions = geometry.regions[0]
+    canvas = np.zeros((regions[:, 1].max(), regions[:, 3].max()), bool)
+    for h0, h1, w0, w1 in regions:
+        canvas[h0:h1, w0:w1] = True
+    assert geometry.crossing[0].tolist() == [True] + [False] * (len(geometry.tensors) - 1)
+    assert shares[:, 0].sum() == pytest.approx(canvas.sum() * geometry.bytes_per_pixel[0])
