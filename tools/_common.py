@@ -29,7 +29,7 @@ from flcompile.costs import (
 from flcompile.costs import compute_model as compute_model  # the tools' and flcompile's one
 from flcompile.errors import FlCompileError, user_path_errors
 from flcompile.load import load_model
-from flcompile.search import DEFAULT_TILES, TILES_CHOICES
+from flcompile.search import DEFAULT_REUSE, DEFAULT_TILES, TILES_CHOICES
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -146,6 +146,23 @@ def add_tiles_arg(p: argparse.ArgumentParser) -> None:
         help="uniform: equal splits of F only; free: also search the row and column "
         f"boundaries, as flcompile --tiles free (default {DEFAULT_TILES}, as flcompile)",
     )
+
+
+def add_reuse_arg(p: argparse.ArgumentParser) -> None:
+    """--reuse/--no-reuse: edge-side reuse, as flcompile's flags (`reuse_of` resolves it)."""
+    p.add_argument(
+        "--reuse",
+        dest="reuse",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="edge-side reuse (each path sends only what the edge does not hold); default "
+        "as flcompile's: on unless --paper",
+    )
+
+
+def reuse_of(args: argparse.Namespace) -> bool:
+    """--reuse/--no-reuse, else flcompile's default (off under --paper)."""
+    return args.reuse if args.reuse is not None else DEFAULT_REUSE and not args.paper
 
 
 def add_hidden_model_args(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,8 @@ With `--tiles free` (flcompile's `--tiles`), each row also times the boundary se
 unequal tiles on that (F, grid) (`flcompile.tile_search`, as `--solver best` runs it: its
 searches and the final opt solve) and gives the latency it finds; and a second table times
 each model's whole default search (`build_space` once, then `solve(space, link, "best")`)
-with uniform and with free tiles, medians of --search-repeats runs.
+with uniform and with free tiles, medians of --search-repeats runs. Tables plan with
+edge-side reuse as flcompile does (on unless --paper; --reuse/--no-reuse).
 
 Rerun:
     python tools/bench_solvers.py --models alexnet,squeezenet,yolov2 --grids 2x2,4x4,8x8 \
@@ -32,6 +33,7 @@ from _common import (
     add_cost_args,
     add_hidden_model_args,
     add_models_arg,
+    add_reuse_arg,
     add_tiles_arg,
     compute_model,
     count,
@@ -42,6 +44,7 @@ from _common import (
     load_analysis,
     median,
     positive_float,
+    reuse_of,
     run_main,
     timed,
 )
@@ -118,7 +121,9 @@ def bench_free(analysis, plan, grid, opt_s: float, args, compute, link) -> list[
     latency on equal tiles (`opt_s`) over it."""
     if args.tiles != "free" or grid == (1, 1):
         return ["-", "-", "-"]
-    options = SearchOptions(grid=grid, fuse_at=plan.candidate.tensor, tiles="free")
+    options = SearchOptions(
+        grid=grid, fuse_at=plan.candidate.tensor, tiles="free", reuse=reuse_of(args)
+    )
     space = analysis.space(compute, options)
     runs = [solve(space, link, "best") for _ in range(args.repeats)]
     latency = runs[0].fused.predicted_s
@@ -134,8 +139,9 @@ def bench_search(name: str, args, compute, link) -> list[str]:
     analysis = load_analysis(name, args.width, args.size)
     times: dict[str, list[float]] = {"space": [], "uniform": [], "free": [], "boundaries": []}
     found = {}
+    options = SearchOptions(tiles="free", reuse=reuse_of(args))
     for _ in range(args.search_repeats):
-        space_s, space = timed(lambda: analysis.space(compute, SearchOptions(tiles="free")))
+        space_s, space = timed(lambda: analysis.space(compute, options))
         times["space"].append(space_s)
         for tiles in ("uniform", "free"):
             tiled = replace(space, free_tiles=tiles == "free")
@@ -166,7 +172,8 @@ def bench_model(name: str, args, compute, link, bar) -> list[list[str]]:
     for g in args.grids:
         bar.set_postfix_str(f"{name} {grid_text(g)}")
         try:
-            space = analysis.space(compute, SearchOptions(grid=g, fuse_at=args.fuse_at))
+            options = SearchOptions(grid=g, fuse_at=args.fuse_at, reuse=reuse_of(args))
+            space = analysis.space(compute, options)
             plan = solve(space, link, "mw").fused
         except UsageError:  # the grid is larger than F, or a tile reads only padding
             plan = None
@@ -240,6 +247,7 @@ def build_parser() -> ToolParser:
     )
     add_cost_args(p)
     add_tiles_arg(p)
+    add_reuse_arg(p)
     add_hidden_model_args(p)
     return p
 

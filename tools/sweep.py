@@ -55,6 +55,8 @@ from _common import (
     add_cost_args,
     add_hidden_model_args,
     add_models_arg,
+    add_reuse_arg,
+    add_tiles_arg,
     compute_model,
     edge_label,
     format_table,
@@ -63,6 +65,7 @@ from _common import (
     load_analysis,
     median,
     rate_list,
+    reuse_of,
     run_main,
     timed,
     write_output,
@@ -79,7 +82,6 @@ from flcompile.costs.wire import DEFAULT_SEND_DTYPE, SEND_DTYPES
 from flcompile.errors import SolverLimitError
 from flcompile.plans import FusedPlan
 from flcompile.search import (
-    DEFAULT_REUSE,
     SOLVERS,
     GridChoice,
     SearchOptions,
@@ -423,6 +425,7 @@ def _quality_cells(name: str, by: dict[str, dict[float, Row]]) -> list[str]:
         _mean_max([e / b for e, b in zip(emitted, lbs, strict=True)]),
         _mean_max([e / b for e, b in zip(emitted, spaces, strict=True)]),
         _mean_max([s / b for s, b in zip(spaces, lbs, strict=True)]),
+        _mean_max(ratio("uniform_kxk", "opt_kxk")),
         f"{sum(b < n for b, n in zip(best, nfl, strict=True))}/{len(rates)}",
         f"{sum('bf refused' in n for n in notes)}/{sum('opt != bf' in n for n in notes)}",
     ]
@@ -462,14 +465,8 @@ def build_parser() -> ToolParser:
         help="the dtype of what the device sends; every plan and NFL is costed with it "
         "(default float32; tools/send_dtype_gain.py compares the two)",
     )
-    p.add_argument(
-        "--reuse",
-        dest="reuse",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="edge-side reuse (each path sends only what the edge does not hold); default "
-        "as flcompile's: on unless --paper",
-    )
+    add_tiles_arg(p)
+    add_reuse_arg(p)
     p.add_argument("--log-y", dest="log_y", action="store_true", help="log-scale time axis")
     p.add_argument("-o", "--output", dest="out", required=True, help="output directory")
     add_hidden_model_args(p)
@@ -535,7 +532,9 @@ def _sweep_models(args: argparse.Namespace, compute: ComputeModel) -> _Swept:
         bar.set_postfix_str(f"{name}: analysing")
         t0 = time.perf_counter()
         analysis = load_analysis(name, args.width, args.size)
-        options = SearchOptions(max_grid=space_grid, send_dtype=args.send_dtype, reuse=_reuse(args))
+        options = SearchOptions(
+            max_grid=space_grid, send_dtype=args.send_dtype, reuse=reuse_of(args)
+        )
         space = analysis.space(compute, options)
         build_s[name] = time.perf_counter() - t0
         for rate in args.rates:
@@ -549,11 +548,6 @@ def _sweep_models(args: argparse.Namespace, compute: ComputeModel) -> _Swept:
     return _Swept(rows, build_s, refresh)
 
 
-def _reuse(args: argparse.Namespace) -> bool:
-    """--reuse/--no-reuse, else flcompile's default (off under --paper)."""
-    return args.reuse if args.reuse is not None else DEFAULT_REUSE and not args.paper
-
-
 def _header(
     args: argparse.Namespace, compute: ComputeModel, swept: _Swept, wall: float, rerun: str
 ) -> list[str]:
@@ -562,7 +556,7 @@ def _header(
         f"# Rate sweep: {', '.join(args.models)}",
         "",
         f"- **{edge_label(compute)}**" + (" (--paper)" if args.paper else " (flcompile's default)"),
-        f"- edge-side reuse: {'on' if _reuse(args) else 'off (independent paths)'}",
+        f"- edge-side reuse: {'on' if reuse_of(args) else 'off (independent paths)'}",
         f"- costs: f_end {compute.device_flops:g} FLOP/s, f_es {compute.edge_flops:g} "
         "FLOP/s (Table I), no overheads, no latency, result return ignored, "
         f"{args.send_dtype} sends",
