@@ -24,6 +24,7 @@ Rerun (the whole matrix; a quick check: --models alexnet --rates 1.8 --frames 10
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 import tempfile
@@ -104,8 +105,12 @@ def measured_profiles(source: str, name: str, folder: Path, slowdown: float) -> 
     return found
 
 
-def cost_options(profiles: dict[str, Path], link_profile: Path) -> list[str]:
-    """The compile options that plan with the measured costs."""
+def cost_options(profiles: dict[str, Path], link_profile: Path, rate_MBps: float) -> list[str]:
+    """The compile options that plan with the measured costs.
+
+    The answer crosses the same shaped loopback as the request (tc shapes every packet
+    on it), so the plan returns the outputs at the link's measured rate (`--return-rate`).
+    """
     return [
         "--device-profile",
         str(profiles["device"]),
@@ -113,6 +118,8 @@ def cost_options(profiles: dict[str, Path], link_profile: Path) -> list[str]:
         str(profiles["edge"]),
         "--link-profile",
         str(link_profile),
+        "--return-rate",
+        f"{rate_MBps:.6g}",
     ]
 
 
@@ -188,11 +195,12 @@ def bench(args, result: Path, failures: list[str]) -> list[dict]:
                 costs = ["--rate", f"{rate:g}"]
                 if not args.table_costs:
                     link_file = result / "profiles" / f"link-{rate:g}.json"
-                    if not _guarded(
+                    measured = _guarded(
                         failures, f"{model}-{rate:g} link", _probe, args, link, link_file
-                    ):
+                    )
+                    if not measured:
                         continue
-                    costs = cost_options(profiles, link_file)
+                    costs = cost_options(profiles, link_file, measured["rate_MBps"])
                 for plan in PLANS:
                     name = f"{model}-{rate:g}-{plan}"
                     run = (args, result, source, model, link, plan, costs, Path(tmp))
@@ -215,9 +223,12 @@ def _probe(args, link: testbed.Link, link_file: Path) -> dict:
     measured = testbed.probe_link(
         link, link_file, slowdown=args.slowdown, probe_options=["--rounds", str(args.probe_rounds)]
     )["link"]
+    device = json.loads(link_file.read_text()).get("device") or {}
     print(
         f"link at {link.rate_MBps:g} MB/s: measured {measured['rate_MBps']:.3f} MB/s, "
-        f"{measured['latency_s'] * 1e3:.2f} ms per message",
+        f"{measured['latency_s'] * 1e3:.2f} ms per message; the device's own work "
+        f"{device.get('s_per_message', 0.0) * 1e3:.2f} ms per message + "
+        f"{device.get('s_per_byte', 0.0) * 1e9:.2f} ms per MB",
         flush=True,
     )
     return measured

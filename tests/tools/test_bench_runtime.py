@@ -69,6 +69,7 @@ def test_profiles_found_in_the_folder_are_reused_not_measured(tmp_path, monkeypa
     found = bench_runtime.measured_profiles("alexnet", "alexnet", tmp_path, 19.4)
     assert found == {s: tmp_path / f"alexnet-{s}.json" for s in ("device", "edge")}
     assert ran == []
-    options = bench_runtime.cost_options(found, tmp_path / "link.json")
+    options = bench_runtime.cost_options(found, tmp_path / "link.json", 1.7)
     assert options[options.index("--link-profile") + 1] == str(tmp_path / "link.json")
+    assert options[options.index("--return-rate") + 1] == "1.7"  # answers cross the link too
     assert options[options.index("--device-profile") + 1] == str(found["device"])
