@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,8 +52,12 @@ from matplotlib.figure import Figure
 from flcompile import cli
 from flcompile.deploy.plan_index import load_index
 from flcompile.errors import BadInputError
+from flcompile.plan_json import plan_timeline
 
 PLANS = {"FL": [], "NFL": ["--solver", "nfl"]}
+#: When a frame reaches each stage (median over the frames, from its start): the device has
+#: handed its last message over, the last message has reached the edge, the edge is done.
+MARKS = ("device_done", "last_arrival", "edge_done")
 COLUMNS = [
     "model",
     "rate_MBps",
@@ -65,6 +71,7 @@ COLUMNS = [
     "link_ratio",
     "speedup_measured",
     "speedup_predicted",
+    *(f"{mark}_{kind}_s" for mark in MARKS for kind in ("measured", "predicted")),
 ]
 ACCURACY_BAND = 0.15
 
@@ -133,6 +140,38 @@ def with_speedups(rows: list[dict]) -> list[dict]:
         r["speedup_measured"] = nfl["measured_s"] / fl["measured_s"] if both else None
         r["speedup_predicted"] = nfl["predicted_s"] / fl["predicted_s"] if both else None
     return rows
+
+
+def stage_marks(report: dict, plan: dict) -> dict[str, float]:
+    """Measured and predicted `MARKS` of a run: where its latency goes, term by term.
+
+    Measured (median over the answered frames): the last `handed` of a send, the last
+    `received` on the edge, the end of the fuse (else of the last edge stage). Predicted
+    (the plan's own timeline): the device's last end (its send work included), the last
+    link end, and the finish less the return.
+    """
+    frames = [f for f in report["frames"] if f["ok"]]
+    measured: dict[str, list[float]] = {mark: [] for mark in MARKS}
+    for frame in frames:
+        events = frame["events"]
+        ends = [e["end"] for e in events if e["kind"] in ("edge", "fuse")]
+        handed = [e["handed"] for e in events if e["kind"] == "send"]
+        received = [e["received"] for e in events if e["kind"] == "edge"]
+        fuse = [e["end"] for e in events if e["kind"] == "fuse"]
+        measured["device_done"].append(max(handed, default=math.nan))
+        measured["last_arrival"].append(max(received, default=math.nan))
+        measured["edge_done"].append(fuse[0] if fuse else max(ends, default=math.nan))
+    timeline = plan_timeline(plan)
+    predicted = {
+        "device_done": max(p.device_end for p in timeline.paths),
+        "last_arrival": max(p.link_end for p in timeline.paths),
+        "edge_done": timeline.finish - plan["return_s"],
+    }
+    marks = {}
+    for mark in MARKS:
+        marks[f"{mark}_measured_s"] = statistics.median(measured[mark]) if frames else None
+        marks[f"{mark}_predicted_s"] = predicted[mark]
+    return marks
 
 
 def write_csv(path: Path, rows: Sequence[dict]) -> None:
@@ -247,6 +286,8 @@ def _run(args, result: Path, source, model, link, plan, costs, tmp: Path) -> dic
     )
     compiled = load_index(out).plan
     fused = compiled["fused"]
+    (result / "runs" / name / "plan.json").write_text(json.dumps(compiled, indent=1) + "\n")
+    marks = stage_marks(json.loads((result / "runs" / name / testbed.REPORT).read_text()), compiled)
     print(
         f"{name}: measured {s['median_latency_s'] * 1e3:.1f} ms, predicted "
         f"{s['predicted_s'] * 1e3:.1f} ms, ratio {s['ratio']:.3f}",
@@ -263,6 +304,7 @@ def _run(args, result: Path, source, model, link, plan, costs, tmp: Path) -> dic
         "predicted_s": s["predicted_s"],
         "ratio": s["ratio"],
         "link_ratio": s["link_ratio_median"],
+        **marks,
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 
 import bench_runtime
+import pytest
 
 
 def _rows() -> list[dict]:
@@ -21,6 +22,7 @@ def _rows() -> list[dict]:
             "predicted_s": predicted,
             "ratio": measured / predicted,
             "link_ratio": 1.05,
+            **{f"{m}_{k}_s": 0.1 for m in bench_runtime.MARKS for k in ("measured", "predicted")},
         }
 
     return [row("FL", 0.4, 0.5), row("NFL", 0.6, 0.8)]
@@ -30,6 +32,35 @@ def test_the_speedup_is_nfl_time_over_fl_time_measured_and_predicted() -> None:
     rows = bench_runtime.with_speedups(_rows())
     assert rows[0]["speedup_measured"] == rows[1]["speedup_measured"] == 0.6 / 0.4
     assert rows[0]["speedup_predicted"] == 0.8 / 0.5
+
+
+def test_stage_marks_put_each_term_of_the_latency_beside_its_prediction() -> None:
+    plan = {
+        "paths": [],
+        "nfl_plan": {"device_s": 0.05, "link_s": 0.1, "edge_s": 0.02},
+        "return_s": 0.005,
+    }
+
+    def frame(shift: float) -> dict:
+        events = [
+            {"kind": "device", "path": 0, "start": 0.0, "end": 0.01},
+            {"kind": "send", "path": 0, "start": 0.01, "end": 0.01, "handed": 0.03 + shift},
+            {"kind": "edge", "path": 0, "received": 0.14 + shift, "start": 0.15, "end": 0.2},
+            {"kind": "answer", "path": 0, "at": 0.21},
+        ]
+        return {"ok": True, "events": events}
+
+    report = {"frames": [frame(0.0), frame(0.01), frame(0.1), {"ok": False, "events": []}]}
+    marks = bench_runtime.stage_marks(report, plan)
+    # Measured: medians over the answered frames; predicted: the plan's own timeline.
+    expected = {
+        "device_done": (0.04, 0.05),
+        "last_arrival": (0.15, 0.15),  # 0.14 + 0.01; 0.05 + 0.1
+        "edge_done": (0.2, 0.17),  # the edge's end; the finish 0.175 less the return
+    }
+    for mark, (measured, predicted) in expected.items():
+        assert marks[f"{mark}_measured_s"] == pytest.approx(measured)
+        assert marks[f"{mark}_predicted_s"] == pytest.approx(predicted)
 
 
 def test_a_model_and_rate_without_both_plans_has_no_speedup() -> None:
