@@ -74,6 +74,8 @@ COLUMNS = [
     *(f"{mark}_{kind}_s" for mark in MARKS for kind in ("measured", "predicted")),
 ]
 ACCURACY_BAND = 0.15
+#: How long the busy loop that measures the device's CPU share spins (s): a hundred periods.
+SHARE_SPIN_S = 2.0
 
 
 def compile_plan(source: str, costs: Sequence[str], plan: str, out: Path) -> Path:
@@ -85,11 +87,25 @@ def compile_plan(source: str, costs: Sequence[str], plan: str, out: Path) -> Pat
     return out
 
 
+def device_cpu_share(slowdown: float) -> float:
+    """The CPU share of the testbed's device: wall seconds per CPU second in its cgroup.
+
+    Measured by a busy loop of SHARE_SPIN_S inside a cgroup `slowdown` times slower
+    (testbed.run_throttled), as the link probe measures it.
+    """
+    code = f"from flcompile.profile.device_send import cpu_share; print(cpu_share({SHARE_SPIN_S}))"
+    text = testbed.run_throttled([sys.executable, "-c", code], slowdown)
+    return float(text.strip().splitlines()[-1])
+
+
 def measured_profiles(source: str, name: str, folder: Path, slowdown: float) -> dict[str, Path]:
     """The device's and the edge's profiles of `source`, measured unless `folder` has them.
 
-    The device is profiled in a cgroup `slowdown` times slower (testbed.run_throttled), the
-    edge on this machine; both at 1 thread, as `flcompile run` and `flcompile serve` run.
+    Both are measured on this machine at 1 thread, as `flcompile run` and `flcompile serve`
+    run; the device's with `--slowdown` its cgroup's measured CPU share (`device_cpu_share`).
+    Profiled inside the cgroup, a node would keep its fastest run, and the quota lets a
+    process run a few ms at full speed between stalls: most nodes' fastest runs there are
+    their unthrottled times.
     """
     folder.mkdir(parents=True, exist_ok=True)
     found = {}
@@ -102,13 +118,13 @@ def measured_profiles(source: str, name: str, folder: Path, slowdown: float) -> 
         argv = [sys.executable, "-m", "flcompile", "profile", source, "--threads", "1"]
         argv += ["-o", str(path)]
         if side == "device":
-            text = testbed.run_throttled(argv, slowdown)
-        else:
-            done = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise BadInputError(f"profiling the edge failed: {done.stderr.strip()[-500:]}")
-            text = done.stdout
-        print(f"{name} {side}: {text.strip().splitlines()[-1]}", flush=True)
+            share = device_cpu_share(slowdown)
+            print(f"{name} device: the cgroup's CPU share is {share:.2f}", flush=True)
+            argv += ["--slowdown", f"{share:.4g}"]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BadInputError(f"profiling the {side} failed: {done.stderr.strip()[-500:]}")
+        print(f"{name} {side}: {done.stdout.strip().splitlines()[-1]}", flush=True)
     return found
 
 

@@ -4,6 +4,7 @@ runs themselves need the testbed, which tests/tools/test_testbed.py covers)."""
 from __future__ import annotations
 
 import csv
+import subprocess
 
 import bench_runtime
 import pytest
@@ -104,3 +105,21 @@ def test_profiles_found_in_the_folder_are_reused_not_measured(tmp_path, monkeypa
     assert options[options.index("--link-profile") + 1] == str(tmp_path / "link.json")
     assert options[options.index("--return-rate") + 1] == "1.7"  # answers cross the link too
     assert options[options.index("--device-profile") + 1] == str(found["device"])
+
+
+def test_the_device_is_profiled_unthrottled_at_its_cgroups_measured_share(
+    tmp_path, monkeypatch
+) -> None:
+    (tmp_path / "alexnet-edge.json").write_text("{}")  # reused: only the device is measured
+    ran = []
+
+    def profile(argv, **kwargs):
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 0, stdout="profile: wrote it\n", stderr="")
+
+    monkeypatch.setattr(bench_runtime, "device_cpu_share", lambda slowdown: 19.5)
+    monkeypatch.setattr(bench_runtime.subprocess, "run", profile)
+    bench_runtime.measured_profiles("alexnet", "alexnet", tmp_path, 19.4)
+    (argv,) = ran
+    assert argv[argv.index("--slowdown") + 1] == "19.5"
+    assert argv[argv.index("-o") + 1] == str(tmp_path / "alexnet-device.json")
