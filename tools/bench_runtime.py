@@ -1,18 +1,21 @@
 """Measured against predicted latency: FL and NFL plans of zoo models through the testbed.
 
-For each model it first measures the costs, once: `flcompile profile` of the device (in a
-CPU cgroup --slowdown times slower, as the testbed's device runs) and of the edge (this
-machine, 1 thread, as `flcompile serve` runs). For each rate it measures the emulated
-link (`flcompile profile --server` through the tc-shaped namespace, from the device's
-cgroup), compiles the FL plan (the default solver) and the NFL plan (`--solver nfl`) with
-those three profiles, runs each through tools/testbed.py and records the measured median
-end-to-end latency, the plan's own prediction, and the measured and predicted FL-over-NFL
-speedups. Targets (not enforced here): measured within ±15 % of predicted, measured
-speedup within 10 % of predicted. `--table-costs` plans with Table I speeds and the
-nominal rate instead, as before profiles existed.
+For each model it first measures the costs, once: `flcompile profile` of the device (this
+machine, 1 thread, `--slowdown` the CPU share measured in a cgroup --slowdown times
+slower, as the testbed's device runs) and of the edge (this machine, 1 thread, as
+`flcompile serve` runs). For each rate it measures the emulated link (`flcompile profile
+--server` through the tc-shaped namespace, from the device's cgroup: the link's rate and
+latency, and the device's own work per message), compiles the FL plan (the default
+solver) and the NFL plan (`--solver nfl`) with those three profiles (answers returning at
+the link's rate), runs each through tools/testbed.py and records the measured median
+end-to-end latency, the plan's own prediction, the measured and predicted FL-over-NFL
+speedups, and per run when the device was done, the last message arrived and the edge
+was done, measured and predicted. Targets (not enforced here): measured within ±15 %
+of predicted, measured speedup within 10 % of predicted. `--table-costs` plans with
+Table I speeds and the nominal rate instead, as before profiles existed.
 
 Writes DIR/bench_runtime.csv (one row per model × rate × plan), DIR/bench_runtime.png
-(measured against predicted, with the ±15 % band), DIR/runs/ (each run's reports) and
+(measured against predicted, with the ±15 % band), DIR/runs/ (each run's reports and plan.json) and
 DIR/profiles/ (the profiles used; `--profiles DIR2` reuses the device and edge profiles
 found in DIR2 and measures the missing ones there).
 
