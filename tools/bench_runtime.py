@@ -1,8 +1,8 @@
 """Measured against predicted latency: FL and NFL plans of zoo models through the testbed.
 
 For each model it first measures the costs, once: `flcompile profile` of the device (this
-machine, 1 thread, `--slowdown` the CPU share measured in a cgroup --slowdown times
-slower, as the testbed's device runs) and of the edge (this machine, 1 thread, as
+machine, 1 thread, `--slowdown` how many times slower the whole model runs in a cgroup
+--slowdown times slower, as the testbed's device runs) and of the edge (this machine, 1 thread, as
 `flcompile serve` runs). For each rate it measures the emulated link (`flcompile profile
 --server` through the tc-shaped namespace, from the device's cgroup: the link's rate and
 latency, and the device's own work per message), compiles the FL plan (the default
@@ -77,8 +77,6 @@ COLUMNS = [
     *(f"{mark}_{kind}_s" for mark in MARKS for kind in ("measured", "predicted")),
 ]
 ACCURACY_BAND = 0.15
-#: How long the busy loop that measures the device's CPU share spins (s): a hundred periods.
-SHARE_SPIN_S = 2.0
 
 
 def compile_plan(source: str, costs: Sequence[str], plan: str, out: Path) -> Path:
@@ -90,22 +88,52 @@ def compile_plan(source: str, costs: Sequence[str], plan: str, out: Path) -> Pat
     return out
 
 
-def device_cpu_share(slowdown: float) -> float:
-    """The CPU share of the testbed's device: wall seconds per CPU second in its cgroup.
+#: Times the whole model in onnxruntime (1 thread) for at least {min_s} s after a warm-up
+#: run and prints the mean seconds per run.
+TIME_MODEL = """
+import time
+from flcompile.load import load_model
+from flcompile.verify import make_feeds, open_session
+model = load_model({source!r}).model
+feeds = make_feeds(model)
+with open_session(model, threads=1) as session:
+    session.run(None, feeds)
+    start, runs = time.perf_counter(), 0
+    while runs < 3 or time.perf_counter() - start < {min_s}:
+        session.run(None, feeds)
+        runs += 1
+    print((time.perf_counter() - start) / runs)
+"""
 
-    Measured by a busy loop of SHARE_SPIN_S inside a cgroup `slowdown` times slower
-    (testbed.run_throttled), as the link probe measures it.
+
+def device_slowdown(source: str, slowdown: float) -> float:
+    """How many times slower the testbed's device runs `source` than this machine does.
+
+    The mean time of a run of the whole model inside a cgroup `slowdown` times slower
+    (testbed.run_throttled) over the same unthrottled: the quota's share of the CPU, and
+    what it costs on top (after each stall the caches are cold), on the model itself.
     """
-    code = f"from flcompile.profile.device_send import cpu_share; print(cpu_share({SHARE_SPIN_S}))"
-    text = testbed.run_throttled([sys.executable, "-c", code], slowdown)
-    return float(text.strip().splitlines()[-1])
+
+    def mean_run_s(throttled: bool) -> float:
+        code = TIME_MODEL.format(source=source, min_s=3.0 if throttled else 1.0)
+        argv = [sys.executable, "-c", code]
+        if throttled:
+            text = testbed.run_throttled(argv, slowdown)
+        else:
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise BadInputError(f"timing {source} failed: {done.stderr.strip()[-500:]}")
+            text = done.stdout
+        return float(text.strip().splitlines()[-1])
+
+    return mean_run_s(True) / mean_run_s(False)
 
 
 def measured_profiles(source: str, name: str, folder: Path, slowdown: float) -> dict[str, Path]:
     """The device's and the edge's profiles of `source`, measured unless `folder` has them.
 
     Both are measured on this machine at 1 thread, as `flcompile run` and `flcompile serve`
-    run; the device's with `--slowdown` its cgroup's measured CPU share (`device_cpu_share`).
+    run; the device's with `--slowdown` its measured slowdown in its cgroup (`device_slowdown`).
     Profiled inside the cgroup, a node would keep its fastest run, and the quota lets a
     process run a few ms at full speed between stalls: most nodes' fastest runs there are
     their unthrottled times.
@@ -121,8 +149,8 @@ def measured_profiles(source: str, name: str, folder: Path, slowdown: float) -> 
         argv = [sys.executable, "-m", "flcompile", "profile", source, "--threads", "1"]
         argv += ["-o", str(path)]
         if side == "device":
-            share = device_cpu_share(slowdown)
-            print(f"{name} device: the cgroup's CPU share is {share:.2f}", flush=True)
+            share = device_slowdown(source, slowdown)
+            print(f"{name} device: {share:.2f} times slower in its cgroup", flush=True)
             argv += ["--slowdown", f"{share:.4g}"]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:

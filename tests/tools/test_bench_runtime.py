@@ -107,9 +107,7 @@ def test_profiles_found_in_the_folder_are_reused_not_measured(tmp_path, monkeypa
     assert options[options.index("--device-profile") + 1] == str(found["device"])
 
 
-def test_the_device_is_profiled_unthrottled_at_its_cgroups_measured_share(
-    tmp_path, monkeypatch
-) -> None:
+def test_the_device_is_profiled_unthrottled_at_its_measured_slowdown(tmp_path, monkeypatch) -> None:
     (tmp_path / "alexnet-edge.json").write_text("{}")  # reused: only the device is measured
     ran = []
 
@@ -117,7 +115,7 @@ def test_the_device_is_profiled_unthrottled_at_its_cgroups_measured_share(
         ran.append(argv)
         return subprocess.CompletedProcess(argv, 0, stdout="profile: wrote it\n", stderr="")
 
-    monkeypatch.setattr(bench_runtime, "device_cpu_share", lambda slowdown: 19.5)
+    monkeypatch.setattr(bench_runtime, "device_slowdown", lambda source, slowdown: 19.5)
     monkeypatch.setattr(bench_runtime.subprocess, "run", profile)
     bench_runtime.measured_profiles("alexnet", "alexnet", tmp_path, 19.4)
     (argv,) = ran
