@@ -190,8 +190,8 @@ class LinkArgs:
             )
         from flcompile.profile.link_json import read_link
 
-        rate, latency = read_link(args.link_profile)
-        return LinkModel(rate, latency, None, args.return_rate, profile=args.link_profile)
+        law = read_link(args.link_profile)
+        return LinkModel(return_rate_MBps=args.return_rate, profile=args.link_profile, **law)
 
 
 class ComputeArgs:

@@ -125,6 +125,14 @@ def _link_section(link: LinkModel) -> dict:
         "shannon": shannon,
         "return_rate_MBps": link.return_rate_MBps,
         **({"profile": link.profile} if link.profile is not None else {}),
+        **(
+            {
+                "device_s_per_message": link.device_s_per_message,
+                "device_s_per_byte": link.device_s_per_byte,
+            }
+            if link.device_s_per_message or link.device_s_per_byte
+            else {}
+        ),
     }
 
 

@@ -768,7 +768,7 @@ def fluid_bound(
     ideal = cost_table(
         fused.whole,
         compute.without_overheads(),
-        replace(link, latency_s=0.0),
+        link.without_overheads(),
         post_fuse_s=0.0,
         return_s=0.0,
         grid=(1, 1),

@@ -56,8 +56,18 @@ def _is_path(model: ModelLike) -> bool:
     return isinstance(model, (str, os.PathLike))
 
 
-def _load_structure(model: ModelLike) -> onnx.ModelProto:
-    """The model's graph without external weights (enough for names, types and shapes)."""
+def load_structure(model: ModelLike) -> onnx.ModelProto:
+    """The model's graph without external weights (enough for names, types and shapes).
+
+    Args:
+        model: a ModelProto (returned as is), its serialized bytes, or a path.
+
+    Returns:
+        The model.
+
+    Raises:
+        BadInputError: the file cannot be read as an ONNX model.
+    """
     if isinstance(model, bytes):
         return onnx.load_model_from_string(model)
     if not _is_path(model):
@@ -345,7 +355,7 @@ def make_feeds(
             missing, not a .npy array, or of the wrong shape or dtype, or an input type
             is not supported.
     """
-    proto = _load_structure(model)
+    proto = load_structure(model)
     init_names = {t.name for t in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in init_names]
     if input_path is not None:
@@ -1007,4 +1017,4 @@ def _log(result: VerifyResult) -> None:
 
 
 def _graph_output_names(model: ModelLike) -> list[str]:
-    return [o.name for o in _load_structure(model).graph.output]
+    return [o.name for o in load_structure(model).graph.output]

@@ -1,18 +1,21 @@
 """Measured against predicted latency: FL and NFL plans of zoo models through the testbed.
 
-For each model it first measures the costs, once: `flcompile profile` of the device (in a
-CPU cgroup --slowdown times slower, as the testbed's device runs) and of the edge (this
-machine, 1 thread, as `flcompile serve` runs). For each rate it measures the emulated
-link (`flcompile profile --server` through the tc-shaped namespace, from the device's
-cgroup), compiles the FL plan (the default solver) and the NFL plan (`--solver nfl`) with
-those three profiles, runs each through tools/testbed.py and records the measured median
-end-to-end latency, the plan's own prediction, and the measured and predicted FL-over-NFL
-speedups. Targets (not enforced here): measured within ±15 % of predicted, measured
-speedup within 10 % of predicted. `--table-costs` plans with Table I speeds and the
-nominal rate instead, as before profiles existed.
+For each model it first measures the costs, once: `flcompile profile` of the device (this
+machine, 1 thread, `--slowdown` how many times slower the whole model runs in a cgroup
+--slowdown times slower, as the testbed's device runs) and of the edge (this machine, 1 thread, as
+`flcompile serve` runs). For each rate it measures the emulated link (`flcompile profile
+--server` through the tc-shaped namespace, from the device's cgroup: the link's rate and
+latency, and the device's own work per message), compiles the FL plan (the default
+solver) and the NFL plan (`--solver nfl`) with those three profiles (answers returning at
+the link's rate), runs each through tools/testbed.py and records the measured median
+end-to-end latency, the plan's own prediction, the measured and predicted FL-over-NFL
+speedups, and per run when the device was done, the last message arrived and the edge
+was done, measured and predicted. Targets (not enforced here): measured within ±15 %
+of predicted, measured speedup within 10 % of predicted. `--table-costs` plans with
+Table I speeds and the nominal rate instead, as before profiles existed.
 
 Writes DIR/bench_runtime.csv (one row per model × rate × plan), DIR/bench_runtime.png
-(measured against predicted, with the ±15 % band), DIR/runs/ (each run's reports) and
+(measured against predicted, with the ±15 % band), DIR/runs/ (each run's reports and plan.json) and
 DIR/profiles/ (the profiles used; `--profiles DIR2` reuses the device and edge profiles
 found in DIR2 and measures the missing ones there).
 
@@ -24,6 +27,9 @@ Rerun (the whole matrix; a quick check: --models alexnet --rates 1.8 --frames 10
 from __future__ import annotations
 
 import csv
+import json
+import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,8 +55,12 @@ from matplotlib.figure import Figure
 from flcompile import cli
 from flcompile.deploy.plan_index import load_index
 from flcompile.errors import BadInputError
+from flcompile.plan_json import plan_timeline
 
 PLANS = {"FL": [], "NFL": ["--solver", "nfl"]}
+#: When a frame reaches each stage (median over the frames, from its start): the device has
+#: handed its last message over, the last message has reached the edge, the edge is done.
+MARKS = ("device_done", "last_arrival", "edge_done")
 COLUMNS = [
     "model",
     "rate_MBps",
@@ -64,6 +74,7 @@ COLUMNS = [
     "link_ratio",
     "speedup_measured",
     "speedup_predicted",
+    *(f"{mark}_{kind}_s" for mark in MARKS for kind in ("measured", "predicted")),
 ]
 ACCURACY_BAND = 0.15
 
@@ -77,11 +88,55 @@ def compile_plan(source: str, costs: Sequence[str], plan: str, out: Path) -> Pat
     return out
 
 
+#: Times the whole model in onnxruntime (1 thread) for at least {min_s} s after a warm-up
+#: run and prints the mean seconds per run.
+TIME_MODEL = """
+import time
+from flcompile.load import load_model
+from flcompile.verify import make_feeds, open_session
+model = load_model({source!r}).model
+feeds = make_feeds(model)
+with open_session(model, threads=1) as session:
+    session.run(None, feeds)
+    start, runs = time.perf_counter(), 0
+    while runs < 3 or time.perf_counter() - start < {min_s}:
+        session.run(None, feeds)
+        runs += 1
+    print((time.perf_counter() - start) / runs)
+"""
+
+
+def device_slowdown(source: str, slowdown: float) -> float:
+    """How many times slower the testbed's device runs `source` than this machine does.
+
+    The mean time of a run of the whole model inside a cgroup `slowdown` times slower
+    (testbed.run_throttled) over the same unthrottled: the quota's share of the CPU, and
+    what it costs on top (after each stall the caches are cold), on the model itself.
+    """
+
+    def mean_run_s(throttled: bool) -> float:
+        code = TIME_MODEL.format(source=source, min_s=3.0 if throttled else 1.0)
+        argv = [sys.executable, "-c", code]
+        if throttled:
+            text = testbed.run_throttled(argv, slowdown)
+        else:
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise BadInputError(f"timing {source} failed: {done.stderr.strip()[-500:]}")
+            text = done.stdout
+        return float(text.strip().splitlines()[-1])
+
+    return mean_run_s(True) / mean_run_s(False)
+
+
 def measured_profiles(source: str, name: str, folder: Path, slowdown: float) -> dict[str, Path]:
     """The device's and the edge's profiles of `source`, measured unless `folder` has them.
 
-    The device is profiled in a cgroup `slowdown` times slower (testbed.run_throttled), the
-    edge on this machine; both at 1 thread, as `flcompile run` and `flcompile serve` run.
+    Both are measured on this machine at 1 thread, as `flcompile run` and `flcompile serve`
+    run; the device's with `--slowdown` its measured slowdown in its cgroup (`device_slowdown`).
+    Profiled inside the cgroup, a node would keep its fastest run, and the quota lets a
+    process run a few ms at full speed between stalls: most nodes' fastest runs there are
+    their unthrottled times.
     """
     folder.mkdir(parents=True, exist_ok=True)
     found = {}
@@ -94,18 +149,22 @@ def measured_profiles(source: str, name: str, folder: Path, slowdown: float) -> 
         argv = [sys.executable, "-m", "flcompile", "profile", source, "--threads", "1"]
         argv += ["-o", str(path)]
         if side == "device":
-            text = testbed.run_throttled(argv, slowdown)
-        else:
-            done = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise BadInputError(f"profiling the edge failed: {done.stderr.strip()[-500:]}")
-            text = done.stdout
-        print(f"{name} {side}: {text.strip().splitlines()[-1]}", flush=True)
+            share = device_slowdown(source, slowdown)
+            print(f"{name} device: {share:.2f} times slower in its cgroup", flush=True)
+            argv += ["--slowdown", f"{share:.4g}"]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BadInputError(f"profiling the {side} failed: {done.stderr.strip()[-500:]}")
+        print(f"{name} {side}: {done.stdout.strip().splitlines()[-1]}", flush=True)
     return found
 
 
-def cost_options(profiles: dict[str, Path], link_profile: Path) -> list[str]:
-    """The compile options that plan with the measured costs."""
+def cost_options(profiles: dict[str, Path], link_profile: Path, rate_MBps: float) -> list[str]:
+    """The compile options that plan with the measured costs.
+
+    The answer crosses the same shaped loopback as the request (tc shapes every packet
+    on it), so the plan returns the outputs at the link's measured rate (`--return-rate`).
+    """
     return [
         "--device-profile",
         str(profiles["device"]),
@@ -113,6 +172,8 @@ def cost_options(profiles: dict[str, Path], link_profile: Path) -> list[str]:
         str(profiles["edge"]),
         "--link-profile",
         str(link_profile),
+        "--return-rate",
+        f"{rate_MBps:.6g}",
     ]
 
 
@@ -126,6 +187,38 @@ def with_speedups(rows: list[dict]) -> list[dict]:
         r["speedup_measured"] = nfl["measured_s"] / fl["measured_s"] if both else None
         r["speedup_predicted"] = nfl["predicted_s"] / fl["predicted_s"] if both else None
     return rows
+
+
+def stage_marks(report: dict, plan: dict) -> dict[str, float]:
+    """Measured and predicted `MARKS` of a run: where its latency goes, term by term.
+
+    Measured (median over the answered frames): the last `handed` of a send, the last
+    `received` on the edge, the end of the fuse (else of the last edge stage). Predicted
+    (the plan's own timeline): the device's last end (its send work included), the last
+    link end, and the finish less the return.
+    """
+    frames = [f for f in report["frames"] if f["ok"]]
+    measured: dict[str, list[float]] = {mark: [] for mark in MARKS}
+    for frame in frames:
+        events = frame["events"]
+        ends = [e["end"] for e in events if e["kind"] in ("edge", "fuse")]
+        handed = [e["handed"] for e in events if e["kind"] == "send"]
+        received = [e["received"] for e in events if e["kind"] == "edge"]
+        fuse = [e["end"] for e in events if e["kind"] == "fuse"]
+        measured["device_done"].append(max(handed, default=math.nan))
+        measured["last_arrival"].append(max(received, default=math.nan))
+        measured["edge_done"].append(fuse[0] if fuse else max(ends, default=math.nan))
+    timeline = plan_timeline(plan)
+    predicted = {
+        "device_done": max(p.device_end for p in timeline.paths),
+        "last_arrival": max(p.link_end for p in timeline.paths),
+        "edge_done": timeline.finish - plan["return_s"],
+    }
+    marks = {}
+    for mark in MARKS:
+        marks[f"{mark}_measured_s"] = statistics.median(measured[mark]) if frames else None
+        marks[f"{mark}_predicted_s"] = predicted[mark]
+    return marks
 
 
 def write_csv(path: Path, rows: Sequence[dict]) -> None:
@@ -188,11 +281,12 @@ def bench(args, result: Path, failures: list[str]) -> list[dict]:
                 costs = ["--rate", f"{rate:g}"]
                 if not args.table_costs:
                     link_file = result / "profiles" / f"link-{rate:g}.json"
-                    if not _guarded(
+                    measured = _guarded(
                         failures, f"{model}-{rate:g} link", _probe, args, link, link_file
-                    ):
+                    )
+                    if not measured:
                         continue
-                    costs = cost_options(profiles, link_file)
+                    costs = cost_options(profiles, link_file, measured["rate_MBps"])
                 for plan in PLANS:
                     name = f"{model}-{rate:g}-{plan}"
                     run = (args, result, source, model, link, plan, costs, Path(tmp))
@@ -215,9 +309,12 @@ def _probe(args, link: testbed.Link, link_file: Path) -> dict:
     measured = testbed.probe_link(
         link, link_file, slowdown=args.slowdown, probe_options=["--rounds", str(args.probe_rounds)]
     )["link"]
+    device = json.loads(link_file.read_text()).get("device") or {}
     print(
         f"link at {link.rate_MBps:g} MB/s: measured {measured['rate_MBps']:.3f} MB/s, "
-        f"{measured['latency_s'] * 1e3:.2f} ms per message",
+        f"{measured['latency_s'] * 1e3:.2f} ms per message; the device's own work "
+        f"{device.get('s_per_message', 0.0) * 1e3:.2f} ms per message + "
+        f"{device.get('s_per_byte', 0.0) * 1e9:.2f} ms per MB",
         flush=True,
     )
     return measured
@@ -236,6 +333,8 @@ def _run(args, result: Path, source, model, link, plan, costs, tmp: Path) -> dic
     )
     compiled = load_index(out).plan
     fused = compiled["fused"]
+    (result / "runs" / name / "plan.json").write_text(json.dumps(compiled, indent=1) + "\n")
+    marks = stage_marks(json.loads((result / "runs" / name / testbed.REPORT).read_text()), compiled)
     print(
         f"{name}: measured {s['median_latency_s'] * 1e3:.1f} ms, predicted "
         f"{s['predicted_s'] * 1e3:.1f} ms, ratio {s['ratio']:.3f}",
@@ -252,6 +351,7 @@ def _run(args, result: Path, source, model, link, plan, costs, tmp: Path) -> dic
         "predicted_s": s["predicted_s"],
         "ratio": s["ratio"],
         "link_ratio": s["link_ratio_median"],
+        **marks,
     }
 
 

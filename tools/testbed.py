@@ -53,6 +53,10 @@ MIN_QUOTA_US = 1_000
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 HOST = "127.0.0.1"
 REPORT = "run.json"
+#: The device idles this long before each frame after the first (`flcompile run
+#: --frame-gap`): a cgroup whose quota the previous frame overspent has paid it back, so
+#: each frame starts on an idle device, as the plan's prediction assumes.
+FRAME_GAP_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -226,10 +230,11 @@ def device_command(
     report: Path,
     prefix: Sequence[str] = (),
     link_rate: float | None = None,
+    frame_gap: float = FRAME_GAP_S,
 ) -> list[str]:
     """`flcompile run` against `address`, under `prefix` (see `confinement`)."""
     run = [sys.executable, "-m", "flcompile", "run", str(out), "--server", address]
-    run += ["--frames", str(frames), "--report", str(report)]
+    run += ["--frames", str(frames), "--report", str(report), "--frame-gap", f"{frame_gap:g}"]
     if link_rate is not None:
         run += ["--link-rate", f"{link_rate:g}"]
     return [*prefix, *run]

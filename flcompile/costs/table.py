@@ -26,7 +26,8 @@ class CostTable:
     and sends its tile of F. Every path has the same K because all paths copy one block.
 
     Attributes:
-        device_s: (P, K) device seconds of path p with cut k (0 for k = 0).
+        device_s: (P, K) device seconds of path p with cut k: its nodes, and its own work
+            to send what crosses the cut (`LinkModel.device_s`; 0 for k = 0 when that is 0).
         link_s: (P, K) seconds to send what crosses cut k of path p (latency included).
         edge_s: (P, K) edge seconds of the rest of path p (0 for k = K - 1).
         post_fuse_s: edge seconds of the fuse and everything after it.
@@ -93,7 +94,7 @@ def cost_table(
     zeros = np.zeros((paths, 1))
     device_step = compute.device_nodes_s(costs.work)
     edge_step = compute.edge_nodes_s(costs.work)
-    device_s = np.hstack([zeros, np.cumsum(device_step, axis=1)])
+    device_s = np.hstack([zeros, np.cumsum(device_step, axis=1)]) + link.device_s(costs.send_bytes)
     edge_s = np.hstack([np.cumsum(edge_step[:, ::-1], axis=1)[:, ::-1], zeros])
     return CostTable(
         device_s,

@@ -142,7 +142,7 @@ def single_cuts(costs: ModelCosts, compute: ComputeModel, link: LinkModel) -> li
                 index=k,
                 tensors=tensors,
                 nbytes=nbytes,
-                device_s=float(device[k]),
+                device_s=float(device[k]) + (0.0 if local else link.device_s(nbytes)),
                 link_s=0.0 if local else link.send_s(nbytes),
                 edge_s=float(edge[k]),
                 return_s=0.0 if local else link.return_s(costs.output_bytes),

@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from flcompile.deploy.plan_index import PlanIndex, load_index
 from flcompile.deploy.stage_models import device_models
 from flcompile.device.owned_files import check_writable, write_file
 from flcompile.errors import VerificationError
-from flcompile.verify import ModelLike, make_feeds
+from flcompile.verify import ModelLike, load_structure, make_feeds
 
 log = logging.getLogger("flcompile")
 
@@ -76,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="frames to run, one after another (default 1)",
+    )
+    p.add_argument(
+        "--frame-gap",
+        dest="frame_gap",
+        type=non_negative,
+        default=0.0,
+        metavar="S",
+        help="idle S seconds before each frame after the first, its input made (default 0): "
+        "the prediction is for a frame that starts on an idle device, as a camera's "
+        "frames come apart",
     )
     p.add_argument(
         "--threads",
@@ -154,11 +165,12 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _frame_feeds(first: ModelLike, args: argparse.Namespace):
-    """A function: frame id -> the frame's input."""
+    """A function: frame id -> the frame's input (the model is read once, here)."""
     if args.input_path:
         fixed = make_feeds(first, input_path=args.input_path)
         return lambda frame: fixed
-    return lambda frame: make_feeds(first, seed=args.seed + frame)
+    structure = load_structure(first)
+    return lambda frame: make_feeds(structure, seed=args.seed + frame)
 
 
 def _run(argv: Sequence[str]) -> int:
@@ -208,6 +220,8 @@ def _run(argv: Sequence[str]) -> int:
         )
         for frame in range(args.frames):
             feeds = feeds_of(frame)
+            if frame:
+                time.sleep(args.frame_gap)
             record = runner.run_frame(frame, feeds)
             if reference is not None and record.ok:
                 checks[frame] = reference.check(frame, feeds, record.outputs)

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from flcompile.arg_types import count, grid
+from flcompile.arg_types import count, grid, positive
 from flcompile.command import OneLineParser, run_guarded
 from flcompile.errors import UsageError
 from flcompile.profile.link_cli import add_link_args, profile_link
@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help="sessions per model, each node's fastest run kept (default 3)",
     )
+    p.add_argument(
+        "--slowdown",
+        type=positive,
+        default=1.0,
+        metavar="K",
+        help="price a device K times slower than this machine: every measured time times K "
+        "(default 1; for an emulated device such as the testbed's, whose CPU quota lets a "
+        "node run at full speed between stalls)",
+    )
     add_link_args(p)
     p.add_argument("--debug", action="store_true", help="tracebacks on errors")
     return p
@@ -93,13 +102,15 @@ def _profile(argv: Sequence[str]) -> int:
     loaded = load_model(args.model)
     analysis = analyse(loaded)
     grids = ((1, 1), *dict.fromkeys(g for g in args.grids if g != (1, 1)))
-    variants = measure(analysis, args.threads, grids, args.runs, args.repeats)
+    variants = measure(analysis, args.threads, grids, args.runs, args.repeats, args.slowdown)
     everything = [s for v in variants for s in v.samples]
     laws = fit_laws(everything)
     accuracy = held_out_accuracy(variants)
     overall = fit_group(everything)
     sizes = size_table(everything)
     profile = profile_dict(args.model, args.threads, laws, overall, accuracy, sizes)
+    if args.slowdown != 1.0:
+        profile["slowdown"] = args.slowdown
     text = json.dumps(profile, indent=2) + "\n"
     write_file(out, "json", "-o", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     print(_summary(out, variants, laws, accuracy))

@@ -78,6 +78,7 @@ def profile_link(args: argparse.Namespace) -> int:
     require_extra("tritonclient.grpc", "device", "profile --server")
     from flcompile.device.owned_files import check_writable, write_file
     from flcompile.device.pacer import pacer_for
+    from flcompile.profile.device_send import fit_device_send
     from flcompile.profile.link_fit import fit_link
     from flcompile.profile.link_json import link_profile_dict
     from flcompile.profile.link_probe import (
@@ -95,9 +96,12 @@ def profile_link(args: argparse.Namespace) -> int:
         time_limit_s=args.time_limit,
         timeout_s=args.timeout,
     )
-    samples = probe_link(args.server, settings, pacer=pacer_for(args.link_rate))
+    probed = probe_link(args.server, settings, pacer=pacer_for(args.link_rate))
+    samples = probed.samples
     fit = fit_link(samples)
-    text = json.dumps(link_profile_dict(args.server, fit, args.link_rate), indent=2) + "\n"
+    device = fit_device_send(probed.cpu_samples, probed.cpu_share)
+    profile = link_profile_dict(args.server, fit, args.link_rate, device)
+    text = json.dumps(profile, indent=2) + "\n"
     write_file(out, "json", "-o", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     smallest, largest = fit.points[0], fit.points[-1]
     print(
@@ -106,7 +110,8 @@ def profile_link(args: argparse.Namespace) -> int:
         f"{smallest.nbytes / 1e3:g}-{largest.nbytes / 1e3:g} kB; worst size "
         f"{fit.worst_error():.1%} off the law"
         + (f"; paced at {args.link_rate:g} MB/s" if args.link_rate else "")
-        + f"); wrote {out}"
+        + f"); the device's own work {device.s_per_message * 1e3:.3g} ms per message + "
+        f"{device.s_per_byte * 1e9:.3g} ms per MB (CPU share {device.cpu_share:.3g}); wrote {out}"
     )
     print(
         f"plan with: flcompile MODEL --link-profile {out}  "

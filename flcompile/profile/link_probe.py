@@ -10,7 +10,9 @@ round is done. On a fast link the default sizes all cost about the fixed cost, a
 rate drowns in its noise: the warm-up then grows the largest size fourfold at a time
 (up to MAX_GROWN_BYTES) until it takes clearly longer than the smallest. With a pacer
 (`--link-rate`) each payload is held for bytes / rate first, as `flcompile run
---link-rate` holds each path's message.
+--link-rate` holds each path's message. Each request's CPU seconds (the whole process's)
+are recorded too, and the device's CPU share measured once (`device_send`): the device's
+own work per message.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from flcompile.deploy import protocol
 from flcompile.device.pacer import Pacer, Unpaced
 from flcompile.errors import BadInputError
+from flcompile.profile import device_send
 
 #: 1, 16, 64 and 256 kB: from a message's fixed cost to a few raw input tiles.
 DEFAULT_SIZES_KB = (1.0, 16.0, 64.0, 256.0)
@@ -36,6 +39,21 @@ GROW_FACTOR = 3.0
 GROW_MARGIN_S = 0.005
 #: The hint of every failure to reach or use the server.
 HINT = "start one with `flcompile serve [OUT ...] --port PORT`, and check --server"
+
+
+@dataclass(frozen=True)
+class Probed:
+    """What a probe measured.
+
+    Attributes:
+        samples: (bytes, seconds) of every timed request.
+        cpu_samples: (bytes, CPU seconds of this process) of the same requests.
+        cpu_share: wall seconds per CPU second here (`device_send.cpu_share`).
+    """
+
+    samples: list[tuple[int, float]]
+    cpu_samples: list[tuple[int, float]]
+    cpu_share: float
 
 
 @dataclass(frozen=True)
@@ -65,7 +83,8 @@ def probe_link(
     *,
     pacer: Pacer | None = None,
     clock: Callable[[], float] = time.perf_counter,
-) -> list[tuple[int, float]]:
+    cpu_clock: Callable[[], float] = time.process_time,
+) -> Probed:
     """Time requests of each size to the probe model of the server at `address`.
 
     Args:
@@ -73,9 +92,10 @@ def probe_link(
         settings: sizes, rounds and limits.
         pacer: the application's pacing of each payload (default: none).
         clock: seconds, for the timings.
+        cpu_clock: this process's CPU seconds, for each request's CPU cost.
 
     Returns:
-        (bytes, seconds) of every timed request.
+        Every timed request's seconds and CPU seconds, and the CPU share.
 
     Raises:
         BadInputError: the server cannot be reached, has no probe model, or a request failed.
@@ -85,9 +105,10 @@ def probe_link(
     pacer = pacer or Unpaced()
     client = EdgeClient(address, protocol.PROBE_MODEL, timeout_s=settings.timeout_s)
     payloads: dict[int, np.ndarray] = {}
+    calls: list[tuple[int, float]] = []  # (bytes, CPU seconds) of every request, in order
 
     def timed(nbytes: int) -> float:
-        start = clock()
+        cpu_start, start = cpu_clock(), clock()
         pacer.transmit(nbytes)
         try:
             answer = client.infer(
@@ -98,6 +119,7 @@ def probe_link(
         except ConnectionError as e:
             raise BadInputError(f"the link probe failed: {e}", hint=HINT) from e
         seconds = clock() - start
+        calls.append((nbytes, cpu_clock() - cpu_start))
         got = int(answer[protocol.PROBE_OUTPUT].reshape(-1)[0])
         if got != nbytes:
             raise BadInputError(f"the server at {address} received {got} of {nbytes} bytes")
@@ -111,7 +133,9 @@ def probe_link(
         times = {nbytes: timed(nbytes) for nbytes in settings.sizes}
         if settings.grow:
             settings = replace(settings, sizes=_grown(settings.sizes, times, timed))
-        return _rounds(settings, timed, clock)
+        samples = _rounds(settings, timed, clock)
+        kept = calls[len(calls) - len(samples) :]  # the rounds' requests are the last ones
+        return Probed(samples, kept, device_send.cpu_share())
     finally:
         client.close()
 

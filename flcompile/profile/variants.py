@@ -121,6 +121,7 @@ def measure(
     grids: tuple[tuple[int, int], ...] = DEFAULT_GRIDS,
     runs: int = 5,
     repeats: int = 1,
+    slowdown: float = 1.0,
 ) -> list[Variant]:
     """Measure the model and the stages of its tiled rewrites.
 
@@ -134,6 +135,7 @@ def measure(
         grids: the grids to measure.
         runs: timed runs per session.
         repeats: sessions per stage.
+        slowdown: every time is multiplied by it (a device that many times slower).
 
     Returns:
         One Variant per grid measured.
@@ -146,7 +148,7 @@ def measure(
             for name, model in stages.items():
                 measured = profile_model(model, make_feeds(model), threads, runs, min)
                 times.setdefault((grid, name), []).append(
-                    {node: t.seconds for node, t in measured.items()}
+                    {node: t.seconds * slowdown for node, t in measured.items()}
                 )
     return [
         Variant(

@@ -4,8 +4,10 @@ runs themselves need the testbed, which tests/tools/test_testbed.py covers)."""
 from __future__ import annotations
 
 import csv
+import subprocess
 
 import bench_runtime
+import pytest
 
 
 def _rows() -> list[dict]:
@@ -21,6 +23,7 @@ def _rows() -> list[dict]:
             "predicted_s": predicted,
             "ratio": measured / predicted,
             "link_ratio": 1.05,
+            **{f"{m}_{k}_s": 0.1 for m in bench_runtime.MARKS for k in ("measured", "predicted")},
         }
 
     return [row("FL", 0.4, 0.5), row("NFL", 0.6, 0.8)]
@@ -30,6 +33,35 @@ def test_the_speedup_is_nfl_time_over_fl_time_measured_and_predicted() -> None:
     rows = bench_runtime.with_speedups(_rows())
     assert rows[0]["speedup_measured"] == rows[1]["speedup_measured"] == 0.6 / 0.4
     assert rows[0]["speedup_predicted"] == 0.8 / 0.5
+
+
+def test_stage_marks_put_each_term_of_the_latency_beside_its_prediction() -> None:
+    plan = {
+        "paths": [],
+        "nfl_plan": {"device_s": 0.05, "link_s": 0.1, "edge_s": 0.02},
+        "return_s": 0.005,
+    }
+
+    def frame(shift: float) -> dict:
+        events = [
+            {"kind": "device", "path": 0, "start": 0.0, "end": 0.01},
+            {"kind": "send", "path": 0, "start": 0.01, "end": 0.01, "handed": 0.03 + shift},
+            {"kind": "edge", "path": 0, "received": 0.14 + shift, "start": 0.15, "end": 0.2},
+            {"kind": "answer", "path": 0, "at": 0.21},
+        ]
+        return {"ok": True, "events": events}
+
+    report = {"frames": [frame(0.0), frame(0.01), frame(0.1), {"ok": False, "events": []}]}
+    marks = bench_runtime.stage_marks(report, plan)
+    # Measured: medians over the answered frames; predicted: the plan's own timeline.
+    expected = {
+        "device_done": (0.04, 0.05),
+        "last_arrival": (0.15, 0.15),  # 0.14 + 0.01; 0.05 + 0.1
+        "edge_done": (0.2, 0.17),  # the edge's end; the finish 0.175 less the return
+    }
+    for mark, (measured, predicted) in expected.items():
+        assert marks[f"{mark}_measured_s"] == pytest.approx(measured)
+        assert marks[f"{mark}_predicted_s"] == pytest.approx(predicted)
 
 
 def test_a_model_and_rate_without_both_plans_has_no_speedup() -> None:
@@ -69,6 +101,23 @@ def test_profiles_found_in_the_folder_are_reused_not_measured(tmp_path, monkeypa
     found = bench_runtime.measured_profiles("alexnet", "alexnet", tmp_path, 19.4)
     assert found == {s: tmp_path / f"alexnet-{s}.json" for s in ("device", "edge")}
     assert ran == []
-    options = bench_runtime.cost_options(found, tmp_path / "link.json")
+    options = bench_runtime.cost_options(found, tmp_path / "link.json", 1.7)
     assert options[options.index("--link-profile") + 1] == str(tmp_path / "link.json")
+    assert options[options.index("--return-rate") + 1] == "1.7"  # answers cross the link too
     assert options[options.index("--device-profile") + 1] == str(found["device"])
+
+
+def test_the_device_is_profiled_unthrottled_at_its_measured_slowdown(tmp_path, monkeypatch) -> None:
+    (tmp_path / "alexnet-edge.json").write_text("{}")  # reused: only the device is measured
+    ran = []
+
+    def profile(argv, **kwargs):
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 0, stdout="profile: wrote it\n", stderr="")
+
+    monkeypatch.setattr(bench_runtime, "device_slowdown", lambda source, slowdown: 19.5)
+    monkeypatch.setattr(bench_runtime.subprocess, "run", profile)
+    bench_runtime.measured_profiles("alexnet", "alexnet", tmp_path, 19.4)
+    (argv,) = ran
+    assert argv[argv.index("--slowdown") + 1] == "19.5"
+    assert argv[argv.index("-o") + 1] == str(tmp_path / "alexnet-device.json")

@@ -132,6 +132,8 @@ def test_the_device_joins_the_cgroup_before_entering_the_namespace(tmp_path) -> 
     run = argv[8:]
     assert run[:4] == [sys.executable, "-m", "flcompile", "run"]
     assert run[run.index("--frames") + 1] == "3" and "--link-rate" not in run
+    # Each frame starts on an idle device: the cgroup has paid back what the last overspent.
+    assert run[run.index("--frame-gap") + 1] == f"{testbed.FRAME_GAP_S:g}"
 
 
 def test_the_fallback_paces_in_the_application() -> None:

@@ -28,3 +28,14 @@ def test_return_counts_only_with_a_return_rate() -> None:
 def test_shannon_rate_of_table_i() -> None:
     # B log2(1 + QG/σ²) = 5e6 · log2(101) bits/s ≈ 4.16 MB/s.
     assert Shannon().rate_MBps() == pytest.approx(5e6 * np.log2(101) / 8 / 1e6)
+
+
+def test_the_devices_own_work_per_message_is_zero_for_nothing_sent() -> None:
+    link = LinkModel(rate_MBps=2.0, device_s_per_message=0.01, device_s_per_byte=1e-6)
+    sizes = np.array([[0.0, 1e3], [2e3, 0.0]])
+    np.testing.assert_allclose(link.device_s(sizes), [[0.0, 0.011], [0.012, 0.0]])
+    assert link.device_s(1e3) == pytest.approx(0.011) and link.device_s(0.0) == 0.0
+    assert LinkModel(rate_MBps=2.0).device_s(1e3) == 0.0  # not measured: nothing
+    bare = LinkModel(2.0, 0.01, device_s_per_message=0.01, device_s_per_byte=1e-6)
+    bare = bare.without_overheads()
+    assert (bare.latency_s, bare.device_s(1e3), bare.rate_MBps) == (0.0, 0.0, 2.0)

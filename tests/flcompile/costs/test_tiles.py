@@ -87,3 +87,21 @@ def test_float16_sends_halve_every_path_and_cut(graph, block, per_pixel) -> None
     # What a node reads and writes, and F as the fuse reads it, stay in memory's dtype.
     np.testing.assert_array_equal(full16.node_bytes, full32.node_bytes)
     assert full16.fused_bytes == full32.fused_bytes > 0
+
+
+def test_the_devices_work_per_message_is_charged_on_every_cut_that_sends(block, per_pixel) -> None:
+    costs = tile_costs(make_tiling(block, (1, 2)), per_pixel)
+    compute = ComputeModel(device_flops=1e3, edge_flops=1e4)
+    plain = LinkModel(rate_MBps=1e-3, latency_s=0.25)
+    charged = LinkModel(1e-3, 0.25, device_s_per_message=0.5, device_s_per_byte=1e-3)
+    tables = [
+        cost_table(costs, compute, link, post_fuse_s=1.0, return_s=0.0, grid=(1, 2))
+        for link in (plain, charged)
+    ]
+    # Every cut sends something (cut 0 the input tile): each pays 0.5 s + 1 ms per byte on
+    # the device, and the link and the edge are unchanged.
+    np.testing.assert_allclose(
+        tables[1].device_s - tables[0].device_s, 0.5 + 1e-3 * costs.send_bytes
+    )
+    np.testing.assert_array_equal(tables[1].link_s, tables[0].link_s)
+    np.testing.assert_array_equal(tables[1].edge_s, tables[0].edge_s)

@@ -46,3 +46,15 @@ def test_return_rate_adds_the_result_transfer(costs) -> None:
     cuts = {c.index: c for c in single_cuts(costs, compute, link)}
     assert cuts[0].return_s == pytest.approx(1.6)
     assert cuts[3].return_s == 0.0
+
+
+def test_the_devices_work_per_message_is_charged_on_every_cut_but_local_only(costs) -> None:
+    compute = ComputeModel(device_flops=1e3, edge_flops=1e4)
+    plain = {c.index: c for c in single_cuts(costs, compute, LinkModel(rate_MBps=1e-3))}
+    link = LinkModel(rate_MBps=1e-3, device_s_per_message=0.5, device_s_per_byte=1e-3)
+    charged = {c.index: c for c in single_cuts(costs, compute, link)}
+    for k, cut in charged.items():
+        extra = 0.0 if cut.local else 0.5 + 1e-3 * cut.nbytes
+        assert cut.device_s == pytest.approx(plain[k].device_s + extra)
+        assert (cut.link_s, cut.edge_s) == (plain[k].link_s, plain[k].edge_s)
+    assert charged[0].device_s == pytest.approx(0.5 + 0.512)  # full offload sends x

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from flcompile import cli
+from flcompile.errors import BadInputError
+from flcompile.profile.device_send import DeviceSend
 from flcompile.profile.link_fit import fit_link
-from flcompile.profile.link_json import KIND, link_profile_dict
+from flcompile.profile.link_json import KIND, link_profile_dict, read_link
 from flcompile.serve.launcher import free_port
 
 PACED_MBPS = 2.0
@@ -77,11 +79,47 @@ def test_a_model_or_a_server_one_of_them(argv, capsys) -> None:
     assert "MODEL (per-node costs) or --server" in capsys.readouterr().err
 
 
-def _link_file(tmp_path: Path) -> Path:
+def _link_file(tmp_path: Path, device: DeviceSend | None = None, name: str = "link") -> Path:
     fit = fit_link([(1_000, 0.004), (100_000, 0.054), (200_000, 0.104)])
-    path = tmp_path / "link.json"
-    path.write_text(json.dumps(link_profile_dict("127.0.0.1:1", fit, None)))
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(link_profile_dict("127.0.0.1:1", fit, None, device)))
     return path
+
+
+def test_a_link_profile_reads_the_devices_work_per_message_or_none(tmp_path) -> None:
+    device = DeviceSend(cpu_s_per_message=0.001, cpu_s_per_byte=2e-9, cpu_share=10.0)
+    law = read_link(_link_file(tmp_path, device))
+    assert law["device_s_per_message"] == pytest.approx(0.01)
+    assert law["device_s_per_byte"] == pytest.approx(2e-8)
+    assert law["rate_MBps"] == pytest.approx(2.0, rel=0.01) and law["latency_s"] > 0
+    plain = read_link(_link_file(tmp_path, name="plain"))  # an older file: no device section
+    assert (plain["device_s_per_message"], plain["device_s_per_byte"]) == (0.0, 0.0)
+    bad = json.loads(_link_file(tmp_path, device).read_text())
+    bad["device"]["s_per_message"] = -1.0
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(BadInputError, match="device's work per message"):
+        read_link(tmp_path / "bad.json")
+
+
+def test_planning_charges_the_measured_device_work_on_every_path(deploy_models, tmp_path) -> None:
+    device = DeviceSend(cpu_s_per_message=0.002, cpu_s_per_byte=0.0, cpu_share=10.0)
+    plans = {}
+    for name, file in (
+        ("plain", _link_file(tmp_path)),
+        ("charged", _link_file(tmp_path, device, "d")),
+    ):
+        out = tmp_path / f"{name}.flc"
+        argv = [str(deploy_models["sq96"]), "--link-profile", str(file), "--grid", "2x2"]
+        assert cli.main([*argv, "--runs", "0", "--no-verify", "-q", "-o", str(out)]) == 0
+        plans[name] = json.loads((out / "plan.json").read_text())
+    plain, charged = plans["plain"], plans["charged"]
+    assert "device_s_per_message" not in plain["link"]
+    assert charged["link"]["device_s_per_message"] == pytest.approx(0.02)
+    # Each path's message costs the device 20 ms more, and the prediction grows with them.
+    assert charged["predicted_s"] >= plain["predicted_s"] + 0.02
+    for p, q in zip(plain["paths"], charged["paths"], strict=True):
+        if p["cut_after"] == q["cut_after"]:
+            assert q["device_s"] == pytest.approx(p["device_s"] + 0.02)
 
 
 @pytest.mark.parametrize(

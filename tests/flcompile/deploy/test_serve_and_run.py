@@ -127,6 +127,14 @@ def test_devices_at_once_get_their_own_frames(server, plans) -> None:
     assert codes == [0, 0]  # --check compares each frame with its own input's original
 
 
+def test_frames_start_a_frame_gap_after_the_last_answer(server, plans, tmp_path: Path) -> None:
+    report_path = tmp_path / "gap.json"
+    argv = ["run", str(plans["fl"]), "--server", server.address, "--frames", "2", "-q"]
+    assert cli.main([*argv, "--frame-gap", "0.3", "--report", str(report_path)]) == 0
+    first, second = json.loads(report_path.read_text())["frames"]
+    assert second["start_epoch_s"] - (first["start_epoch_s"] + first["latency_s"]) >= 0.3
+
+
 def test_unreachable_server_exits_2_in_one_line(plans, capsys) -> None:
     port = free_port()  # nothing listens there
     assert cli.main(["run", str(plans["fl"]), "--server", f"127.0.0.1:{port}"]) == 2

@@ -233,3 +233,25 @@ def test_a_size_the_profile_timed_takes_its_measured_time():
     flops = np.array([[2e6, 5e6, 2e6], [1e6, 1e6, 1e6]])
     got = measured.measured_or(keys, flops, nbytes, zeros)
     assert got.tolist() == [[8e-3, 0.0, 0.0], [1e-3, 1e-3, 0.0]]  # by key and size
+
+
+def test_slowdown_multiplies_every_measured_time(tmp_path, monkeypatch):
+    from flcompile.profile import variants
+    from flcompile.profile.trace import NodeTime
+
+    def fixed(model, feeds, threads, runs, statistic):  # 1 ms per node, whatever the load
+        return {n.name: NodeTime(n.name, n.op_type, 1e-3) for n in model.graph.node}
+
+    monkeypatch.setattr(variants, "profile_model", fixed)
+    model = tmp_path / "m.onnx"
+    onnx.save(conv_relu_model(), model)
+    sizes = {}
+    for k in (1, 3):
+        out = tmp_path / f"p{k}.json"
+        argv = ["profile", str(model), "-o", str(out), "--grids", "1x2", "--runs", "1"]
+        assert main([*argv, "--repeats", "1", "--slowdown", str(k)]) == 0
+        data = json.loads(out.read_text())
+        assert data.get("slowdown", 1.0) == k
+        sizes[k] = np.concatenate([np.asarray(v)[:, 2] for v in data["sizes"].values()])
+    np.testing.assert_allclose(sizes[1], 1e-3)  # each node's measured time...
+    np.testing.assert_allclose(sizes[3], 3e-3)  # ...times the slowdown
