@@ -148,6 +148,18 @@ def add_tiles_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_rates_arg(p: argparse.ArgumentParser, default: str = "1.1:3.0:0.1") -> None:
+    """--rates: link rates in MB/s, START:STOP:STEP or a comma list (`rate_list`)."""
+    p.add_argument(
+        "--rates",
+        dest="rates",
+        type=rate_list,
+        default=rate_list(default),
+        metavar="START:STOP:STEP|R1,R2,...",
+        help=f"link rates in MB/s, STOP included (default {default})",
+    )
+
+
 def add_reuse_arg(p: argparse.ArgumentParser) -> None:
     """--reuse/--no-reuse: edge-side reuse, as flcompile's flags (`reuse_of` resolves it)."""
     p.add_argument(

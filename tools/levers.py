@@ -34,11 +34,11 @@ from _common import (
     add_cost_args,
     add_hidden_model_args,
     add_models_arg,
+    add_rates_arg,
     compute_model,
     edge_label,
     format_table,
     load_analysis,
-    rate_list,
     run_main,
     write_output,
 )
@@ -172,7 +172,7 @@ def build_parser() -> ToolParser:
     """The tool's arguments."""
     p = ToolParser(description=__doc__.splitlines()[0])
     add_models_arg(p, ["alexnet", "squeezenet"])
-    p.add_argument("--rates", type=rate_list, default=[1.1, 1.5, 1.8, 2.2, 2.6, 3.0])
+    add_rates_arg(p, "1.1,1.5,1.8,2.2,2.6,3.0")
     add_cost_args(p)
     add_hidden_model_args(p)
     p.add_argument("-o", "--output", dest="out", required=True, help="output directory")

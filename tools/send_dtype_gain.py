@@ -33,13 +33,13 @@ from _common import (
     ToolParser,
     add_cost_args,
     add_hidden_model_args,
+    add_rates_arg,
     compute_model,
     edge_label,
     format_table,
     load_analysis,
     model_list,
     model_source,
-    rate_list,
     run_main,
     write_output,
 )
@@ -253,14 +253,7 @@ def build_parser() -> ToolParser:
         metavar="M1,M2,...",
         help=f"zoo models (default all: {','.join(models.NAMES)})",
     )
-    p.add_argument(
-        "--rates",
-        dest="rates",
-        type=rate_list,
-        default=rate_list("1.1:3.0:0.1"),
-        metavar="START:STOP:STEP|R1,R2,...",
-        help="link rates in MB/s, STOP included (default 1.1:3.0:0.1)",
-    )
+    add_rates_arg(p)
     p.add_argument(
         "--accuracy-models",
         dest="accuracy_models",

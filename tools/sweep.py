@@ -55,6 +55,7 @@ from _common import (
     add_cost_args,
     add_hidden_model_args,
     add_models_arg,
+    add_rates_arg,
     add_reuse_arg,
     add_tiles_arg,
     compute_model,
@@ -64,7 +65,6 @@ from _common import (
     grid_text,
     load_analysis,
     median,
-    rate_list,
     reuse_of,
     run_main,
     timed,
@@ -440,14 +440,7 @@ def build_parser() -> ToolParser:
         "--rates 1.1:3.0:0.1 -o /tmp/sweep",
     )
     add_models_arg(p, PAPER_MODELS)
-    p.add_argument(
-        "--rates",
-        dest="rates",
-        type=rate_list,
-        default=rate_list("1.1:3.0:0.1"),
-        metavar="START:STOP:STEP|R1,R2,...",
-        help="link rates in MB/s, STOP included (default 1.1:3.0:0.1)",
-    )
+    add_rates_arg(p)
     p.add_argument(
         "--max-grid",
         dest="max_grid",
