@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+from enumeration import enumerate_all
 
 from flcompile.costs.table import CostTable
 from flcompile.errors import InternalError
@@ -24,16 +25,6 @@ from flcompile.space_bound import BoundInput, SpaceBound, _Group, input_bound, t
 def optimum(table: CostTable) -> float:
     schedule = solve_bf(table)
     return makespan(table, schedule.order, schedule.cuts)
-
-
-def enumerate_all(table: CostTable) -> float:
-    """The optimum by scoring every order and every cut (no pruning at all)."""
-    paths = range(table.num_paths)
-    return min(
-        makespan(table, order, cuts)
-        for order in itertools.permutations(paths)
-        for cuts in itertools.product(range(table.num_cuts), repeat=table.num_paths)
-    )
 
 
 def random_tables(seed: int, count: int, max_paths: int = 6):

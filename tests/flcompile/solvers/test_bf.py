@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pytest
+from enumeration import enumerate_all
 
 from flcompile.costs.table import CostTable
 from flcompile.errors import SolverLimitError
@@ -16,16 +16,6 @@ from flcompile.solvers.mw import solve_mw
 from flcompile.solvers.opt import solve_opt
 from flcompile.solvers.pareto import pareto_cuts
 from flcompile.solvers.random_tables import SHARED_ROWS, random_table, table_sharing_rows
-
-
-def enumerate_all(table: CostTable) -> float:
-    """The optimum by scoring every order and every cut (no pruning at all)."""
-    paths = range(table.num_paths)
-    return min(
-        makespan(table, order, cuts)
-        for order in itertools.permutations(paths)
-        for cuts in itertools.product(range(table.num_cuts), repeat=table.num_paths)
-    )
 
 
 def test_equals_plain_enumeration():
