@@ -8,15 +8,21 @@ import pytest
 from flcompile.solvers.random_tables import random_reuse_table
 
 
+def coverage(regions: np.ndarray) -> np.ndarray:
+    """How many of the (h0, h1, w0, w1) regions hold each pixel."""
+    canvas = np.zeros((regions[:, 1].max(), regions[:, 3].max()), int)
+    for h0, h1, w0, w1 in regions:
+        canvas[h0:h1, w0:w1] += 1
+    return canvas
+
+
 def painted(geometry, weight) -> np.ndarray:
     """(P, K) by painting every region pixel by pixel: Σ over each region's pixels of
     weight(how many regions hold the pixel), times bytes per pixel, over each cut's tensors."""
     per_tensor = np.zeros((len(geometry.tensors), geometry.num_paths))
     for t in range(len(geometry.tensors)):
         regions = geometry.regions[t]
-        canvas = np.zeros((regions[:, 1].max(), regions[:, 3].max()), int)
-        for h0, h1, w0, w1 in regions:
-            canvas[h0:h1, w0:w1] += 1
+        canvas = coverage(regions)
         for p, (h0, h1, w0, w1) in enumerate(regions):
             total = float(weight(canvas[h0:h1, w0:w1]).sum())
             per_tensor[t, p] = total * geometry.bytes_per_pixel[t]
@@ -53,9 +59,6 @@ def test_shares_divide_each_pixel_among_the_regions_that_hold_it(seed):
     assert np.all(shares >= geometry.exclusive_bytes(grid) - 1e-9)
     # Every path cut at cut 0 (which sends tensor 0 alone): the shares add up to the union
     # of the regions, what the link carries with every pixel sent once.
-    regions = geometry.regions[0]
-    canvas = np.zeros((regions[:, 1].max(), regions[:, 3].max()), bool)
-    for h0, h1, w0, w1 in regions:
-        canvas[h0:h1, w0:w1] = True
+    union = int((coverage(geometry.regions[0]) > 0).sum())
     assert geometry.crossing[0].tolist() == [True] + [False] * (len(geometry.tensors) - 1)
-    assert shares[:, 0].sum() == pytest.approx(canvas.sum() * geometry.bytes_per_pixel[0])
+    assert shares[:, 0].sum() == pytest.approx(union * geometry.bytes_per_pixel[0])
