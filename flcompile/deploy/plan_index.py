@@ -29,12 +29,14 @@ class PathStage:
         path: the path's grid index (0 for a plan without fused layers).
         order: its position in the run order.
         device: its device model's file, relative to OUT; None where it is to be cut out
-            of device.onnx.
+            of device.onnx, or where the path sends nothing (see `sends`).
         edge: its edge model's file, relative to OUT; None where it is to be cut out of
             edge.onnx, or where the path has no edge stage (see `has_edge`).
         has_edge: whether the edge runs part of the path; without it, the path sends its
             tile of F, `result[0]`, itself.
-        sends: the tensors the device sends, in order.
+        sends: the tensors the device sends, in order. Under edge-side reuse a path may
+            send nothing (earlier paths sent its whole region): the device then runs
+            nothing for it and the edge runs its stage after the path before it's.
         result: what the edge stage yields: the path's tile of F, or the model's outputs
             for a plan without fused layers.
         held: under edge-side reuse, what earlier paths of the frame sent that this path's
@@ -114,12 +116,10 @@ def load_index(out: str | Path) -> PlanIndex:
         BadInputError: OUT is missing, is not a compiled plan, or its files disagree.
     """
     index = _load_index(Path(out))
-    empty = [s.path for s in index.paths if not s.sends]
-    if empty:
+    if index.paths and not index.paths[0].sends:
         raise BadInputError(
-            f"{out}: path {empty[0]} sends nothing (the edge holds its whole region from "
-            "earlier paths), which the runtime cannot request",
-            hint="compile with --no-reuse to serve this model",
+            f"{out}: the first path in run order, {index.paths[0].path}, sends nothing",
+            hint="recompile the model",
         )
     return index
 
@@ -170,7 +170,7 @@ def _from_stages(out: Path, plan: dict, index: dict) -> PlanIndex:
         PathStage(
             int(p["path"]),
             int(p["order"]),
-            f"stages/{p['device']}",
+            f"stages/{p['device']}" if p["device"] else None,
             f"stages/{p['edge']}" if p["edge"] else None,
             p["edge"] is not None,
             tuple(p["sends"]),

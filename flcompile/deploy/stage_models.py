@@ -39,24 +39,28 @@ def _cut(model: onnx.ModelProto, inputs: list[str], outputs: list[str], label: s
     return to_model(extract(gs.import_onnx(model), inputs, outputs, label), model)
 
 
-def device_models(index: PlanIndex) -> list[ModelLike]:
+def device_models(index: PlanIndex) -> list[ModelLike | None]:
     """Each path's device stage, in run order: a file path, or a model cut from device.onnx.
 
     Args:
         index: the plan.
 
     Returns:
-        One model per entry of `index.paths`.
+        One model per entry of `index.paths`; None for a path that sends nothing.
 
     Raises:
         BadInputError: a model file cannot be read.
     """
-    if all(s.device is not None for s in index.paths):
-        return [str(index.out / s.device) for s in index.paths]
+    sending = [s for s in index.paths if s.sends]
+    if all(s.device is not None for s in sending):
+        return [str(index.out / s.device) if s.sends else None for s in index.paths]
     logger.info("%s has no stages/: cutting the device stages out of device.onnx", index.out)
     device = _load(index, "device.onnx")
     inputs = list(index.inputs)
-    return [_cut(device, inputs, list(s.sends), f"device_p{s.path}") for s in index.paths]
+    return [
+        _cut(device, inputs, list(s.sends), f"device_p{s.path}") if s.sends else None
+        for s in index.paths
+    ]
 
 
 def edge_models(index: PlanIndex) -> tuple[list[ModelLike | None], ModelLike | None]:

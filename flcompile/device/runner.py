@@ -88,7 +88,8 @@ class DeviceRunner:
 
     Args:
         index: the plan.
-        models: its device stages in run order (`stage_models.device_models`).
+        models: its device stages in run order (`stage_models.device_models`; None for a
+            path that sends nothing).
         client: the connection to the server.
         pacer: the link's pacing (`Unpaced` where the link itself is slow).
         client_id: this device's name in the requests (unique per run).
@@ -100,7 +101,7 @@ class DeviceRunner:
     def __init__(
         self,
         index: PlanIndex,
-        models: list[ModelLike],
+        models: list[ModelLike | None],
         client: EdgeClient,
         pacer: Pacer,
         *,
@@ -132,18 +133,17 @@ class DeviceRunner:
             The frame's record; a server error fails the frame, it does not raise.
         """
         sends: list[_Send] = []
-        count = len(self.index.paths)
+        # A path that sends nothing (edge-side reuse) has no device stage and no message.
+        staged = [(st, se) for st, se in zip(self.index.paths, self._sessions, strict=True) if se]
         start = time.time()
-        for position, (stage, session) in enumerate(
-            zip(self.index.paths, self._sessions, strict=True)
-        ):
+        for position, (stage, session) in enumerate(staged):
             begin = time.time()
             values = session.run(list(stage.sends), dict(feeds))
             item = _Send(
                 frame,
                 stage,
                 dict(zip(stage.sends, values, strict=True)),
-                position == count - 1,
+                position == len(staged) - 1,
                 (begin, time.time()),
             )
             self._queue.put(item)

@@ -39,9 +39,13 @@ def measured_timeline(record: FrameRecord, index: PlanIndex) -> tuple[Timeline, 
     by_kind: dict[tuple[str, int | None], dict] = {(e["kind"], e["path"]): e for e in record.events}
     paths = []
     for stage in index.paths:
-        device = by_kind[("device", stage.path)]
-        send = by_kind[("send", stage.path)]
         edge = by_kind.get(("edge", stage.path))
+        if not stage.sends:  # nothing to compute or send: empty bars where its edge stage began
+            at = edge["received"] if edge else 0.0
+            device = send = {"start": at, "end": at}
+        else:
+            device = by_kind[("device", stage.path)]
+            send = by_kind[("send", stage.path)]
         edge_start = edge["start"] if edge and stage.has_edge else send["end"]
         edge_end = edge["end"] if edge and stage.has_edge else send["end"]
         paths.append(

@@ -4,7 +4,9 @@ Each Triton instance gets its own onnxruntime sessions, so K instances are K ind
 executions with `threads` intra-op threads each. Path requests are handled as in
 docs/design.md §11: the path's edge stage runs as soon as its request is handled; the
 request of the frame's last path waits for every tile, runs the fuse and the rest of the
-model, and is answered with the model's outputs.
+model, and is answered with the model's outputs. Under edge-side reuse a path may send
+nothing (earlier paths sent its whole region): no request carries it, and its edge stage
+runs right after the stage of the path before it, in the same request.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from flcompile.deploy import protocol
 from flcompile.deploy.plan_index import PathStage, PlanIndex
 from flcompile.deploy.protocol import EdgeRequestError
 from flcompile.deploy.stage_models import edge_models, open_sessions
-from flcompile.serve.frames import FrameTable
+from flcompile.serve.frames import Frame, FrameTable, Row
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +81,10 @@ class EdgePlan:
         ]
         order_wait = 0.0 if instances == 1 else min(ORDER_WAIT_S, frame_timeout_s)
         self.frames = FrameTable(
-            [s.path for s in index.paths], timeout_s=frame_timeout_s, order_wait_s=order_wait
+            [s.path for s in index.paths],
+            silent={s.path for s in index.paths if not s.sends},
+            timeout_s=frame_timeout_s,
+            order_wait_s=order_wait,
         )
         first = self._sessions[0]
         fuse_session = first[-1]
@@ -143,6 +148,20 @@ class EdgePlan:
         self._check_tensors(stage, data)
         keep = {n: np.array(data[n], copy=True) for n in stage.sends if n in self.held}
         state = self.frames.arrive(client, frame, path, keep)
+        ran = [self._run_stage(instance, state, position, data, received)]
+        for silent in range(position + 1, len(self.index.paths)):  # paths that send nothing
+            if self.index.paths[silent].sends:
+                break
+            ran.append(self._run_stage(instance, state, silent, {}, received))
+        if not self.frames.is_last(path):
+            return {protocol.TIMINGS: protocol.timing_rows(ran)}
+        return self._finish(instance, state)
+
+    def _run_stage(
+        self, instance: int, state: Frame, position: int, data: Mapping[str, np.ndarray], received: float
+    ) -> Row:
+        """Run the edge stage of the path at `position`, store its tile, return its timing row."""
+        stage = self.index.paths[position]
         session = self._sessions[instance][position]
         start = time.time()
         try:
@@ -153,13 +172,11 @@ class EdgePlan:
                 feed.update({name: state.pieces[name] for name in stage.held})
                 result = dict(zip(stage.result, session.run(list(stage.result), feed), strict=True))
         except Exception as e:
-            self.frames.fail(state, f"the edge stage of path {path} failed")
-            raise EdgeRequestError(f"the edge stage of path {path} failed: {e}") from e
-        row = (float(path), received, start, time.time())
-        self.frames.store(state, path, result, row)
-        if not self.frames.is_last(path):
-            return {protocol.TIMINGS: protocol.timing_rows([row])}
-        return self._finish(instance, state)
+            self.frames.fail(state, f"the edge stage of path {stage.path} failed")
+            raise EdgeRequestError(f"the edge stage of path {stage.path} failed: {e}") from e
+        row = (float(stage.path), received, start, time.time())
+        self.frames.store(state, stage.path, result, row)
+        return row
 
     def _finish(self, instance: int, state) -> dict[str, np.ndarray]:
         tiles, rows = self.frames.wait_complete(state)

@@ -1,7 +1,8 @@
 """Per-frame state of the edge: which paths of a frame arrived, their tiles, and expiry.
 
 A frame is keyed by (client, frame id). Its paths must arrive in the plan's run order,
-each once; the first creates the frame, and a frame not completed within the timeout of
+each once (a path that sends nothing, under edge-side reuse, never arrives: the edge runs it
+after the path before it); the first creates the frame, and a frame not completed within the timeout of
 its last activity is dropped, tiles and all, so a device that dies mid-frame costs memory
 only until then. Where Triton runs several instances, two requests sent back to back may
 reach the handlers in either order, so a path waits up to `order_wait_s` for the paths
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,7 @@ class FrameTable:
 
     Args:
         run_order: the plan's path indices in run order.
+        silent: the paths that send nothing (they never arrive; the edge stores their tiles).
         timeout_s: a frame idle this long is dropped.
         order_wait_s: how long a path waits for the paths before it (0 with one instance,
             where requests are handled in arrival order).
@@ -65,11 +67,13 @@ class FrameTable:
         self,
         run_order: Sequence[int],
         *,
+        silent: Collection[int] = (),
         timeout_s: float,
         order_wait_s: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._order = list(run_order)
+        self._run_order = list(run_order)
+        self._order = [p for p in run_order if p not in silent]  # the order of arrival
         self._position = {p: i for i, p in enumerate(self._order)}
         self._timeout = timeout_s
         self._order_wait = order_wait_s
@@ -99,9 +103,14 @@ class FrameTable:
                 before a path that precedes it, or its frame is unknown (its first path
                 never arrived, or it expired).
         """
+        if path in self._run_order and path not in self._position:
+            raise EdgeRequestError(
+                f"path {path} sends nothing (earlier paths sent its whole region): the edge "
+                "runs it after the path before it, and no request may carry it"
+            )
         if path not in self._position:
             raise EdgeRequestError(
-                f"unknown path {path}: the plan's paths are {sorted(self._position)}"
+                f"unknown path {path}: the plan's paths are {sorted(self._run_order)}"
             )
         position = self._position[path]
         key = (client, frame)
@@ -140,7 +149,7 @@ class FrameTable:
             return state
 
     def is_last(self, path: int) -> bool:
-        """Whether `path` is the last of the run order."""
+        """Whether `path` is the last of the run order to arrive."""
         return self._position.get(path) == len(self._order) - 1
 
     def store(self, state: Frame, path: int, tile: dict[str, np.ndarray], row: Row) -> None:
@@ -162,13 +171,13 @@ class FrameTable:
         """
         with self._cv:
             self._cv.wait_for(
-                lambda: state.failed is not None or len(state.tiles) == len(self._order),
+                lambda: state.failed is not None or len(state.tiles) == len(self._run_order),
                 timeout=self._timeout,
             )
-            if state.failed is not None or len(state.tiles) != len(self._order):
+            if state.failed is not None or len(state.tiles) != len(self._run_order):
                 reason = state.failed or f"its tiles were not ready within {self._timeout:g} s"
                 raise EdgeRequestError(f"{state.label} failed: {reason}")
-            return dict(state.tiles), [state.rows[p] for p in self._order]
+            return dict(state.tiles), [state.rows[p] for p in self._run_order]
 
     def finish(self, state: Frame) -> None:
         """Drop a completed frame."""

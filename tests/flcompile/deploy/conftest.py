@@ -5,7 +5,8 @@ stages), `nfl` (the same model without fused layers), `stream` (ResNet18 at widt
 2x2 grid whose paths do most of their work on the device, compiled without stages) and
 `fl16` (`fl` with float16 sends; `fl16_bare` is the same plan without stages). The
 `reuse` plans (a 3x3 grid under edge-side reuse, with and without stages) are only run
-in-process. It
+in-process; `silent` (served) and `silent_bare` are reuse plans in which some paths send
+nothing (the edge holds their whole region). It
 listens on 127.0.0.1 only, on a free port, with two instances and a 3 s frame timeout; it
 is stopped by its pid at the end, and no tritonserver or stub process may outlive it. It
 speaks HTTP too, on a second free port.
@@ -22,6 +23,9 @@ from flcompile import cli, models
 from flcompile.serve.launcher import free_port, serving
 
 FRAME_TIMEOUT_S = 3.0
+# A 4x4 grid deep in SqueezeNet under reuse with the unlimited edge: some paths send nothing.
+SILENT = ["--rate", "20", "--grid", "4x4", "--fuse-at", "fire6/concat", "--reuse"]
+SILENT += ["--edge-concurrency", "0"]
 COMPILES = {
     "fl": ("sq96", ["--rate", "0.5", "--grid", "2x2", "--emit-stages"]),
     "fl_bare": ("sq96", ["--rate", "0.5", "--grid", "2x2"]),
@@ -34,8 +38,10 @@ COMPILES = {
     "fl16_bare": ("sq96", ["--rate", "0.5", "--grid", "2x2", "--send-dtype", "float16"]),
     "reuse": ("sq96", ["--rate", "20", "--grid", "3x3", "--reuse", "--emit-stages"]),
     "reuse_bare": ("sq96", ["--rate", "20", "--grid", "3x3", "--reuse"]),
+    "silent": ("sq96", [*SILENT, "--emit-stages"]),
+    "silent_bare": ("sq96", SILENT),
 }
-SERVED = ("fl", "nfl", "stream", "fl16")
+SERVED = ("fl", "nfl", "stream", "fl16", "silent")
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,9 @@ def _sends(index, seed: int) -> tuple[dict, dict]:
     feeds = make_feeds(models[0], seed=seed)
     sends = {}
     for stage, model in zip(index.paths, models, strict=True):
+        if model is None:  # sends nothing
+            assert not stage.sends
+            continue
         source = model if isinstance(model, str) else model.SerializeToString()
         session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
         sends[stage.path] = dict(
@@ -32,20 +35,31 @@ def _sends(index, seed: int) -> tuple[dict, dict]:
 
 @pytest.mark.parametrize(
     ("plan", "model"),
-    [("fl", "sq96"), ("nfl", "sq96"), ("stream", "r18"), ("reuse", "sq96"), ("reuse_bare", "sq96")],
+    [
+        ("fl", "sq96"),
+        ("nfl", "sq96"),
+        ("stream", "r18"),
+        ("reuse", "sq96"),
+        ("reuse_bare", "sq96"),
+        ("silent", "sq96"),
+        ("silent_bare", "sq96"),
+    ],
 )
 def test_frames_of_two_clients_interleaved_give_each_its_own_outputs(
     plans, deploy_models, plan: str, model: str
 ) -> None:
     index = load_index(plans[plan])
-    if plan.startswith("reuse"):  # later paths read pieces that earlier paths sent
+    if plan.startswith(("reuse", "silent")):  # later paths read pieces earlier paths sent
         assert any(stage.held for stage in index.paths)
+    silent = [stage.path for stage in index.paths if not stage.sends]
+    assert bool(silent) == plan.startswith("silent")
     original = ort.InferenceSession(str(deploy_models[model]), providers=["CPUExecutionProvider"])
     with contextlib.ExitStack() as stack:
         edge = EdgePlan(index, instances=1, threads=1, frame_timeout_s=10, stack=stack)
         inputs = {client: _sends(index, seed) for client, seed in (("a", 1), ("b", 2))}
         answers = {}
-        for stage in index.paths:  # both frames in flight at once, paths interleaved
+        sending = [stage for stage in index.paths if stage.sends]  # the others never arrive
+        for stage in sending:  # both frames in flight at once, paths interleaved
             for client, (sends, _) in inputs.items():
                 params = {protocol.CLIENT: client, protocol.FRAME: 0, protocol.PATH: stage.path}
                 answers[client] = edge.handle(0, sends[stage.path], params)
@@ -78,3 +92,14 @@ def test_tensors_other_than_the_paths_sends_are_refused(plans) -> None:
             edge.handle(0, sends[first], {protocol.CLIENT: "a", protocol.FRAME: True})
         assert edge.requests_failed == 3
         assert edge.frames.stats().open == 0  # nothing refused opened a frame
+
+
+def test_a_request_for_a_path_that_sends_nothing_is_refused(plans) -> None:
+    index = load_index(plans["silent_bare"])
+    silent = next(stage for stage in index.paths if not stage.sends)
+    with contextlib.ExitStack() as stack:
+        edge = EdgePlan(index, instances=1, threads=1, frame_timeout_s=10, stack=stack)
+        params = {protocol.CLIENT: "a", protocol.FRAME: 0, protocol.PATH: silent.path}
+        with pytest.raises(EdgeRequestError, match=f"path {silent.path} sends nothing"):
+            edge.handle(0, {}, params)
+        assert edge.frames.stats().open == 0

@@ -19,7 +19,7 @@ from flcompile.serve.launcher import free_port
 from flcompile.verify import compare, make_feeds
 
 MODEL_OF = {"fl": "sq96", "fl_bare": "sq96", "nfl": "sq96", "stream": "r18"}
-MODEL_OF |= {"fl16": "sq96", "fl16_bare": "sq96"}
+MODEL_OF |= {"fl16": "sq96", "fl16_bare": "sq96", "silent": "sq96"}
 FLOAT16 = ("fl16", "fl16_bare")
 
 
@@ -30,7 +30,7 @@ def _original(model: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     return dict(zip(names, session.run(None, {name: x}), strict=True))
 
 
-@pytest.mark.parametrize("plan", ["fl", "fl_bare", "nfl", "stream", *FLOAT16])
+@pytest.mark.parametrize("plan", ["fl", "fl_bare", "nfl", "stream", "silent", *FLOAT16])
 def test_one_frame_end_to_end_equals_the_original(
     server, plans, deploy_models, tmp_path: Path, capsys, plan: str
 ) -> None:
@@ -62,9 +62,11 @@ def test_one_frame_end_to_end_equals_the_original(
     assert report["predicted_s"] == index.predicted_s  # unpaced: the plan's own prediction
     assert report["median_latency_s"] == report["frames"][0]["latency_s"] > 0
     kinds = {(e["kind"], e["path"]) for e in report["frames"][0]["events"]}
-    for stage in index.paths:
-        assert {("device", stage.path), ("send", stage.path), ("answer", stage.path)} <= kinds
+    for stage in index.paths:  # a path that sends nothing has an edge stage only
+        sent = {("device", stage.path), ("send", stage.path), ("answer", stage.path)}
+        assert sent <= kinds if stage.sends else not sent & kinds
         assert ("edge", stage.path) in kinds
+    assert any(not stage.sends for stage in index.paths) == (plan == "silent")
     assert (("fuse", None) in kinds) == index.fused
     assert (tmp_path / "timeline_measured.png").stat().st_size > 0
     if plan in FLOAT16:  # float16 on the wire: what plan.json counts, half of fl's bytes
