@@ -158,7 +158,12 @@ class EdgePlan:
         return self._finish(instance, state)
 
     def _run_stage(
-        self, instance: int, state: Frame, position: int, data: Mapping[str, np.ndarray], received: float
+        self,
+        instance: int,
+        state: Frame,
+        position: int,
+        data: Mapping[str, np.ndarray],
+        received: float,
     ) -> Row:
         """Run the edge stage of the path at `position`, store its tile, return its timing row."""
         stage = self.index.paths[position]

@@ -1,12 +1,12 @@
 """Per-frame state of the edge: which paths of a frame arrived, their tiles, and expiry.
 
 A frame is keyed by (client, frame id). Its paths must arrive in the plan's run order,
-each once (a path that sends nothing, under edge-side reuse, never arrives: the edge runs it
-after the path before it); the first creates the frame, and a frame not completed within the timeout of
-its last activity is dropped, tiles and all, so a device that dies mid-frame costs memory
-only until then. Where Triton runs several instances, two requests sent back to back may
-reach the handlers in either order, so a path waits up to `order_wait_s` for the paths
-before it before it is refused as out of order.
+each once (a path that sends nothing, under edge-side reuse, never arrives: the edge runs
+it after the path before it); the first creates the frame, and a frame not completed
+within the timeout of its last activity is dropped, tiles and all, so a device that dies
+mid-frame costs memory only until then. Where Triton runs several instances, two requests
+sent back to back may reach the handlers in either order, so a path waits up to
+`order_wait_s` for the paths before it before it is refused as out of order.
 """
 
 from __future__ import annotations
