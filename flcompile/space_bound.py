@@ -9,7 +9,9 @@ Every schedule's fuse start is at least each of
     X = Σ_p D_p + L_b + E_b                   device: b's device part ends at Σ D, then
                                                b is sent and finished on the edge
     Y = D_a + Σ_p L_p + [L_b > 0] E_b         link: no send starts before a's device part
-                                               ends; the last sender is b if b sends
+                                               ends; the last sender is b if b sends (under
+                                               reuse b's data wait for the link to drain
+                                               even if it sends nothing: E_b always counts)
     Z = D_a + [E_a > 0] L_a + Σ_p E_p / c     edge with c servers (absent if unlimited): no
                                                edge part starts before the first arrival
     S = max_p (D_p + L_p + E_p)               one path alone
@@ -81,6 +83,8 @@ class BoundInput:
         link_share_s: (P, K) path p's share at cut k of what the link carries in every
             schedule (their sum over the paths is a floor on the link's total, used in its
             sum); None: `link_floor_s`.
+        empty_waits: a path that sends nothing still waits for the link to drain before
+            its edge part (`CostTable.waits`, edge-side reuse), so Y charges E_b always.
     """
 
     device_s: np.ndarray
@@ -91,6 +95,7 @@ class BoundInput:
     after_fuse_s: float
     link_total_floor_s: float = 0.0
     link_share_s: np.ndarray | None = None
+    empty_waits: bool = False
 
     @staticmethod
     def of(table: CostTable) -> BoundInput:
@@ -120,6 +125,7 @@ class BoundInput:
             table.edge_concurrency,
             table.post_fuse_s + table.return_s,
             link_share_s=table.reuse.share_s(table.grid),
+            empty_waits=table.waits,
         )
 
 
@@ -153,15 +159,18 @@ class _Group:
         share = np.concatenate(
             [np.asarray(_or(i.link_share_s, i.link_floor_s), float) for i in inputs]
         )
+        sizes = np.array([np.shape(i.device_s)[0] for i in inputs])
+        waits = np.repeat([i.empty_waits for i in inputs], sizes)[:, None]
         self.index = index
-        self._set_paths(np.array([np.shape(i.device_s)[0] for i in inputs]))
+        self._set_paths(sizes)
         unlimited = conc == 0
         zeros = np.zeros_like(dev)
         # Per term X, Y (and Z unless the edge is unlimited): what each path adds to its
         # sum, and the extra the term charges the first path (head) and the last (tail).
         self.cost = np.stack([dev, share] + ([] if unlimited else [edge / conc]))
         self.head = np.stack([zeros, dev] + ([] if unlimited else [dev + (edge > 0) * link]))
-        self.tail = np.stack([floor + edge, (floor > 0) * edge] + ([] if unlimited else [zeros]))
+        y_tail = np.where(waits | (floor > 0), edge, 0.0)
+        self.tail = np.stack([floor + edge, y_tail] + ([] if unlimited else [zeros]))
         alone = np.maximum.reduceat(np.min(dev + floor + edge, axis=1), self.starts)
         totals = np.array([i.link_total_floor_s for i in inputs])
         first = np.minimum.reduceat(np.min(dev, axis=1), self.starts)

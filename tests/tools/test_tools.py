@@ -199,15 +199,21 @@ def test_rate_list():
 def test_bound_gap_orders_its_latencies(capsys) -> None:
     import bound_gap
 
-    assert bound_gap.main(["--models", "squeezenet", "--rate", "1.8"]) == 0
-    row = capsys.readouterr().out.strip().splitlines()[-1].split()
-    assert row[0] == "squeezenet"
+    assert bound_gap.main(["--models", "squeezenet", "--rate", "1.8", "--exact-grids", "2x2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    row = next(line for line in lines if line.startswith("squeezenet")).split()
     fluid, halo, space, best, nfl, best_over_space, space_over_fluid = map(float, row[1:8])
     assert fluid <= best <= nfl  # the bound is below the plan, and the plan never above NFL
     assert space <= best  # no plan of the space beats the space bound
     assert halo > fluid  # real tiles pay halos the fluid relaxation does not
     assert best_over_space == pytest.approx(best / space, abs=2e-3)
     assert space_over_fluid == pytest.approx(space / fluid, abs=2e-3)
+    # --exact-grids: BF's proven optimum of a 2x2 table, at or above that table's bound
+    exact = lines[-1].split(": ", 1)[1]
+    assert lines[-1].split()[1] == "2x2:"
+    optimum, table, ratio = (float(part.split()[-1]) for part in exact.split(", "))
+    assert 0 < table <= optimum + 1e-6
+    assert ratio == pytest.approx(optimum / table, rel=1e-3)
 
 
 def test_profile_accuracy_holds_out_stage_models(capsys) -> None:
