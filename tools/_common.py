@@ -160,6 +160,18 @@ def add_rates_arg(p: argparse.ArgumentParser, default: str = "1.1:3.0:0.1") -> N
     )
 
 
+def add_max_grid_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """--max-grid RxC, default 8x8; `what` says what it limits, for the help."""
+    p.add_argument(
+        "--max-grid",
+        dest="max_grid",
+        type=grid,
+        default=(8, 8),
+        metavar="RxC",
+        help=f"{what} (default 8x8)",
+    )
+
+
 def add_reuse_arg(p: argparse.ArgumentParser) -> None:
     """--reuse/--no-reuse: edge-side reuse, as flcompile's flags (`reuse_of` resolves it)."""
     p.add_argument(

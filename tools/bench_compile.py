@@ -32,12 +32,12 @@ from _common import (
     ToolParser,
     add_cost_args,
     add_hidden_model_args,
+    add_max_grid_arg,
     add_models_arg,
     compute_model,
     count,
     edge_label,
     format_table,
-    grid,
     grid_text,
     median,
     model_source,
@@ -218,14 +218,7 @@ def build_parser() -> ToolParser:
         default=3,
         help="onnxruntime timing runs inside each compile; 0 skips timing (default 3)",
     )
-    p.add_argument(
-        "--max-grid",
-        dest="max_grid",
-        type=grid,
-        default=(8, 8),
-        metavar="RxC",
-        help="largest grid searched (default 8x8)",
-    )
+    add_max_grid_arg(p, "largest grid searched")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="skip verification")
     p.add_argument(
         "--no-search",

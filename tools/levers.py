@@ -47,7 +47,7 @@ from tqdm import tqdm
 from flcompile.atomic_output import check_writable
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.costs.wire import FLOAT16, FLOAT32
-from flcompile.search import SearchOptions, solve
+from flcompile.search import SearchOptions, SearchResult, solve
 
 # Each setting's search options, each adding one lever to the one before.
 SETTINGS: dict[str, SearchOptions] = {
@@ -77,8 +77,22 @@ class Row:
     @property
     def gap_closed(self) -> float:
         """(paper - reuse) / (paper - fluid): the share of the gap the default closes."""
-        gap = self.paper_s - self.fluid_s
-        return (self.paper_s - self.reuse_s) / gap if gap > 0 else float("nan")
+        return gap_closed(self.paper_s, self.reuse_s, self.fluid_s)
+
+
+def gap_closed(paper_s: float, latency_s: float, fluid_s: float) -> float:
+    """(paper - X) / (paper - fluid): the share of the gap between the paper-setting plan
+    and the fluid bound that a plan of latency X closes (NaN when there is no gap)."""
+    gap = paper_s - fluid_s
+    return (paper_s - latency_s) / gap if gap > 0 else float("nan")
+
+
+def plan_words(result: SearchResult) -> str:
+    """The emitted plan in a few words: "4x4 at conv2", or "NFL at pool5"."""
+    plan = result.plan
+    if result.fused is not None and plan is result.fused:
+        return f"{plan.tiling.grid[0]}x{plan.tiling.grid[1]} at {plan.candidate.tensor}"
+    return f"NFL at {result.baselines.nfl.label}"
 
 
 def lever_rows(name: str, compute: ComputeModel, rates: Sequence[float], analysis) -> list[Row]:
@@ -92,12 +106,6 @@ def lever_rows(name: str, compute: ComputeModel, rates: Sequence[float], analysi
             started = time.perf_counter()
             results[key] = (solve(space, link, "best"), time.perf_counter() - started)
         default, seconds = results["reuse"]
-        plan = default.plan
-        words = (
-            f"{plan.tiling.grid[0]}x{plan.tiling.grid[1]} at {plan.candidate.tensor}"
-            if default.fused is not None and plan is default.fused
-            else f"NFL at {default.baselines.nfl.label}"
-        )
         rows.append(
             Row(
                 name,
@@ -106,7 +114,7 @@ def lever_rows(name: str, compute: ComputeModel, rates: Sequence[float], analysi
                 *(results[key][0].predicted_s for key in ("paper", "free", "reuse", "fp16")),
                 default.lower_bound_s,
                 default.lower_bound_space_s,
-                words,
+                plan_words(default),
                 seconds,
             )
         )

@@ -54,6 +54,7 @@ from _common import (
     ToolParser,
     add_cost_args,
     add_hidden_model_args,
+    add_max_grid_arg,
     add_models_arg,
     add_rates_arg,
     add_reuse_arg,
@@ -61,7 +62,6 @@ from _common import (
     compute_model,
     edge_label,
     format_table,
-    grid,
     grid_text,
     load_analysis,
     median,
@@ -441,14 +441,7 @@ def build_parser() -> ToolParser:
     )
     add_models_arg(p, PAPER_MODELS)
     add_rates_arg(p)
-    p.add_argument(
-        "--max-grid",
-        dest="max_grid",
-        type=grid,
-        default=(8, 8),
-        metavar="RxC",
-        help="largest grid of the k×k rows (default 8x8)",
-    )
+    add_max_grid_arg(p, "largest grid of the k×k rows")
     add_cost_args(p)
     p.add_argument(
         "--send-dtype",
