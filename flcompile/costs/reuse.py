@@ -49,6 +49,7 @@ class ReuseGeometry:
     neighbours: np.ndarray
     _memo: dict = field(default_factory=dict, repr=False)
     _per_tensor: dict = field(default_factory=dict, repr=False)
+    _axis_memo: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_paths(self) -> int:
@@ -64,7 +65,7 @@ class ReuseGeometry:
         """Tensor t's neighbour masks and regions as Python values, built when first used."""
         lists = self._per_tensor.get(t)
         if lists is None:
-            masks = [int(m) for m in self.neighbours[t]]
+            masks = self.neighbours[t].tolist()
             rects = [tuple(r) for r in self.regions[t].tolist()]
             lists = self._per_tensor[t] = (masks, rects)
         return lists
@@ -125,25 +126,33 @@ class ReuseGeometry:
         Returns:
             ((n,) bytes sent, (n, T) held sets after).
         """
+        rows, ts = np.nonzero(self.crossing[cuts])  # every (schedule, crossing tensor)
+        who = paths[rows]
+        keys = held[rows, ts] & self.neighbours[ts, who]
+        # Score each distinct (tensor, path, held set) once: sort, then mark where one changes.
+        order = np.lexsort((keys, who, ts))
+        sorted_t, sorted_who, sorted_keys = ts[order], who[order], keys[order]
+        first = np.ones(len(order), bool)
+        first[1:] = (
+            (sorted_t[1:] != sorted_t[:-1])
+            | (sorted_who[1:] != sorted_who[:-1])
+            | (sorted_keys[1:] != sorted_keys[:-1])
+        )
+        distinct = zip(
+            sorted_who[first].tolist(),
+            sorted_t[first].tolist(),
+            sorted_keys[first].tolist(),
+            strict=True,
+        )
+        values = np.array([self._entry(p, t, k)[1] for p, t, k in distinct])
+        sent = np.zeros((len(paths), len(self.tensors)))
+        sent[rows[order], ts[order]] = values[np.cumsum(first) - 1]
+        # Tensor by tensor, as `add` sums them (adding 0 where a tensor does not cross).
         total = np.zeros(len(paths))
+        for t in np.unique(ts).tolist():
+            total += sent[:, t]
         after = held.copy()
-        bits = np.left_shift(np.uint64(1), paths.astype(np.uint64))
-        crosses = self.crossing[cuts]  # (n, T)
-        for t in np.flatnonzero(crosses.any(axis=0)).tolist():
-            rows = np.flatnonzero(crosses[:, t])
-            who = paths[rows]
-            keys = held[rows, t] & self.neighbours[t, who]
-            # Score each distinct (path, held set) once: sort, then mark where either changes.
-            order = np.lexsort((keys, who))
-            sorted_who, sorted_keys = who[order], keys[order]
-            first = np.ones(len(order), bool)
-            first[1:] = (sorted_who[1:] != sorted_who[:-1]) | (sorted_keys[1:] != sorted_keys[:-1])
-            distinct = zip(sorted_who[first].tolist(), sorted_keys[first].tolist(), strict=True)
-            values = np.array([self._entry(p, t, k)[1] for p, k in distinct])
-            sent = np.empty(len(order))
-            sent[order] = values[np.cumsum(first) - 1]
-            total[rows] += sent
-            after[rows, t] |= bits[rows]
+        after[rows, ts] |= np.left_shift(np.uint64(1), who.astype(np.uint64))
         return total, after
 
     def initial(self, size: int) -> np.ndarray:
@@ -218,17 +227,17 @@ class ReuseGeometry:
             total += (height * width).reshape(-1) * self.bytes_per_pixel[t]
         return total
 
-    def _grid_axes(self, grid: tuple[int, int], t: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Tensor t's row and column intervals, (rows, 2) and (cols, 2), when its regions
-        are their product on `grid` (paths row-major), else None."""
+    def _grid_axes(self, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every tensor's row and column intervals, (T, rows, 2) and (T, cols, 2), when each
+        tensor's regions are their product on `grid` (paths row-major), else None."""
         rows, cols = grid
         if rows * cols != self.num_paths:
             return None
-        cells = self.regions[t].reshape(rows, cols, 4)
-        same_rows = np.all(cells[:, :, :2] == cells[:, :1, :2])
-        if not (same_rows and np.all(cells[:, :, 2:] == cells[:1, :, 2:])):
+        cells = self.regions.reshape(len(self.tensors), rows, cols, 4)
+        same_rows = np.all(cells[:, :, :, :2] == cells[:, :, :1, :2])
+        if not (same_rows and np.all(cells[:, :, :, 2:] == cells[:, :1, :, 2:])):
             return None
-        return cells[:, 0, :2], cells[0, :, 2:]
+        return cells[:, :, 0, :2], cells[:, 0, :, 2:]
 
     def exclusive_bytes(self, grid: tuple[int, int]) -> np.ndarray:
         """(P, K) bytes of the pixels only path p needs, summed over what crosses cut k.
@@ -263,14 +272,24 @@ class ReuseGeometry:
 
     def _per_axis(self, grid: tuple[int, int], per_axis: Callable, fallback: Callable):
         """(P, K): `per_axis` of each tensor's row and column intervals, multiplied per path
-        and summed over each cut's tensors; `fallback()` where a tensor is no grid."""
-        per_tensor = np.zeros((len(self.tensors), self.num_paths))
-        for t in range(len(self.tensors)):
-            axes = self._grid_axes(grid, t)
-            if axes is None:
-                return fallback()
-            per_tensor[t] = np.outer(*map(per_axis, axes)).reshape(-1) * self.bytes_per_pixel[t]
-        return (self.crossing.astype(float) @ per_tensor).T
+        and summed over each cut's tensors; `fallback()` where a tensor is no grid. Memoised
+        per grid and kind (the bound reads both of every table at every link); callers get
+        a read-only array."""
+        key = (grid, per_axis)
+        if key in self._axis_memo:
+            return self._axis_memo[key]
+        axes = self._grid_axes(grid)
+        if axes is None:
+            return fallback()
+        row_spans, col_spans = axes
+        row_sums = np.array([per_axis(spans) for spans in row_spans]).reshape(-1, grid[0])
+        col_sums = np.array([per_axis(spans) for spans in col_spans]).reshape(-1, grid[1])
+        per_tensor = (row_sums[:, :, None] * col_sums[:, None, :]).reshape(len(self.tensors), -1)
+        per_tensor *= self.bytes_per_pixel[:, None]
+        result = (self.crossing.astype(float) @ per_tensor).T
+        result.flags.writeable = False
+        self._axis_memo[key] = result
+        return result
 
     def min_bytes(self) -> np.ndarray:
         """(P, K) the fewest bytes each path and cut can send: every overlapping path held."""
