@@ -59,7 +59,7 @@ class ReuseGeometry:
     @functools.cached_property
     def _crossing_lists(self) -> list[list[int]]:
         """Each cut's crossing tensors as Python ints (fast paths)."""
-        return [[int(t) for t in np.flatnonzero(row)] for row in self.crossing]
+        return [np.flatnonzero(row).tolist() for row in self.crossing]
 
     def _tensor_lists(self, t: int) -> tuple[list[int], list[Rect]]:
         """Tensor t's neighbour masks and regions as Python values, built when first used."""
@@ -281,9 +281,7 @@ class ReuseGeometry:
         axes = self._grid_axes(grid)
         if axes is None:
             return fallback()
-        row_spans, col_spans = axes
-        row_sums = np.array([per_axis(spans) for spans in row_spans]).reshape(-1, grid[0])
-        col_sums = np.array([per_axis(spans) for spans in col_spans]).reshape(-1, grid[1])
+        row_sums, col_sums = map(per_axis, axes)
         per_tensor = (row_sums[:, :, None] * col_sums[:, None, :]).reshape(len(self.tensors), -1)
         per_tensor *= self.bytes_per_pixel[:, None]
         result = (self.crossing.astype(float) @ per_tensor).T
@@ -304,30 +302,36 @@ class ReuseGeometry:
 
 
 def _alone(spans: np.ndarray) -> np.ndarray:
-    """(N,) how many positions of each of N intervals (start, stop) no other interval covers."""
-    return _axis_sums(spans.astype(np.int64).tobytes(), "alone")
+    """(T, N) how many positions of each of N intervals (start, stop) no other interval of
+    its tensor covers, for (T, N, 2) spans."""
+    return _axis_sums(spans.astype(np.int64).tobytes(), spans.shape[1], "alone")
 
 
 def _shared(spans: np.ndarray) -> np.ndarray:
-    """(N,) Σ over each of N intervals' positions of 1 / (how many intervals cover it)."""
-    return _axis_sums(spans.astype(np.int64).tobytes(), "shared")
+    """(T, N) Σ over each of N intervals' positions of 1 / (how many intervals of its tensor
+    cover it), for (T, N, 2) spans."""
+    return _axis_sums(spans.astype(np.int64).tobytes(), spans.shape[1], "shared")
 
 
 @functools.lru_cache(maxsize=8192)
-def _axis_sums(key: bytes, kind: str) -> np.ndarray:
-    """`_alone` or `_shared` of the (N, 2) int64 spans whose bytes are `key` (one grid's
-    rows recur in every column count, and across tables)."""
-    spans = np.frombuffer(key, np.int64).reshape(-1, 2)
-    cover = np.zeros(int(spans[:, 1].max()) + 1, int)
-    np.add.at(cover, spans[:, 0], 1)
-    np.add.at(cover, spans[:, 1], -1)
-    count = np.cumsum(cover)[:-1]  # how many intervals cover each position
-    if kind == "alone":
-        weight = (count == 1).astype(float)
-    else:
-        weight = np.divide(1.0, count, out=np.zeros(len(count)), where=count > 0)
-    prefix = np.concatenate([[0.0], np.cumsum(weight)])
-    return prefix[spans[:, 1]] - prefix[spans[:, 0]]
+def _axis_sums(key: bytes, count: int, kind: str) -> np.ndarray:
+    """`_alone` or `_shared` of the (T, count, 2) int64 spans whose bytes are `key` (one
+    grid's rows recur in every column count)."""
+    stack = np.frombuffer(key, np.int64).reshape(-1, count, 2)
+    sums = np.zeros(stack.shape[:2])
+    for t, spans in enumerate(stack):
+        cover = np.zeros(int(spans[:, 1].max()) + 1, int)
+        np.add.at(cover, spans[:, 0], 1)
+        np.add.at(cover, spans[:, 1], -1)
+        held = np.cumsum(cover)[:-1]  # how many intervals cover each position
+        if kind == "alone":
+            weight = (held == 1).astype(float)
+        else:
+            weight = np.divide(1.0, held, out=np.zeros(len(held)), where=held > 0)
+        prefix = np.concatenate([[0.0], np.cumsum(weight)])
+        sums[t] = prefix[spans[:, 1]] - prefix[spans[:, 0]]
+    sums.flags.writeable = False
+    return sums
 
 
 def reuse_geometry(
@@ -354,12 +358,22 @@ def reuse_geometry(
     num_paths = regions.shape[1]
     if num_paths > MAX_REUSE_PATHS:
         raise InternalError(f"reuse tracks at most {MAX_REUSE_PATHS} paths, got {num_paths}")
-    h0, h1, w0, w1 = (regions[:, :, i] for i in range(4))  # (T, P) each
-    overlap = (h0[:, :, None] < h1[:, None, :]) & (h0[:, None, :] < h1[:, :, None])
-    overlap &= (w0[:, :, None] < w1[:, None, :]) & (w0[:, None, :] < w1[:, :, None])
-    overlap &= ~np.eye(num_paths, dtype=bool)[None]
-    bits = np.left_shift(np.uint64(1), np.arange(num_paths, dtype=np.uint64))
-    neighbours = np.bitwise_or.reduce(np.where(overlap, bits, np.uint64(0)), axis=2)
+    # Contiguous (T, P) coordinates, narrowed where they fit: the (T, P, P) compares are
+    # the cost of building a geometry.
+    narrow = regions.size == 0 or np.abs(regions).max() < 2**31
+    h0, h1, w0, w1 = (
+        np.ascontiguousarray(regions[:, :, i], np.int32 if narrow else np.int64) for i in range(4)
+    )
+    overlap = np.less(h0[:, :, None], h1[:, None, :])
+    overlap &= np.less(h0[:, None, :], h1[:, :, None])
+    overlap &= np.less(w0[:, :, None], w1[:, None, :])
+    overlap &= np.less(w0[:, None, :], w1[:, :, None])
+    overlap[:, np.arange(num_paths), np.arange(num_paths)] = False
+    # Bit q of path p's mask is overlap[t, p, q]: pack the bits, little-endian, into 8 bytes.
+    packed = np.zeros((*overlap.shape[:2], 8), np.uint8)
+    bytes_used = (num_paths + 7) // 8
+    packed[:, :, :bytes_used] = np.packbits(overlap, axis=2, bitorder="little")
+    neighbours = packed.view("<u8")[:, :, 0].astype(np.uint64)
     return ReuseGeometry(
         tuple(tensors),
         regions,
