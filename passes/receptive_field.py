@@ -117,6 +117,7 @@ class AxisRegions:
         fused: the interval of F this pass was asked for.
         out_sizes: (L,) the sizes of `out`, for vectorised cost tables.
         tensor_sizes: (T,) the sizes of `tensors`, in the block's tensor order.
+        tensor_spans: (T, 2) int the (start, stop) of `tensors`, in the same order.
     """
 
     out: tuple[Interval, ...]
@@ -126,6 +127,7 @@ class AxisRegions:
     fused: Interval
     out_sizes: np.ndarray
     tensor_sizes: np.ndarray
+    tensor_spans: np.ndarray
 
 
 def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> Block:
@@ -239,8 +241,9 @@ def backward(block: Block, axis: int, fused: Interval) -> AxisRegions:
         tensors.update({o: out[i] for o in node.outputs if o})
     out_sizes = np.array([interval.size for interval in out], float)
     tensor_sizes = np.array([tensors[t].size for t in block.tensors], float)
+    spans = np.array([(tensors[t].start, tensors[t].stop) for t in block.tensors], np.int64)
     return AxisRegions(
-        tuple(out), tuple(reads), tuple(pads), tensors, fused, out_sizes, tensor_sizes
+        tuple(out), tuple(reads), tuple(pads), tensors, fused, out_sizes, tensor_sizes, spans
     )
 
 

@@ -49,10 +49,16 @@ def cells(region: Rect, rects: Sequence[Rect]) -> tuple[np.ndarray, np.ndarray]:
         (row bounds, column bounds): sorted coordinates, the region's own ends included;
         cell (i, j) is [hs[i], hs[i+1]) × [ws[j], ws[j+1]).
     """
+    hs, ws = _axes(region, rects)
+    return np.array(hs), np.array(ws)
+
+
+def _axes(region: Rect, rects: Sequence[Rect]) -> tuple[list[int], list[int]]:
+    """`cells` as sorted lists."""
     h0, h1, w0, w1 = region
     hs = {h0, h1} | {v for r in rects for v in r[:2] if h0 < v < h1}
     ws = {w0, w1} | {v for r in rects for v in r[2:] if w0 < v < w1}
-    return np.array(sorted(hs)), np.array(sorted(ws))
+    return sorted(hs), sorted(ws)
 
 
 @functools.lru_cache(maxsize=256)
@@ -100,21 +106,40 @@ def new_cover(region: Rect, held: Sequence[Rect]) -> tuple[Rect, ...]:
     clipped = [c for r in held if (c := intersect(region, r)) is not None]
     if not clipped:
         return (region,)
-    hs, ws = cells(region, clipped)
-    row, col = {int(v): i for i, v in enumerate(hs)}, {int(v): i for i, v in enumerate(ws)}
-    new = np.ones((len(hs) - 1, len(ws) - 1), bool)
-    for h0, h1, w0, w1 in clipped:
-        new[row[h0] : row[h1], col[w0] : col[w1]] = False
-    rows, cols = np.flatnonzero(new.any(axis=1)), np.flatnonzero(new.any(axis=0))
-    if rows.size == 0:
+    # The cover moves with the region: solve it once per shape and held pattern (tiles of
+    # one grid repeat both), relative to the region's corner.
+    h0, h1, w0, w1 = (int(v) for v in region)
+    relative = frozenset((a - h0, b - h0, c - w0, d - w0) for a, b, c, d in clipped)
+    cover = _relative_cover(h1 - h0, w1 - w0, relative)
+    return tuple((a + h0, b + h0, c + w0, d + w0) for a, b, c, d in cover)
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _relative_cover(height: int, width: int, clipped: frozenset[Rect]) -> tuple[Rect, ...]:
+    """`new_cover` of the region (0, height, 0, width) and held rectangles inside it."""
+    region = (0, height, 0, width)
+    # The compressed axes (`cells`) and the new cells, in plain Python: most regions stop
+    # here, and numpy's per-call cost dominates on a few cells.
+    hs, ws = _axes(region, clipped)
+    row, col = {v: i for i, v in enumerate(hs)}, {v: i for i, v in enumerate(ws)}
+    new_rows = [[True] * (len(ws) - 1) for _ in range(len(hs) - 1)]
+    for c_h0, c_h1, c_w0, c_w1 in clipped:
+        c0, c1 = col[c_w0], col[c_w1]
+        for i in range(row[c_h0], row[c_h1]):
+            new_rows[i][c0:c1] = [False] * (c1 - c0)
+    rows = [i for i, line in enumerate(new_rows) if any(line)]
+    if not rows:
         return ()
+    cols = [j for j in range(len(ws) - 1) if any(line[j] for line in new_rows)]
 
     def rect(r0: int, r1: int, c0: int, c1: int) -> Rect:
         return (int(hs[r0]), int(hs[r1]), int(ws[c0]), int(ws[c1]))
 
-    box = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
-    if new[box[0] : box[1], box[2] : box[3]].all():  # the new part is a rectangle
-        return (rect(*box),)
+    box = (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+    if all(all(line[box[2] : box[3]]) for line in new_rows[box[0] : box[1]]):
+        return (rect(*box),)  # the new part is a rectangle
+    new = np.array(new_rows, bool)
+    hs, ws = np.array(hs), np.array(ws)
     hc, wc = hs - hs[0], ws - ws[0]
     best = (rect(*box),)
     best_cost = rect_area(best[0])

@@ -49,6 +49,7 @@ class ReuseGeometry:
     neighbours: np.ndarray
     _memo: dict = field(default_factory=dict, repr=False)
     _per_tensor: dict = field(default_factory=dict, repr=False)
+    _axis_memo: dict = field(default_factory=dict, repr=False)
 
     @property
     def num_paths(self) -> int:
@@ -58,13 +59,13 @@ class ReuseGeometry:
     @functools.cached_property
     def _crossing_lists(self) -> list[list[int]]:
         """Each cut's crossing tensors as Python ints (fast paths)."""
-        return [[int(t) for t in np.flatnonzero(row)] for row in self.crossing]
+        return [np.flatnonzero(row).tolist() for row in self.crossing]
 
     def _tensor_lists(self, t: int) -> tuple[list[int], list[Rect]]:
         """Tensor t's neighbour masks and regions as Python values, built when first used."""
         lists = self._per_tensor.get(t)
         if lists is None:
-            masks = [int(m) for m in self.neighbours[t]]
+            masks = self.neighbours[t].tolist()
             rects = [tuple(r) for r in self.regions[t].tolist()]
             lists = self._per_tensor[t] = (masks, rects)
         return lists
@@ -125,25 +126,33 @@ class ReuseGeometry:
         Returns:
             ((n,) bytes sent, (n, T) held sets after).
         """
+        rows, ts = np.nonzero(self.crossing[cuts])  # every (schedule, crossing tensor)
+        who = paths[rows]
+        keys = held[rows, ts] & self.neighbours[ts, who]
+        # Score each distinct (tensor, path, held set) once: sort, then mark where one changes.
+        order = np.lexsort((keys, who, ts))
+        sorted_t, sorted_who, sorted_keys = ts[order], who[order], keys[order]
+        first = np.ones(len(order), bool)
+        first[1:] = (
+            (sorted_t[1:] != sorted_t[:-1])
+            | (sorted_who[1:] != sorted_who[:-1])
+            | (sorted_keys[1:] != sorted_keys[:-1])
+        )
+        distinct = zip(
+            sorted_who[first].tolist(),
+            sorted_t[first].tolist(),
+            sorted_keys[first].tolist(),
+            strict=True,
+        )
+        values = np.array([self._entry(p, t, k)[1] for p, t, k in distinct])
+        sent = np.zeros((len(paths), len(self.tensors)))
+        sent[rows[order], ts[order]] = values[np.cumsum(first) - 1]
+        # Tensor by tensor, as `add` sums them (adding 0 where a tensor does not cross).
         total = np.zeros(len(paths))
+        for t in np.unique(ts).tolist():
+            total += sent[:, t]
         after = held.copy()
-        bits = np.left_shift(np.uint64(1), paths.astype(np.uint64))
-        crosses = self.crossing[cuts]  # (n, T)
-        for t in np.flatnonzero(crosses.any(axis=0)).tolist():
-            rows = np.flatnonzero(crosses[:, t])
-            who = paths[rows]
-            keys = held[rows, t] & self.neighbours[t, who]
-            # Score each distinct (path, held set) once: sort, then mark where either changes.
-            order = np.lexsort((keys, who))
-            sorted_who, sorted_keys = who[order], keys[order]
-            first = np.ones(len(order), bool)
-            first[1:] = (sorted_who[1:] != sorted_who[:-1]) | (sorted_keys[1:] != sorted_keys[:-1])
-            distinct = zip(sorted_who[first].tolist(), sorted_keys[first].tolist(), strict=True)
-            values = np.array([self._entry(p, t, k)[1] for p, k in distinct])
-            sent = np.empty(len(order))
-            sent[order] = values[np.cumsum(first) - 1]
-            total[rows] += sent
-            after[rows, t] |= bits[rows]
+        after[rows, ts] |= np.left_shift(np.uint64(1), who.astype(np.uint64))
         return total, after
 
     def initial(self, size: int) -> np.ndarray:
@@ -218,17 +227,17 @@ class ReuseGeometry:
             total += (height * width).reshape(-1) * self.bytes_per_pixel[t]
         return total
 
-    def _grid_axes(self, grid: tuple[int, int], t: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Tensor t's row and column intervals, (rows, 2) and (cols, 2), when its regions
-        are their product on `grid` (paths row-major), else None."""
+    def _grid_axes(self, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every tensor's row and column intervals, (T, rows, 2) and (T, cols, 2), when each
+        tensor's regions are their product on `grid` (paths row-major), else None."""
         rows, cols = grid
         if rows * cols != self.num_paths:
             return None
-        cells = self.regions[t].reshape(rows, cols, 4)
-        same_rows = np.all(cells[:, :, :2] == cells[:, :1, :2])
-        if not (same_rows and np.all(cells[:, :, 2:] == cells[:1, :, 2:])):
+        cells = self.regions.reshape(len(self.tensors), rows, cols, 4)
+        same_rows = np.all(cells[:, :, :, :2] == cells[:, :, :1, :2])
+        if not (same_rows and np.all(cells[:, :, :, 2:] == cells[:, :1, :, 2:])):
             return None
-        return cells[:, 0, :2], cells[0, :, 2:]
+        return cells[:, :, 0, :2], cells[:, 0, :, 2:]
 
     def exclusive_bytes(self, grid: tuple[int, int]) -> np.ndarray:
         """(P, K) bytes of the pixels only path p needs, summed over what crosses cut k.
@@ -263,14 +272,22 @@ class ReuseGeometry:
 
     def _per_axis(self, grid: tuple[int, int], per_axis: Callable, fallback: Callable):
         """(P, K): `per_axis` of each tensor's row and column intervals, multiplied per path
-        and summed over each cut's tensors; `fallback()` where a tensor is no grid."""
-        per_tensor = np.zeros((len(self.tensors), self.num_paths))
-        for t in range(len(self.tensors)):
-            axes = self._grid_axes(grid, t)
-            if axes is None:
-                return fallback()
-            per_tensor[t] = np.outer(*map(per_axis, axes)).reshape(-1) * self.bytes_per_pixel[t]
-        return (self.crossing.astype(float) @ per_tensor).T
+        and summed over each cut's tensors; `fallback()` where a tensor is no grid. Memoised
+        per grid and kind (the bound reads both of every table at every link); callers get
+        a read-only array."""
+        key = (grid, per_axis)
+        if key in self._axis_memo:
+            return self._axis_memo[key]
+        axes = self._grid_axes(grid)
+        if axes is None:
+            return fallback()
+        row_sums, col_sums = map(per_axis, axes)
+        per_tensor = (row_sums[:, :, None] * col_sums[:, None, :]).reshape(len(self.tensors), -1)
+        per_tensor *= self.bytes_per_pixel[:, None]
+        result = (self.crossing.astype(float) @ per_tensor).T
+        result.flags.writeable = False
+        self._axis_memo[key] = result
+        return result
 
     def min_bytes(self) -> np.ndarray:
         """(P, K) the fewest bytes each path and cut can send: every overlapping path held."""
@@ -285,30 +302,36 @@ class ReuseGeometry:
 
 
 def _alone(spans: np.ndarray) -> np.ndarray:
-    """(N,) how many positions of each of N intervals (start, stop) no other interval covers."""
-    return _axis_sums(spans.astype(np.int64).tobytes(), "alone")
+    """(T, N) how many positions of each of N intervals (start, stop) no other interval of
+    its tensor covers, for (T, N, 2) spans."""
+    return _axis_sums(spans.astype(np.int64).tobytes(), spans.shape[1], "alone")
 
 
 def _shared(spans: np.ndarray) -> np.ndarray:
-    """(N,) Σ over each of N intervals' positions of 1 / (how many intervals cover it)."""
-    return _axis_sums(spans.astype(np.int64).tobytes(), "shared")
+    """(T, N) Σ over each of N intervals' positions of 1 / (how many intervals of its tensor
+    cover it), for (T, N, 2) spans."""
+    return _axis_sums(spans.astype(np.int64).tobytes(), spans.shape[1], "shared")
 
 
 @functools.lru_cache(maxsize=8192)
-def _axis_sums(key: bytes, kind: str) -> np.ndarray:
-    """`_alone` or `_shared` of the (N, 2) int64 spans whose bytes are `key` (one grid's
-    rows recur in every column count, and across tables)."""
-    spans = np.frombuffer(key, np.int64).reshape(-1, 2)
-    cover = np.zeros(int(spans[:, 1].max()) + 1, int)
-    np.add.at(cover, spans[:, 0], 1)
-    np.add.at(cover, spans[:, 1], -1)
-    count = np.cumsum(cover)[:-1]  # how many intervals cover each position
-    if kind == "alone":
-        weight = (count == 1).astype(float)
-    else:
-        weight = np.divide(1.0, count, out=np.zeros(len(count)), where=count > 0)
-    prefix = np.concatenate([[0.0], np.cumsum(weight)])
-    return prefix[spans[:, 1]] - prefix[spans[:, 0]]
+def _axis_sums(key: bytes, count: int, kind: str) -> np.ndarray:
+    """`_alone` or `_shared` of the (T, count, 2) int64 spans whose bytes are `key` (one
+    grid's rows recur in every column count)."""
+    stack = np.frombuffer(key, np.int64).reshape(-1, count, 2)
+    sums = np.zeros(stack.shape[:2])
+    for t, spans in enumerate(stack):
+        cover = np.zeros(int(spans[:, 1].max()) + 1, int)
+        np.add.at(cover, spans[:, 0], 1)
+        np.add.at(cover, spans[:, 1], -1)
+        held = np.cumsum(cover)[:-1]  # how many intervals cover each position
+        if kind == "alone":
+            weight = (held == 1).astype(float)
+        else:
+            weight = np.divide(1.0, held, out=np.zeros(len(held)), where=held > 0)
+        prefix = np.concatenate([[0.0], np.cumsum(weight)])
+        sums[t] = prefix[spans[:, 1]] - prefix[spans[:, 0]]
+    sums.flags.writeable = False
+    return sums
 
 
 def reuse_geometry(
@@ -335,12 +358,22 @@ def reuse_geometry(
     num_paths = regions.shape[1]
     if num_paths > MAX_REUSE_PATHS:
         raise InternalError(f"reuse tracks at most {MAX_REUSE_PATHS} paths, got {num_paths}")
-    h0, h1, w0, w1 = (regions[:, :, i] for i in range(4))  # (T, P) each
-    overlap = (h0[:, :, None] < h1[:, None, :]) & (h0[:, None, :] < h1[:, :, None])
-    overlap &= (w0[:, :, None] < w1[:, None, :]) & (w0[:, None, :] < w1[:, :, None])
-    overlap &= ~np.eye(num_paths, dtype=bool)[None]
-    bits = np.left_shift(np.uint64(1), np.arange(num_paths, dtype=np.uint64))
-    neighbours = np.bitwise_or.reduce(np.where(overlap, bits, np.uint64(0)), axis=2)
+    # Contiguous (T, P) coordinates, narrowed where they fit: the (T, P, P) compares are
+    # the cost of building a geometry.
+    narrow = regions.size == 0 or np.abs(regions).max() < 2**31
+    h0, h1, w0, w1 = (
+        np.ascontiguousarray(regions[:, :, i], np.int32 if narrow else np.int64) for i in range(4)
+    )
+    overlap = np.less(h0[:, :, None], h1[:, None, :])
+    overlap &= np.less(h0[:, None, :], h1[:, :, None])
+    overlap &= np.less(w0[:, :, None], w1[:, None, :])
+    overlap &= np.less(w0[:, None, :], w1[:, :, None])
+    overlap[:, np.arange(num_paths), np.arange(num_paths)] = False
+    # Bit q of path p's mask is overlap[t, p, q]: pack the bits, little-endian, into 8 bytes.
+    packed = np.zeros((*overlap.shape[:2], 8), np.uint8)
+    bytes_used = (num_paths + 7) // 8
+    packed[:, :, :bytes_used] = np.packbits(overlap, axis=2, bitorder="little")
+    neighbours = packed.view("<u8")[:, :, 0].astype(np.uint64)
     return ReuseGeometry(
         tuple(tensors),
         regions,

@@ -194,11 +194,9 @@ def tiling_geometry(tiling: Tiling, costs: BlockCosts) -> ReuseGeometry:
         The reuse geometry of the tiling.
     """
     tensors = tiling.block.tensors
-
-    def spans(axis: tuple) -> np.ndarray:  # (tiles on the axis, T, 2)
-        return np.array([[(r.tensors[t].start, r.tensors[t].stop) for t in tensors] for r in axis])
-
-    rows, cols = spans(tiling.rows), spans(tiling.cols)
+    # (tiles on the axis, T, 2)
+    rows = np.array([r.tensor_spans for r in tiling.rows], np.int64).reshape(-1, len(tensors), 2)
+    cols = np.array([c.tensor_spans for c in tiling.cols], np.int64).reshape(-1, len(tensors), 2)
     num_rows, num_cols = len(rows), len(cols)
     h = np.repeat(rows, num_cols, axis=0)  # paths row-major, as `Tiling.axes`
     w = np.tile(cols, (num_rows, 1, 1))

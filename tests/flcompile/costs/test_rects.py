@@ -92,3 +92,17 @@ def test_nothing_held_is_the_whole_region_and_all_held_is_nothing():
     assert new_cover((2, 5, 3, 9), []) == ((2, 5, 3, 9),)
     assert new_cover((2, 5, 3, 9), [(0, 9, 0, 9)]) == ()
     assert new_cover((2, 5, 3, 9), [(6, 9, 0, 9)]) == ((2, 5, 3, 9),)
+
+
+@given(rect_in(), st.lists(rect_in(), max_size=4), st.integers(-5, 20), st.integers(-5, 20))
+def test_the_cover_moves_with_the_region(region, held, dh, dw):
+    """Covers are solved once per shape and held pattern, relative to the region's corner:
+    a moved region and held set get the same pieces, moved."""
+
+    def moved(r):
+        return (r[0] + dh, r[1] + dh, r[2] + dw, r[3] + dw)
+
+    here = new_cover(region, held)
+    there = new_cover(moved(region), [moved(r) for r in held])
+    assert there == tuple(moved(p) for p in here)
+    assert all(isinstance(v, int) for p in there for v in p)
