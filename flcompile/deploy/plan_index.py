@@ -36,7 +36,7 @@ class PathStage:
             tile of F, `result[0]`, itself.
         sends: the tensors the device sends, in order. Under edge-side reuse a path may
             send nothing (earlier paths sent its whole region): the device then runs
-            nothing for it and the edge runs its stage after the path before it's.
+            nothing for it, and the edge runs its stage right after that of the path before it.
         result: what the edge stage yields: the path's tile of F, or the model's outputs
             for a plan without fused layers.
         held: under edge-side reuse, what earlier paths of the frame sent that this path's
