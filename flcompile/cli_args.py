@@ -18,6 +18,7 @@ from flcompile.costs.wire import DEFAULT_SEND_DTYPE, SEND_DTYPES
 from flcompile.errors import UsageError
 from flcompile.load import parse_input_shapes
 from flcompile.search import (
+    DEFAULT_INTERMEDIATE,
     DEFAULT_REUSE,
     DEFAULT_TILES,
     SOLVER_CHOICES,
@@ -270,8 +271,10 @@ class SearchArgs:
             "Waiting heuristic; bf: brute force, the exact best order and cuts (small grids "
             "only); opt: flcompile's solver, equal to bf wherever bf runs and never worse "
             "than mw; nfl: no fused layers, the best single split point of the untiled "
-            "model; best (default): mw on every F and grid, then opt on mw's 16 best and on "
-            "every 2x2 grid. "
+            "model; scan: only the intermediate-reuse plans (every path sends raw input pixels, "
+            "in a scan order of the grid; see --intermediate-reuse); best (default): mw on "
+            "every F and grid, then opt on mw's 16 best and on every 2x2 grid, then the "
+            "intermediate-reuse plans. "
             "Whatever the solver, NFL is emitted when it is faster, unless F or the grid "
             "is fixed",
         )
@@ -315,12 +318,34 @@ class SearchArgs:
             f"rectangles per tensor). Default {'on' if DEFAULT_REUSE else 'off'}; --paper "
             "implies --no-reuse (the paper's independent paths) unless --reuse is given",
         )
+        s.add_argument(
+            "--intermediate-reuse",
+            dest="intermediate",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="with --reuse, the edge also keeps what it has computed: --solver best also "
+            "tries plans whose paths all send raw input pixels in a scan order of the grid and "
+            "compute only what earlier paths have not. Default "
+            f"{'on' if DEFAULT_INTERMEDIATE else 'off'} under --reuse",
+        )
 
     def parse(self, args: argparse.Namespace) -> dict[str, Any]:
-        """search (--reuse: the explicit flag, else off under --paper, else the default)."""
+        """search (--reuse: the explicit flag, else off under --paper, else the default;
+        --intermediate-reuse: the explicit flag, else the default under reuse).
+
+        Raises:
+            UsageError: --intermediate-reuse without edge-side reuse.
+        """
         reuse = args.reuse
         if reuse is None:
             reuse = DEFAULT_REUSE and not args.paper
+        if args.intermediate and not reuse:
+            raise UsageError(
+                "--intermediate-reuse needs edge-side reuse, which is off"
+                + (" under --paper" if args.reuse is None else ""),
+                hint="add --reuse, or drop --intermediate-reuse",
+            )
+        intermediate = DEFAULT_INTERMEDIATE if args.intermediate is None else args.intermediate
         options = SearchOptions(
             solver=args.solver,
             grid=args.grid,
@@ -329,6 +354,7 @@ class SearchArgs:
             send_dtype=args.send_dtype,  # the link group's option; the search costs with it
             reuse=reuse,
             tiles=args.tiles,
+            intermediate=reuse and intermediate,
         )
         return {"search": options}
 

@@ -20,6 +20,7 @@ import onnx_graphsurgeon as gs
 from flcompile.costs.untiled import SingleCut
 from flcompile.costs.wire import DEFAULT_SEND_DTYPE, FLOAT32
 from flcompile.errors import InternalError
+from flcompile.intermediate_pieces import intermediate_split
 from flcompile.model_io import export_graph
 from flcompile.passes.placement import placement_of, tile_and_split
 from flcompile.passes.split import extract, prepare_single_cut, split
@@ -157,13 +158,19 @@ def emit_fused(
     """
     cuts = list(plan.schedule.cuts)
     graph, order = gs.import_onnx(normalized), plan.schedule.order
-    if plan.reuse:
-        parts = reuse_tile_and_split(graph, plan.tiling, cuts, order, plan.piece_sends())
+    keeps = None
+    if plan.computed is not None:
+        parts = intermediate_split(graph, plan.tiling, plan.computed)
+        placed, keeps = parts.placement, parts.keeps
     else:
-        parts = tile_and_split(graph, plan.tiling, cuts, order)
+        if plan.reuse:
+            parts = reuse_tile_and_split(graph, plan.tiling, cuts, order, plan.piece_sends())
+        else:
+            parts = tile_and_split(graph, plan.tiling, cuts, order)
+        placed = placement_of(parts.tiled, cuts)
     tiled, sends, device_graph, edge_graph = parts.tiled, parts.sends, parts.device, parts.edge
     casts = send_casts(device_graph, sends, send_dtype)
-    placement = {**placement_of(tiled, cuts), **casts.placement}
+    placement = {**placed, **casts.placement}
     export = functools.partial(
         annotated_model, template=normalized, placement=placement, summary=summary
     )
@@ -171,7 +178,7 @@ def emit_fused(
     index = None
     if stages:
         stage_graphs, index = stage_graphs_of(
-            tiled.graph, plan, sends, getattr(parts, "held", None)
+            tiled.graph, plan, sends, getattr(parts, "held", None), keeps
         )
         stage_models = {
             f"{STAGES_DIR}/{name}": export(casts.apply(g)) for name, g in stage_graphs.items()
@@ -193,6 +200,7 @@ def stage_graphs_of(
     plan: FusedPlan,
     sends: list[tuple[int, list[str]]],
     held: dict[int, tuple[str, ...]] | None = None,
+    keeps: dict[int, tuple[str, ...]] | None = None,
 ) -> tuple[dict[str, gs.Graph], dict]:
     """Per-path device and edge stages, the fuse stage, and stages.json (docs/design.md §3).
 
@@ -205,8 +213,12 @@ def stage_graphs_of(
         graph: the tiled graph.
         plan: the plan it was tiled for.
         sends: per path in run order, the names of the tensors it sends.
-        held: under edge-side reuse, per path the pieces earlier paths sent that its edge
-            stage also reads (stages.json lists them as the path's `held`); None otherwise.
+        held: under edge-side reuse, per path the pieces earlier paths sent (or, under
+            intermediate reuse, computed) that its edge stage also reads (stages.json lists
+            them as the path's `held`); None otherwise.
+        keeps: under intermediate reuse, per path the pieces its edge stage computes that
+            later paths read: the stage returns them after its tile (stages.json's
+            `keeps`); None otherwise.
 
     Returns:
         (file name under stages/ -> graph, the content of stages.json).
@@ -223,9 +235,11 @@ def stage_graphs_of(
             graphs[device_name] = extract(graph, x, names, f"{STAGES_DIR}/{device_name}")
         edge_name = None
         reads = [*names, *(held or {}).get(p, ())]
+        kept = list((keeps or {}).get(p, ()))
         if plan.schedule.cuts[p] < last:
             edge_name = f"edge_p{p}.onnx"
-            graphs[edge_name] = extract(graph, reads, [f_tiles[p]], f"{STAGES_DIR}/{edge_name}")
+            results = [f_tiles[p], *kept]
+            graphs[edge_name] = extract(graph, reads, results, f"{STAGES_DIR}/{edge_name}")
         elif list(names) != [f_tiles[p]]:
             raise InternalError(f"path {p} runs whole on the device but sends {names}")
         paths.append(
@@ -236,6 +250,7 @@ def stage_graphs_of(
                 "edge": edge_name,
                 "sends": list(names),
                 **({"held": list(held.get(p, ()))} if held is not None else {}),
+                **({"keeps": kept} if keeps is not None else {}),
                 "fused_tile": f_tiles[p],
             }
         )

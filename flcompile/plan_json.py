@@ -194,12 +194,14 @@ def plan_timeline(plan: dict) -> Timeline:
         return one_path_timeline(nfl["device_s"], nfl["link_s"], nfl["edge_s"], plan["return_s"])
     paths = sorted(plan["paths"], key=lambda p: p["index"])
     column = lambda key: np.array([[p[key]] for p in paths], float)  # noqa: E731
+    # Under intermediate reuse a path's edge part reads the earlier paths': they run in order.
+    serial = plan["fused"].get("intermediate_reuse", False)
     table = CostTable(
         column("device_s"),
         column("link_s"),
         column("edge_s"),
         post_fuse_s=plan["post_fuse_edge_s"],
-        edge_concurrency=plan["cost"]["edge_concurrency"],
+        edge_concurrency=1 if serial else plan["cost"]["edge_concurrency"],
         return_s=plan["return_s"],
         waits=bool(plan["fused"].get("reuse", False)),
     )

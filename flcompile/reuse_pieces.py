@@ -17,7 +17,7 @@ the path's crops, at -1 (device) or the block's length (edge), so placement find
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import onnx_graphsurgeon as gs
@@ -102,41 +102,17 @@ class _Rewrite:
 
     def assemble(self, p: int, tensor: str, region: Rect, sources: list[Piece]) -> gs.Tensor:
         """Slice/Concat nodes that rebuild `region` of `tensor` from `sources` (edge)."""
-        prefix = f"{tensor}/p{p}/held"
-        h_axis, w_axis = self.axes(tensor)
-        band_tensors = []
-        for b, (band_rect, band_runs) in enumerate(layout(region, [s.rect for s in sources])):
-            parts = []
-            for n, (s, rect) in enumerate(band_runs):
-                piece = sources[s]
-                if rect == piece.rect:
-                    parts.append(piece.tensor)
-                    continue
-                out = self.variable(f"{tile_tensor_name(p, tensor)}_held_b{b}_{n}", tensor, rect)
-                offsets = _offsets(rect, piece.rect)
-                node = _slice(
-                    piece.tensor,
-                    offsets,
-                    f"{prefix}/b{b}/{n}",
-                    out,
-                    (h_axis, w_axis),
-                    self.graph.opset,
-                )
-                self.add(p, node, len(self.tiling.block.nodes))
-                parts.append(out)
-            band_tensors.append(self.concat(p, parts, w_axis, f"{prefix}/b{b}", tensor, band_rect))
-        return self.concat(p, band_tensors, h_axis, prefix, tensor, region)
-
-    def concat(
-        self, p: int, parts: list[gs.Tensor], axis: int, name: str, tensor: str, rect: Rect
-    ) -> gs.Tensor:
-        if len(parts) == 1:
-            return parts[0]
-        suffix = name.split("/held", 1)[1].replace("/", "_")
-        out = self.variable(f"{tile_tensor_name(p, tensor)}_held{suffix}", tensor, rect)
-        node = gs.Node("Concat", name=name, attrs={"axis": axis}, inputs=parts, outputs=[out])
-        self.add(p, node, len(self.tiling.block.nodes))
-        return out
+        rebuilt, _ = assemble_region(
+            region,
+            sources,
+            prefix=f"{tensor}/p{p}/held",
+            stem=f"{tile_tensor_name(p, tensor)}_held",
+            variable=lambda name, rect: self.variable(name, tensor, rect),
+            axes=self.axes(tensor),
+            opset=self.graph.opset,
+            add=lambda node: self.add(p, node, len(self.tiling.block.nodes)),
+        )
+        return rebuilt
 
     def rewire(self, tile: gs.Tensor, rebuilt: gs.Tensor) -> None:
         """Every edge-side reader of `tile` reads `rebuilt` instead."""
@@ -146,6 +122,67 @@ class _Rewrite:
             for i, t in enumerate(node.inputs):
                 if t is tile:
                     node.inputs[i] = rebuilt
+
+
+def assemble_region(
+    region: Rect,
+    sources: Sequence[Piece],
+    *,
+    prefix: str,
+    stem: str,
+    variable: Callable[[str, Rect], gs.Variable],
+    axes: tuple[int, int],
+    opset: int,
+    add: Callable[[gs.Node], None],
+) -> tuple[gs.Tensor, set[int]]:
+    """Slice/Concat nodes that rebuild `region` of a tensor from pieces of it (`layout`).
+
+    Args:
+        region: the rectangle to rebuild.
+        sources: pieces of the tensor, preferred first; together they hold the region.
+        prefix: the new nodes' name prefix.
+        stem: the new tensors' name prefix.
+        variable: makes a tensor of the given name holding a rectangle of the tensor.
+        axes: the tensor's (H, W) axes.
+        opset: the graph's opset (the form of the Slices).
+        add: takes each new node.
+
+    Returns:
+        The rebuilt tensor (a source itself where one is exactly the region) and the
+        indices of the sources it reads.
+
+    Raises:
+        InternalError: some pixel of the region is in no source.
+    """
+    h_axis, w_axis = axes
+    used: set[int] = set()
+
+    def concat(parts: list[gs.Tensor], axis: int, name: str, rect: Rect) -> gs.Tensor:
+        if len(parts) == 1:
+            return parts[0]
+        suffix = name.removeprefix(prefix).replace("/", "_")
+        out = variable(f"{stem}{suffix}", rect)
+        add(gs.Node("Concat", name=name, attrs={"axis": axis}, inputs=parts, outputs=[out]))
+        return out
+
+    bands = []
+    for b, (band_rect, band_runs) in enumerate(layout(region, [s.rect for s in sources])):
+        parts = []
+        for n, (s, rect) in enumerate(band_runs):
+            used.add(s)
+            piece = sources[s]
+            if rect == piece.rect:
+                parts.append(piece.tensor)
+                continue
+            out = variable(f"{stem}_b{b}_{n}", rect)
+            add(
+                _slice(
+                    piece.tensor, _offsets(rect, piece.rect), f"{prefix}/b{b}/{n}", out, axes, opset
+                )
+            )
+            parts.append(out)
+        bands.append(concat(parts, w_axis, f"{prefix}/b{b}", band_rect))
+    return concat(bands, h_axis, prefix, region), used
 
 
 def _first(sources: Sequence[Rect], h: int, w: int) -> int:

@@ -32,6 +32,7 @@ from flcompile.costs.tiles import BlockCosts, TileCosts, block_costs, tile_costs
 from flcompile.costs.untiled import Baselines, ModelCosts, SingleCut, baselines, model_costs
 from flcompile.costs.wire import DEFAULT_SEND_DTYPE, FLOAT32
 from flcompile.errors import SolverLimitError, UsageError
+from flcompile.intermediate_search import ScanPlan, scan_plans, solve_scans
 from flcompile.lower_bound import fluid_lower_bound
 from flcompile.passes.fusable import Candidate, FusablePrefix
 from flcompile.passes.receptive_field import (
@@ -64,7 +65,9 @@ PROVING_SOLVERS: dict[str, Callable[[CostTable], tuple[Schedule, bool]]] = {
     "opt": solve_opt_proving,
     "bf": lambda table: (solve_bf(table), True),
 }
-SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl")
+SOLVER_CHOICES = ("best", "opt", "mw", "bf", "nfl", "scan")
+# The strategies that score the intermediate-reuse plans (`flcompile.intermediate_search`).
+SCAN_STRATEGIES = ("best", "scan")
 TILES_CHOICES = ("uniform", "free")
 DEFAULT_TILES = "free"  # what `--tiles` means when neither it nor --grid is given
 # How many of MW's best (F, grid) choices `--solver best` also solves with opt.
@@ -77,6 +80,8 @@ BELOW_BOUND_RUNS = 24
 BELOW_BOUND_RUNS_REUSE = 4
 # Edge-side reuse unless --no-reuse (or --paper) says otherwise.
 DEFAULT_REUSE = True
+# Under edge-side reuse, intermediate reuse too unless --no-intermediate-reuse says otherwise.
+DEFAULT_INTERMEDIATE = True
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,9 @@ class SearchOptions:
         tiles: "uniform" (equal splits of F) or "free" (also search the row and column
             boundaries, `flcompile.tile_search`); None: DEFAULT_TILES, but uniform when
             `grid` is fixed.
+        intermediate: with `reuse`, `--solver best` also plans intermediate reuse: the
+            edge keeps what it computed, every path cut at the raw input, in a scan order
+            (`flcompile.intermediate_search`).
     """
 
     solver: str = "best"
@@ -104,6 +112,7 @@ class SearchOptions:
     send_dtype: str = DEFAULT_SEND_DTYPE
     reuse: bool = False
     tiles: str | None = None
+    intermediate: bool = False
 
     @property
     def free_tiles(self) -> bool:
@@ -264,6 +273,7 @@ class SearchSpace:
             another wire dtype (None when it does not), for NFL with float32 sends.
         reuse: the tables charge each path its new bytes only (edge-side reuse).
         free_tiles: `solve` also searches the tile boundaries of its best choices.
+        intermediate: `solve` ("best") also scores the intermediate-reuse plans.
     """
 
     model: ModelCosts
@@ -277,6 +287,15 @@ class SearchSpace:
     float32_model: ModelCosts | None = None
     reuse: bool = False
     free_tiles: bool = False
+    intermediate: bool = False
+    _scans: dict = field(default_factory=dict, repr=False)
+
+    def scan_plans(self, choice: GridChoice) -> list[ScanPlan]:
+        """The intermediate-reuse plans of one (F, grid), built once per space."""
+        key = id(choice)
+        if key not in self._scans:
+            self._scans[key] = scan_plans(self, choice)
+        return self._scans[key]
 
     def table(self, choice: GridChoice, link: LinkModel) -> CostTable:
         """The solvers' seconds table of one (F, grid) at a link."""
@@ -356,6 +375,11 @@ def _chosen_candidates(
         raise UsageError(
             "--solver nfl plans without fused layers, so --grid and --fuse-at do not apply",
             hint="drop them, or choose another --solver",
+        )
+    if options.solver == "scan" and not (options.reuse and options.intermediate):
+        raise UsageError(
+            "--solver scan plans intermediate reuse, which is off",
+            hint="drop --no-reuse, --paper or --no-intermediate-reuse, or choose another --solver",
         )
     chosen = _select_candidates(candidates, options) if options.solver != "nfl" else []
     reason = None
@@ -463,6 +487,7 @@ def build_space(
         float32_model,
         options.reuse,
         options.free_tiles,
+        options.reuse and options.intermediate,
     )
 
 
@@ -495,7 +520,8 @@ def solve(
 
     Strategies: "mw", "opt" or "bf" run that solver on every (F, grid); "best" runs MW on
     every one, opt on `shortlist` of them, then opt on every other one whose lower bound
-    is below the best plan so far; "nfl" plans without fused layers.
+    is below the best plan so far, then scores the intermediate-reuse plans when the space
+    has them; "scan" scores only those; "nfl" plans without fused layers.
 
     Args:
         space: the search space.
@@ -525,6 +551,9 @@ def solve(
         _solve_below_bound(entries, space_bound, tracker)
     _refine_boundaries(space, link, strategy, scored, tracker, progress)
     bound_space = _space_bound(entries, space_bound, tracker)
+    if strategy in SCAN_STRATEGIES and space.intermediate:
+        scans = solve_scans(space, entries, link, tracker.offer, progress=progress)
+        bound_space = min(bound_space, scans)
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
         raise tracker.last_refusal
@@ -590,15 +619,17 @@ def _run_solvers(
     Returns:
         (best latency found, index in `space.choices`, the table's plan, unsolved) per table.
     """
-    first_pass = ("mw",) if strategy == "best" else (strategy,)
+    first_pass = {"best": ("mw",), "scan": ()}.get(strategy, (strategy,))
     choices = space.choices if strategy != "nfl" else ()
     scored: list[tuple[float, int, FusedPlan]] = []
     for choice in tqdm(choices, desc="planning", unit="grid", disable=not progress, leave=False):
         table = space.table(choice, link)
         unsolved = Schedule((), ())
         entry = FusedPlan(choice.candidate, choice.tiling, choice.costs, table, unsolved, "", inf)
-        scores = [tracker.run(entry, name) for name in first_pass]
-        if table.reuse is not None:  # MW ignores what reuse saves: rank raw raster tiles too
+        scores = [inf, *(tracker.run(entry, name) for name in first_pass)]
+        if (
+            table.reuse is not None and first_pass
+        ):  # MW ignores what reuse saves: rank raw raster tiles too
             scores.append(_raster_estimate(table))
         scored.append((min(scores), len(scored), entry))
     if strategy == "best":
@@ -616,7 +647,7 @@ def _refine_boundaries(
     progress: bool,
 ) -> None:
     """With free tiles, search the boundaries of the best choices (`flcompile.tile_search`)."""
-    if not (space.free_tiles and scored):
+    if not (space.free_tiles and scored) or strategy == "scan":
         return
     started = time.perf_counter()
     tracker.boundary_tilings = refine_boundaries(
@@ -629,7 +660,11 @@ def _space_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: PlanTrack
     """The least bound (or proven optimum) over the uniform tables and every unequal tiling
     the boundary search solved: every table a plan can come from."""
     known = {id(e.table) for e in entries}
-    free = {id(r.plan.table): r.plan for r in tracker.runs if id(r.plan.table) not in known}
+    free = {
+        id(r.plan.table): r.plan
+        for r in tracker.runs
+        if id(r.plan.table) not in known and r.plan.computed is None
+    }
     value, _ = bound.value(tracker.ceiling(), _exact_optima(entries, tracker))
     if free:
         tables = list(free.values())
@@ -722,15 +757,19 @@ class PlanTracker:
             self.last_refusal = e
             self.runs.append(SolverRun(entry, solver, float("inf"), time.perf_counter() - started))
             return float("inf")
-        self.plans += 1
         predicted = makespan(entry.table, schedule.order, schedule.cuts)
         plan = replace(entry, schedule=schedule, solver=solver, predicted_s=predicted)
-        seconds = time.perf_counter() - started
+        self.offer(plan, time.perf_counter() - started, optimal)
+        return predicted
+
+    def offer(self, plan: FusedPlan, seconds: float = 0.0, optimal: bool = False) -> None:
+        """Record a scored plan (its `solver` and `predicted_s` set); keep it if best."""
+        self.plans += 1
+        predicted, solver = plan.predicted_s, plan.solver
         self.runs.append(SolverRun(plan, solver, predicted, seconds, optimal))
         self.best_by_solver[solver] = min(self.best_by_solver.get(solver, float("inf")), predicted)
         if self.best is None or predicted < self.best.predicted_s - 1e-15:
             self.best = plan
-        return predicted
 
 
 def shortlist(tables: list[tuple[float, int, FusedPlan]]) -> list[FusedPlan]:

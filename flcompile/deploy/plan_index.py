@@ -39,8 +39,10 @@ class PathStage:
             nothing for it, and the edge runs its stage right after that of the path before it.
         result: what the edge stage yields: the path's tile of F, or the model's outputs
             for a plan without fused layers.
-        held: under edge-side reuse, what earlier paths of the frame sent that this path's
-            edge stage reads too.
+        held: under edge-side reuse, what earlier paths of the frame sent (or, under
+            intermediate reuse, computed) that this path's edge stage reads too.
+        keeps: under intermediate reuse, what this path's edge stage computes that later
+            paths read: the stage yields them after `result`.
     """
 
     path: int
@@ -51,6 +53,7 @@ class PathStage:
     sends: tuple[str, ...]
     result: tuple[str, ...]
     held: tuple[str, ...] = ()
+    keeps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,8 +162,10 @@ def _from_plan(out: Path, plan: dict, inputs: tuple, outputs: tuple) -> PlanInde
         tile = tile_tensor_name(p["index"], fused)
         sends = tuple(s["tensor"] for s in p["sends"])
         has_edge = sends != (tile,)
-        held = tuple(p.get("held", ()))
-        stages.append(PathStage(p["index"], p["order"], None, None, has_edge, sends, (tile,), held))
+        held, keeps = tuple(p.get("held", ())), tuple(p.get("keeps", ()))
+        stages.append(
+            PathStage(p["index"], p["order"], None, None, has_edge, sends, (tile,), held, keeps)
+        )
     tiles = tuple(tile_tensor_name(p, fused) for p in range(len(plan["paths"])))
     return PlanIndex(out, model_name(plan), plan, inputs, outputs, tuple(stages), True, None, tiles)
 
@@ -176,6 +181,7 @@ def _from_stages(out: Path, plan: dict, index: dict) -> PlanIndex:
             tuple(p["sends"]),
             (p["fused_tile"],),
             tuple(p.get("held", ())),
+            tuple(p.get("keeps", ())),
         )
         for p in sorted(index["paths"], key=lambda p: p["order"])
     )

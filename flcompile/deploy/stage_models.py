@@ -82,7 +82,9 @@ def edge_models(index: PlanIndex) -> tuple[list[ModelLike | None], ModelLike | N
     logger.info("%s has no stages/: cutting the edge stages out of edge.onnx", index.out)
     edge = _load(index, "edge.onnx")
     stages: list[ModelLike | None] = [
-        _cut(edge, [*s.sends, *s.held], list(s.result), f"edge_p{s.path}") if s.has_edge else None
+        _cut(edge, [*s.sends, *s.held], [*s.result, *s.keeps], f"edge_p{s.path}")
+        if s.has_edge
+        else None
         for s in index.paths
     ]
     return stages, _cut(edge, list(index.fuse_inputs), list(index.outputs), "edge_fuse")

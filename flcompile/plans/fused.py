@@ -7,11 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from flcompile.costs.intermediate import ComputedPieces
 from flcompile.costs.table import CostTable, run_link_s
 from flcompile.costs.tiles import TileCosts
 from flcompile.costs.wire import DEFAULT_SEND_DTYPE
 from flcompile.emit import Emitted, emit_fused
 from flcompile.errors import InternalError
+from flcompile.intermediate_pieces import piece_reads
 from flcompile.passes.fusable import Candidate
 from flcompile.passes.receptive_field import Tiling, uniform_bounds
 from flcompile.passes.tile import tile_tensor_name
@@ -36,6 +38,9 @@ class FusedPlan:
         schedule: the order and cuts.
         solver: the solver that found the schedule.
         predicted_s: the simulated latency.
+        computed: under intermediate reuse, what each path's edge part computes (every
+            path cut at the raw input; `table` is then valid for this order only); None
+            when each path's edge part computes its whole region.
     """
 
     candidate: Candidate
@@ -45,11 +50,12 @@ class FusedPlan:
     schedule: Schedule
     solver: str
     predicted_s: float
+    computed: ComputedPieces | None = None
 
     @property
     def reuse(self) -> bool:
         """Whether paths send only what the edge does not hold (edge-side reuse)."""
-        return self.table.reuse is not None
+        return self.table.reuse is not None or self.computed is not None
 
     def piece_sends(self) -> list[tuple[int, list[tuple[str, tuple]]]]:
         """Per path in run order, the pieces (rectangles) it sends of each crossing tensor.
@@ -57,6 +63,9 @@ class FusedPlan:
         Raises:
             InternalError: the plan does not reuse.
         """
+        if self.computed is not None:  # every path cut at the raw input
+            block_input = self.tiling.block.input
+            return [(p, [(block_input, self.computed.sends[p])]) for p in self.schedule.order]
         if self.table.reuse is None:
             raise InternalError("piece_sends asked of a plan without edge-side reuse")
         geometry = self.table.reuse.geometry
@@ -72,6 +81,16 @@ class FusedPlan:
         out = np.zeros(len(order))
         out[order] = run_link_s(self.table, order[None], cuts[None])[0]
         return out
+
+    @property
+    def redundancy(self) -> float:
+        """Σ over paths of the FLOPs their edge and device parts compute / the block's
+        untiled FLOPs (intermediate reuse computes each output pixel about once)."""
+        if self.computed is None:
+            return self.costs.redundancy
+        tiled = self.costs.flops.sum()
+        untiled = tiled / self.costs.redundancy if self.costs.redundancy > 0 else 0.0
+        return float(self.computed.flops(self.costs).sum() / untiled) if untiled > 0 else 1.0
 
     @property
     def verify_tensor(self) -> str:
@@ -129,8 +148,9 @@ class FusedPlan:
                 "shape": list(block.fused_shape),
                 "grid": list(self.tiling.grid),
                 "block_nodes": [n.name for n in block.nodes],
-                "redundancy": self.costs.redundancy,
+                "redundancy": self.redundancy,
                 **({"reuse": True} if self.reuse else {}),
+                **({"intermediate_reuse": True} if self.computed is not None else {}),
             },
             "paths": fused_paths(self, self.timeline()),
             "nfl_plan": None,
@@ -146,8 +166,7 @@ class FusedPlan:
         lines = [
             f"plan       fuse at {fused['tensor']} ({shape(fused['shape'])}), grid {r}x{c}"
             f"{unequal} = {r * c} paths, redundancy {fused['redundancy']:.2f}x, "
-            f"solver {plan_json['solver']}"
-            + (", edge-side reuse (each path sends only new pixels)" if fused.get("reuse") else ""),
+            f"solver {plan_json['solver']}" + _reuse_words(fused),
             "  path order  tile h×w        cut after                      sends        "
             "device     link       edge",
         ]
@@ -160,6 +179,15 @@ class FusedPlan:
     def measured_meaning(self) -> str:
         """The edge runs the tiles' rest, their halos and the fuse."""
         return "what recomputed halos, smaller convolutions and the fuse cost"
+
+
+def _reuse_words(fused: dict) -> str:
+    """The summary's words for plan.json's reuse flags."""
+    if fused.get("intermediate_reuse"):
+        return (
+            ", intermediate reuse (each path sends new pixels only and computes new outputs only)"
+        )
+    return ", edge-side reuse (each path sends only new pixels)" if fused.get("reuse") else ""
 
 
 def _uniform(fused: dict, paths: list[dict]) -> bool:
@@ -195,9 +223,14 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
     times = {t.path: t for t in timeline.paths}
     index = {t: i for i, t in enumerate(plan.costs.tensors)}
     link_s = plan.link_by_path()
+    edge_flops = plan.costs.flops if plan.computed is None else plan.computed.flops(plan.costs)
     piece_sends = plan.piece_sends() if plan.reuse else []
     pieces = dict(piece_sends)
-    held = held_inputs(tiling, piece_sends)
+    keeps = None
+    if plan.computed is not None:
+        held, keeps = piece_reads(tiling, plan.computed)
+    else:
+        held = held_inputs(tiling, piece_sends)
     result = []
     for p in range(tiling.num_paths):
         row, col = tiling.axes(p)
@@ -229,11 +262,12 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
                 "device_nodes": cut,
                 "sends": sends,
                 **({"held": list(held[p])} if plan.reuse else {}),
+                **(_computed_entries(plan, p, keeps[p]) if keeps is not None else {}),
                 "device_s": float(table.device_s[p, cut]),
                 "link_s": float(link_s[p]),
                 "edge_s": float(table.edge_s[p, cut]),
                 "device_flops": float(plan.costs.flops[p, :cut].sum()),
-                "edge_flops": float(plan.costs.flops[p, cut:].sum()),
+                "edge_flops": float(edge_flops[p, cut:].sum()),
                 "device_start": t.device_start,
                 "device_end": t.device_end,
                 "link_start": t.link_start,
@@ -245,12 +279,27 @@ def fused_paths(plan: FusedPlan, timeline: Timeline) -> list[dict]:
     return result
 
 
+def _computed_entries(plan: FusedPlan, p: int, keeps: tuple[str, ...]) -> dict:
+    """plan.json's intermediate-reuse fields of path p: per block node, the rectangles its
+    edge part computes (nodes it computes nothing of left out), and what it keeps."""
+    nodes = plan.tiling.block.nodes
+    computes = [
+        {"node": node.name, "regions": [{"h": [a, b], "w": [c, d]} for a, b, c, d in rects]}
+        for n, node in enumerate(nodes)
+        if (rects := plan.computed.rects(p, n))
+    ]
+    return {"computes": computes, "keeps": list(keeps)}
+
+
 def _piece_entries(plan: FusedPlan, p: int, entries: list[tuple[str, tuple]]) -> list[dict]:
     """plan.json's sends of path p under reuse: each piece, its tensor and region, its bytes."""
     block = plan.tiling.block
     index = {t: i for i, t in enumerate(block.tensors)}
-    bytes_per_pixel = plan.table.reuse.geometry.bytes_per_pixel
     row, col = plan.tiling.axes(p)
+    if plan.table.reuse is not None:
+        bytes_per_pixel = plan.table.reuse.geometry.bytes_per_pixel
+    else:  # intermediate reuse: the tensors' wire bytes over their pixels
+        bytes_per_pixel = plan.costs.tensor_bytes[p] / (row.tensor_sizes * col.tensor_sizes)
     out = []
     for tensor, pieces in entries:
         whole = (row.tensors[tensor].start, row.tensors[tensor].stop)
@@ -262,7 +311,7 @@ def _piece_entries(plan: FusedPlan, p: int, entries: list[tuple[str, tuple]]) ->
                     "of": tensor,
                     "region": {"h": [h0, h1], "w": [w0, w1]},
                     "shape": block.tile_shape(tensor, h1 - h0, w1 - w0),
-                    "bytes": int((h1 - h0) * (w1 - w0) * bytes_per_pixel[index[tensor]]),
+                    "bytes": round((h1 - h0) * (w1 - w0) * bytes_per_pixel[index[tensor]]),
                 }
             )
     return out

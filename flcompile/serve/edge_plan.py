@@ -6,7 +6,9 @@ docs/design.md §11: the path's edge stage runs as soon as its request is handle
 request of the frame's last path waits for every tile, runs the fuse and the rest of the
 model, and is answered with the model's outputs. Under edge-side reuse a path may send
 nothing (earlier paths sent its whole region): no request carries it, and its edge stage
-runs right after the stage of the path before it, in the same request.
+runs right after the stage of the path before it, in the same request. Under intermediate
+reuse a path's edge stage also yields what later paths read of its results (`keeps`), and
+waits for what it reads of earlier paths' (`held`).
 """
 
 from __future__ import annotations
@@ -174,8 +176,11 @@ class EdgePlan:
                 result = {name: np.array(data[name], copy=True) for name in stage.sends}
             else:
                 feed = {name: data[name] for name in stage.sends}
-                feed.update({name: state.pieces[name] for name in stage.held})
-                result = dict(zip(stage.result, session.run(list(stage.result), feed), strict=True))
+                feed.update(self.frames.wait_pieces(state, stage.held))
+                names = [*stage.result, *stage.keeps]
+                values = dict(zip(names, session.run(names, feed), strict=True))
+                result = {name: values[name] for name in stage.result}
+                self.frames.keep(state, {name: values[name] for name in stage.keeps})
         except Exception as e:
             self.frames.fail(state, f"the edge stage of path {stage.path} failed")
             raise EdgeRequestError(f"the edge stage of path {stage.path} failed: {e}") from e

@@ -31,7 +31,9 @@ class Frame:
         self.frame = frame
         self.received: list[int] = []
         self.tiles: dict[int, dict[str, np.ndarray]] = {}
-        self.pieces: dict[str, np.ndarray] = {}  # what the paths sent (edge-side reuse)
+        # What the paths sent (edge-side reuse) and computed (intermediate reuse) that later
+        # paths read.
+        self.pieces: dict[str, np.ndarray] = {}
         self.rows: dict[int, Row] = {}
         self.last_seen = now
         self.failed: str | None = None
@@ -147,6 +149,33 @@ class FrameTable:
             state.last_seen = self._clock()
             self._cv.notify_all()
             return state
+
+    def keep(self, state: Frame, pieces: Mapping[str, np.ndarray]) -> None:
+        """Keep what a path's edge stage computed that later paths read (intermediate reuse)."""
+        if not pieces:
+            return
+        with self._cv:
+            state.pieces.update(pieces)
+            self._cv.notify_all()
+
+    def wait_pieces(self, state: Frame, names: Collection[str]) -> dict[str, np.ndarray]:
+        """What earlier paths of the frame sent or computed that a path reads, once it is all
+        there (with several instances an earlier path's stage may still be running).
+
+        Raises:
+            EdgeRequestError: the frame failed, or the pieces were not there within the
+                timeout.
+        """
+        with self._cv:
+            self._cv.wait_for(
+                lambda: state.failed is not None or all(n in state.pieces for n in names),
+                timeout=self._timeout,
+            )
+            missing = [n for n in names if n not in state.pieces]
+            if state.failed is not None or missing:
+                reason = state.failed or f"{missing[0]} was not there within {self._timeout:g} s"
+                raise EdgeRequestError(f"{state.label} failed: {reason}")
+            return {n: state.pieces[n] for n in names}
 
     def is_last(self, path: int) -> bool:
         """Whether `path` is the last of the run order to arrive."""

@@ -20,8 +20,10 @@ import onnx_graphsurgeon as gs
 import onnxruntime as ort
 from onnx import TensorProto, numpy_helper
 
+from flcompile.costs.intermediate import computed_pieces
 from flcompile.costs.reuse import MAX_REUSE_PATHS
 from flcompile.costs.tiles import block_costs, tiling_geometry
+from flcompile.intermediate_pieces import intermediate_split
 from flcompile.load import infer_shapes
 from flcompile.models.layers import OnnxBuilder
 from flcompile.passes.fusable import Candidate, FusablePrefix, find_candidates, find_prefix
@@ -636,6 +638,7 @@ def compile_fl(
     order: Sequence[int] | None = None,
     reuse: bool = False,
     bounds: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
+    intermediate: bool = False,
 ) -> Compiled:
     """Tile `model` at F (a tensor name or an index into the candidates) and split it.
 
@@ -648,6 +651,8 @@ def compile_fl(
         reuse: edge-side reuse: each path sends only the pieces the edge does not hold.
         bounds: the row and column boundaries of the tiles (`tiling_at`; they must make
             `grid`), or None for equal splits.
+        intermediate: intermediate reuse (every path cut at the raw input; `cuts` is
+            ignored): each path sends and computes only what earlier paths have not.
     """
     prep = model if isinstance(model, Prepared) else prepare(model)
     if isinstance(fused, int):
@@ -663,7 +668,11 @@ def compile_fl(
     elif isinstance(cuts, int):
         cuts = [cuts] * paths
     order = list(range(paths)) if order is None else list(order)
-    if reuse and tiling.num_paths <= MAX_REUSE_PATHS:
+    if intermediate:
+        cuts = [0] * paths
+        computed = computed_pieces(tiling, order)
+        parts = intermediate_split(gs.import_onnx(prep.model), tiling, computed)
+    elif reuse and tiling.num_paths <= MAX_REUSE_PATHS:
         geometry = tiling_geometry(tiling, block_costs(prep.graph, block))
         sends = [
             (p, [(geometry.tensors[t], pieces) for t, pieces in entry])

@@ -7,7 +7,9 @@ SpaceToDepth/DepthToSpace, dead side branches and side outputs that never reach 
 ceil_mode pools whose output size onnx shape inference gets wrong), an F among its
 candidates, a grid (1×N, N×1, one-pixel tiles and any grid up to a small F's size) with
 equal or random unequal row and column boundaries, per-path cuts, a run order and
-edge-side reuse on or off (each path then sends only pixels the edge does not hold), and
+edge-side reuse on or off (each path then sends only pixels the edge does not hold) and,
+under reuse, intermediate reuse (every path cut at the raw input, computing only what earlier
+paths in the drawn order have not: the rectangles `new_cover` gives, any order), and
 checks that edge(device(x)) and the fused tensor match the original in onnxruntime
 (rtol = atol = 1e-5).
 
@@ -52,6 +54,7 @@ from graphs import (
 )
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 from flcompile.compile import CompileOptions, compile_model
 from flcompile.errors import UsageError
@@ -317,8 +320,13 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
         cuts = cuts or _draw_cuts(rnd, paths, len(cand.block))
         order = order or rnd.sample(range(paths), paths)
         reuse = rnd.random() < 0.5  # drawn last: the other choices stay as they were
+        intermediate = reuse and rnd.random() < 0.5  # every path cut at the raw input
+        if currently_in_test_context():  # check_plan also runs the regressions below
+            event("intermediate reuse" if intermediate else "reuse" if reuse else "no reuse")
         try:
-            compiled = compile_fl(prep, cand.tensor, grid, cuts, order, reuse, bounds)
+            compiled = compile_fl(
+                prep, cand.tensor, grid, cuts, order, reuse, bounds, intermediate=intermediate
+            )
             break
         except EmptyRegionError:
             # A tile inside a Pad's padding: the tool refuses it. Try a coarser grid, so such
@@ -338,7 +346,15 @@ def check_plan(specs, shape, opset, tail, rnd, *, f_pick=None, grid=None, cuts=N
             rtol=1e-5, atol=1e-5, fused=FusedCheck(cand.tensor, compiled.tiled_model)
         ),
     )
-    assert result.passed, (cand.tensor, grid, bounds, cuts, order, reuse, result.first_failure)
+    assert result.passed, (
+        cand.tensor,
+        grid,
+        bounds,
+        cuts,
+        order,
+        (reuse, intermediate),
+        result.first_failure,
+    )
     assert bounds is None or compiled.tiling.bounds == bounds
     outputs = [o.name for o in model.graph.output]
     assert [c.name for c in result.compared] == [*outputs, cand.tensor]  # y (sides) and F

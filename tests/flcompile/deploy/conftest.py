@@ -6,7 +6,9 @@ stages), `nfl` (the same model without fused layers), `stream` (ResNet18 at widt
 `fl16` (`fl` with float16 sends; `fl16_bare` is the same plan without stages). The
 `reuse` plans (a 3x3 grid under edge-side reuse, with and without stages) are only run
 in-process; `silent` (served) and `silent_bare` are reuse plans in which some paths send
-nothing (the edge holds their whole region). It
+nothing (the edge holds their whole region); `inter` (served) and `inter_bare` are
+intermediate-reuse plans (a 3x3 grid in a scan order, each path computing only what no
+earlier path computed). Every plan but those two is kept off intermediate reuse. It
 listens on 127.0.0.1 only, on a free port, with two instances and a 3 s frame timeout; it
 is stopped by its pid at the end, and no tritonserver or stub process may outlive it. It
 speaks HTTP too, on a second free port.
@@ -26,6 +28,9 @@ FRAME_TIMEOUT_S = 3.0
 # A 4x4 grid deep in SqueezeNet under reuse with the unlimited edge: some paths send nothing.
 SILENT = ["--rate", "20", "--grid", "4x4", "--fuse-at", "fire6/concat", "--reuse"]
 SILENT += ["--edge-concurrency", "0"]
+# Intermediate reuse: every path cut at the raw input, later paths reading earlier results.
+INTER = ["--rate", "20", "--grid", "3x3", "--solver", "scan"]
+NO_INTER = ["--no-intermediate-reuse"]
 COMPILES = {
     "fl": ("sq96", ["--rate", "0.5", "--grid", "2x2", "--emit-stages"]),
     "fl_bare": ("sq96", ["--rate", "0.5", "--grid", "2x2"]),
@@ -40,8 +45,10 @@ COMPILES = {
     "reuse_bare": ("sq96", ["--rate", "20", "--grid", "3x3", "--reuse"]),
     "silent": ("sq96", [*SILENT, "--emit-stages"]),
     "silent_bare": ("sq96", SILENT),
+    "inter": ("sq96", [*INTER, "--emit-stages"]),
+    "inter_bare": ("sq96", INTER),
 }
-SERVED = ("fl", "nfl", "stream", "fl16", "silent")
+SERVED = ("fl", "nfl", "stream", "fl16", "silent", "inter")
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +74,8 @@ def plans(tmp_path_factory: pytest.TempPathFactory, deploy_models: dict[str, Pat
     for name, (model, options) in COMPILES.items():
         outs[name] = folder / f"{name}.flc"
         argv = [str(deploy_models[model]), "-o", str(outs[name]), "--runs", "0", "-q", *options]
+        if not name.startswith(("inter", "nfl")):
+            argv += NO_INTER
         assert cli.main(argv) == 0, f"compiling {name} failed"
     return outs
 

@@ -43,14 +43,18 @@ def _sends(index, seed: int) -> tuple[dict, dict]:
         ("reuse_bare", "sq96"),
         ("silent", "sq96"),
         ("silent_bare", "sq96"),
+        ("inter", "sq96"),
+        ("inter_bare", "sq96"),
     ],
 )
 def test_frames_of_two_clients_interleaved_give_each_its_own_outputs(
     plans, deploy_models, plan: str, model: str
 ) -> None:
     index = load_index(plans[plan])
-    if plan.startswith(("reuse", "silent")):  # later paths read pieces earlier paths sent
+    if plan.startswith(("reuse", "silent", "inter")):  # later paths read earlier pieces
         assert any(stage.held for stage in index.paths)
+    # Under intermediate reuse later paths also read what earlier paths computed.
+    assert any(stage.keeps for stage in index.paths) == plan.startswith("inter")
     silent = [stage.path for stage in index.paths if not stage.sends]
     assert bool(silent) == plan.startswith("silent")
     original = ort.InferenceSession(str(deploy_models[model]), providers=["CPUExecutionProvider"])

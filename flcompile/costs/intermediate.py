@@ -1,0 +1,262 @@
+"""Intermediate reuse: the edge keeps what it computed, so each path computes only what is new.
+
+Under edge-side reuse (`flcompile.costs.reuse`) a path sends only the pixels the edge does
+not hold, but the edge still computes the path's whole region of every block node, halos
+included. With intermediate reuse (DeepThings' data reuse) the edge also keeps every piece
+of every block tensor it has computed for the frame: path p computes, for each block node,
+only the part of its region of the node's output that no earlier path (in run order)
+computed, as at most two rectangles (`flcompile.costs.rects.new_cover`, the same cover the
+sends use). Every pixel a new rectangle reads lies in the path's own region of the input
+tensor, which the earlier paths' pieces and the path's own cover, so the path's edge part
+can always be assembled (docs/design.md §9).
+
+Plans of this kind cut every path at the raw input (the device only slices out the new
+pixels of the input) and run the paths in a scan order of the grid (`scan_orders`); a
+path's edge part reads what earlier paths' edge parts computed, so the edge parts run one
+after another in run order, whatever the edge's concurrency: the simulator scores them on
+a serial edge, which is the schedule the server runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from flcompile.costs.node_cost import ComputeModel, node_work
+from flcompile.costs.rects import Rect, new_cover, rect_area
+from flcompile.costs.tiles import TileCosts
+from flcompile.passes.receptive_field import Tiling
+
+# At most this many rectangles per path and node (`new_cover`'s bound).
+MAX_PIECES = 2
+
+
+SCAN_ORDERS = ("row-major", "snake", "column-major", "column snake")
+
+
+def scan_order(grid: tuple[int, int], name: str) -> tuple[int, ...]:
+    """One scan of an r×c grid (paths numbered row-major) by name: row-major, column-major,
+    or the snake (boustrophedon) of either."""
+    rows, cols = grid
+    index = np.arange(rows * cols).reshape(rows, cols)
+    if name.startswith("column"):
+        index = index.T.copy()
+    if name.endswith("snake"):
+        index[1::2] = index[1::2, ::-1]
+    return tuple(int(p) for p in index.reshape(-1))
+
+
+def scan_orders(grid: tuple[int, int]) -> dict[str, tuple[int, ...]]:
+    """The distinct scan orders of an r×c grid, by name (first name wins on a tie)."""
+    distinct: dict[tuple[int, ...], str] = {}
+    for name in SCAN_ORDERS:
+        distinct.setdefault(scan_order(grid, name), name)
+    return {name: order for order, name in distinct.items()}
+
+
+def node_regions(tiling: Tiling) -> list[list[Rect]]:
+    """[node][path] each path's region (h0, h1, w0, w1) of each block node's output: what
+    its copy computes under independent paths (the receptive-field analysis' `out`)."""
+    axes = [tiling.axes(p) for p in range(tiling.num_paths)]
+    return [
+        [(h.out[n].start, h.out[n].stop, w.out[n].start, w.out[n].stop) for h, w in axes]
+        for n in range(len(tiling.block.nodes))
+    ]
+
+
+@dataclass(frozen=True, eq=False)
+class ComputedPieces:
+    """What each path's edge part computes under intermediate reuse, for one run order.
+
+    Attributes:
+        order: path indices in run order.
+        boxes: (P, L, MAX_PIECES, 4) int, by path index, the rectangles (h0, h1, w0, w1)
+            of each node's output the path computes; an empty one (h0 >= h1 or w0 >= w1)
+            is no rectangle, and a node with none ran in earlier paths only.
+        region_pixels: (P, L) output pixels of each path's whole region of each node (what
+            its copy computes without intermediate reuse).
+        sends: by path index, the rectangles of the block input it sends: its region less
+            what earlier paths sent (edge-side reuse at the raw-input cut).
+    """
+
+    order: tuple[int, ...]
+    boxes: np.ndarray
+    region_pixels: np.ndarray
+    sends: tuple[tuple[Rect, ...], ...]
+
+    def sent_pixels(self) -> np.ndarray:
+        """(P,) pixels of the block input each path sends."""
+        return np.array([sum(rect_area(r) for r in rects) for rects in self.sends], float)
+
+    def slot_pixels(self) -> np.ndarray:
+        """(P, L, MAX_PIECES) pixels of each rectangle (0 where there is none)."""
+        h = np.clip(self.boxes[..., 1] - self.boxes[..., 0], 0, None)
+        w = np.clip(self.boxes[..., 3] - self.boxes[..., 2], 0, None)
+        return (h * w).astype(float)
+
+    def shares(self) -> np.ndarray:
+        """(P, L, MAX_PIECES) each rectangle's share of its path's whole region of the node."""
+        region = np.broadcast_to(self.region_pixels[..., None], self.boxes.shape[:3])
+        slots = self.slot_pixels()
+        return np.divide(slots, region, out=np.zeros_like(slots), where=region > 0)
+
+    def flops(self, costs: TileCosts) -> np.ndarray:
+        """(P, L) FLOPs each path computes of each node: its copy's, scaled by `shares`."""
+        return costs.flops * self.shares().sum(axis=2)
+
+    def rects(self, path: int, node: int) -> tuple[Rect, ...]:
+        """The rectangles path `path` computes of node `node`'s output, in order."""
+        return tuple(
+            (int(a), int(b), int(c), int(d))
+            for a, b, c, d in self.boxes[path, node]
+            if a < b and c < d
+        )
+
+
+def _boxes(rects: Sequence[Sequence[Sequence[Rect]]]) -> np.ndarray:
+    """(P, L, MAX_PIECES, 4) from [path][node] rectangle lists (the rest empty)."""
+    paths, nodes = len(rects), len(rects[0]) if rects else 0
+    boxes = np.zeros((paths, nodes, MAX_PIECES, 4), np.int64)
+    for p, path in enumerate(rects):
+        for n, node in enumerate(path):
+            for k, rect in enumerate(node):
+                boxes[p, n, k] = rect
+    return boxes
+
+
+def computed_pieces(tiling: Tiling, order: Sequence[int]) -> ComputedPieces:
+    """The rectangles each path computes of each block node when the edge keeps its results.
+
+    Any order: each path's new part of each node is `new_cover` of its region less the
+    earlier paths' regions (at most two rectangles, which may recompute some pixels).
+
+    Args:
+        tiling: the tiling.
+        order: path indices in run order.
+
+    Returns:
+        The pieces, by path.
+    """
+    order = tuple(int(p) for p in order)
+    regions = node_regions(tiling)
+    rects: list[list[tuple[Rect, ...]]] = [[] for _ in range(tiling.num_paths)]
+    for node in regions:
+        for j, p in enumerate(order):
+            rects[p].append(new_cover(node[p], [node[q] for q in order[:j]]))
+    area = np.array([[rect_area(node[p]) for node in regions] for p in range(tiling.num_paths)])
+    block_input = tiling.block.input
+    inputs = [
+        (h.tensors[block_input], w.tensors[block_input])
+        for h, w in (tiling.axes(p) for p in range(tiling.num_paths))
+    ]
+    regions_in = [(h.start, h.stop, w.start, w.stop) for h, w in inputs]
+    sends = [()] * tiling.num_paths
+    for j, p in enumerate(order):
+        sends[p] = new_cover(regions_in[p], [regions_in[q] for q in order[:j]])
+    return ComputedPieces(order, _boxes(rects), area.astype(float), tuple(sends))
+
+
+def _spans(regions: tuple) -> np.ndarray:
+    """(tiles on the axis, L, 2) each tile row's (or column's) output span of every node."""
+    return np.array([[(i.start, i.stop) for i in axis.out] for axis in regions], np.int64)
+
+
+def _fresh(spans: np.ndarray, backward: bool) -> np.ndarray:
+    """Per tile on one axis, the part of its span the tile before it in the scan has not
+    covered: [max(start, previous stop), stop) forwards, [start, min(stop, next start))
+    backwards (spans grow monotonically along a grid axis)."""
+    fresh = spans.copy()
+    if backward:
+        fresh[:-1, :, 1] = np.minimum(spans[:-1, :, 1], spans[1:, :, 0])
+    else:
+        fresh[1:, :, 0] = np.maximum(spans[1:, :, 0], spans[:-1, :, 1])
+    return fresh
+
+
+def scan_boxes(rows: np.ndarray, cols: np.ndarray, name: str) -> np.ndarray:
+    """Per path, the new part of its region of X tensors in one scan order (closed form).
+
+    A grid's spans grow monotonically along each axis, so in a scan the earlier paths hold,
+    of path (r, c)'s region, the strip the previous line of tiles covers and the strip its
+    neighbour before it in the line covers: the new part is one rectangle, the region less
+    those two strips, or nothing.
+
+    Args:
+        rows: (tile rows, X, 2) each tile row's span of each tensor along H.
+        cols: (tile columns, X, 2) the same along W.
+        name: one of SCAN_ORDERS.
+
+    Returns:
+        (P, X, 4) by path (row-major), the new rectangle (h0, h1, w0, w1), empty
+        (h0 >= h1 or w0 >= w1) where earlier paths hold the whole region.
+    """
+    by_column = name.startswith("column")
+    lines, within = (cols, rows) if by_column else (rows, cols)
+    # (lines, per line, X, 2): the new span across the lines, then along the line.
+    across = _fresh(lines, backward=False)
+    across[0] = lines[0]
+    along = np.broadcast_to(_fresh(within, backward=False), (len(lines), *within.shape)).copy()
+    along[:, 0] = within[0]
+    if name.endswith("snake"):
+        back = _fresh(within, backward=True)
+        back[-1] = within[-1]
+        along[1::2] = back
+    across = np.broadcast_to(across[:, None], along.shape)
+    h, w = (along, across) if by_column else (across, along)
+    if by_column:  # (column, row) -> (row, column), paths row-major
+        h, w = h.transpose(1, 0, 2, 3), w.transpose(1, 0, 2, 3)
+    return np.concatenate([h, w], axis=3).reshape(len(rows) * len(cols), -1, 4)
+
+
+def scan_pieces(tiling: Tiling, name: str) -> ComputedPieces:
+    """`computed_pieces` of one scan order (`SCAN_ORDERS`), in closed form (`scan_boxes`).
+
+    Args:
+        tiling: the tiling.
+        name: one of SCAN_ORDERS.
+
+    Returns:
+        The pieces, equal to `computed_pieces(tiling, scan_order(tiling.grid, name))`.
+    """
+    rows, cols = _spans(tiling.rows), _spans(tiling.cols)
+    boxes = np.zeros((tiling.num_paths, rows.shape[1], MAX_PIECES, 4), np.int64)
+    boxes[:, :, 0] = scan_boxes(rows, cols, name)
+    heights = (rows[:, :, 1] - rows[:, :, 0])[:, None, :]
+    widths = (cols[:, :, 1] - cols[:, :, 0])[None, :, :]
+    region_pixels = (heights * widths).reshape(tiling.num_paths, -1).astype(float)
+    input_rows = np.array([r.tensor_spans[:1] for r in tiling.rows], np.int64)
+    input_cols = np.array([c.tensor_spans[:1] for c in tiling.cols], np.int64)
+    sends = tuple(
+        ((int(a), int(b), int(c), int(d)),) if a < b and c < d else ()
+        for a, b, c, d in scan_boxes(input_rows, input_cols, name)[:, 0]
+    )
+    return ComputedPieces(scan_order(tiling.grid, name), boxes, region_pixels, sends)
+
+
+def intermediate_edge_s(
+    costs: TileCosts, compute: ComputeModel, pieces: ComputedPieces
+) -> np.ndarray:
+    """(P,) each path's edge seconds, cut at the raw input, computing only its pieces.
+
+    Each rectangle is one node run: its FLOPs (and activation bytes) are the path's copy's
+    (`TileCosts`) scaled by the rectangle's share of the copy's output pixels, priced by the
+    compute model; a node with no piece does not run.
+
+    Args:
+        costs: the tiling's FLOPs and bytes per path and node.
+        compute: the edge's speed and per-node overhead.
+        pieces: what each path computes.
+
+    Returns:
+        Seconds by path index.
+    """
+    total = np.zeros(costs.flops.shape[0])
+    shares = pieces.shares()
+    for k in range(MAX_PIECES):
+        share = shares[..., k]
+        nbytes = None if costs.node_bytes is None else costs.node_bytes * share
+        seconds = compute.edge_nodes_s(node_work(costs.keys, costs.flops * share, nbytes))
+        total += np.where(share > 0, seconds, 0.0).sum(axis=1)
+    return total

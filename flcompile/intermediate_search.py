@@ -1,0 +1,143 @@
+"""The search's intermediate-reuse plans: every path cut at the raw input, in a scan order.
+
+Under intermediate reuse (`flcompile.costs.intermediate`) a path's edge seconds depend on
+the paths before it, so the solvers' tables, which price a path by its cut alone, cannot
+hold them. This family is small enough to score whole instead: every (F, grid) of the space
+planned with edge-side reuse, every scan order of its grid (`scan_orders`), every path cut
+at the raw input. What does not depend on the link (each path's new input bytes and its
+edge seconds) is computed once per space; at each link every plan is one simulation on a
+table valid for its own order, with the serial edge its edge parts need. The search
+offers each to its tracker as solver "scan", and the least of them is exact over the
+family, which is what the space bound counts for it (docs/design.md §4, §9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from math import inf
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tqdm import tqdm
+
+from flcompile.costs.intermediate import (
+    ComputedPieces,
+    intermediate_edge_s,
+    scan_orders,
+    scan_pieces,
+)
+from flcompile.costs.link import LinkModel
+from flcompile.costs.table import CostTable
+from flcompile.plans import FusedPlan
+from flcompile.schedule import Schedule
+from flcompile.simulate import makespan
+
+if TYPE_CHECKING:
+    from flcompile.search import GridChoice, SearchSpace
+
+SCAN_SOLVER = "scan"
+
+
+@dataclass(frozen=True, eq=False)
+class ScanPlan:
+    """One (F, grid) in one scan order, cut at the raw input: what does not depend on the link.
+
+    Attributes:
+        choice: the (F, grid).
+        pieces: the order and what each path computes.
+        sent_bytes: (P,) by path, its new bytes of the input in this order.
+        edge_s: (P,) by path, its edge seconds computing only its pieces.
+    """
+
+    choice: GridChoice
+    pieces: ComputedPieces
+    sent_bytes: np.ndarray
+    edge_s: np.ndarray
+
+    def table(self, base: CostTable, link: LinkModel) -> CostTable:
+        """The (F, grid)'s table `base` at `link`, reduced to the raw-input cut with this
+        order's link and edge seconds, on a serial edge. Valid for this order only."""
+        link_s = np.asarray(link.send_s(self.sent_bytes), float)[:, None]
+        return replace(
+            base,
+            device_s=base.device_s[:, :1],
+            link_s=link_s,
+            edge_s=self.edge_s[:, None],
+            edge_concurrency=1,
+            reuse=None,  # the link seconds are this order's already
+            waits=True,
+        )
+
+
+def scan_plans(space: SearchSpace, choice: GridChoice) -> list[ScanPlan]:
+    """Every scan order of one (F, grid) planned with edge-side reuse (else none).
+
+    Args:
+        space: the search space (its compute model prices the edge).
+        choice: the (F, grid).
+
+    Returns:
+        One plan per distinct scan order.
+    """
+    if not space.reuse_for(choice):
+        return []
+    input_bytes_per_pixel = choice.fused.costs.tensor_bytes_per_pixel[0]
+    plans = []
+    for name in scan_orders(choice.grid):
+        pieces = scan_pieces(choice.tiling, name)
+        sent = pieces.sent_pixels() * input_bytes_per_pixel
+        edge_s = intermediate_edge_s(choice.costs, space.compute, pieces)
+        plans.append(ScanPlan(choice, pieces, sent, edge_s))
+    return plans
+
+
+def solve_scans(
+    space: SearchSpace,
+    entries: list[FusedPlan],
+    link: LinkModel,
+    offer,
+    *,
+    progress: bool = False,
+) -> float:
+    """Score every scan plan of the space at one link; offer each (F, grid)'s best to the
+    search.
+
+    Args:
+        space: the search space (intermediate reuse on).
+        entries: the search's plans of `space.choices`, in order (their tables at `link`).
+        link: the link.
+        offer: the tracker's `offer(plan)`.
+        progress: show a progress bar.
+
+    Returns:
+        The least latency of the family (inf when it is empty).
+    """
+    best = inf
+    pairs = list(zip(space.choices, entries, strict=True))
+    for choice, entry in tqdm(
+        pairs, desc="intermediate reuse", unit="grid", disable=not progress, leave=False
+    ):
+        scored = [(*_latency(plan, entry.table, link), plan) for plan in space.scan_plans(choice)]
+        if not scored:
+            continue
+        latency, table, plan = min(scored, key=lambda s: s[0])
+        best = min(best, latency)
+        order = plan.pieces.order
+        offer(
+            replace(
+                entry,
+                table=table,
+                schedule=Schedule(order, (0,) * len(order)),
+                solver=SCAN_SOLVER,
+                predicted_s=latency,
+                computed=plan.pieces,
+            )
+        )
+    return best
+
+
+def _latency(plan: ScanPlan, base: CostTable, link: LinkModel) -> tuple[float, CostTable]:
+    """A scan plan's simulated latency at `link`, and its table."""
+    table = plan.table(base, link)
+    order = plan.pieces.order
+    return makespan(table, order, (0,) * len(order)), table
