@@ -8,11 +8,12 @@ at the raw input. What does not depend on the link (each path's new input bytes 
 edge seconds) is computed once per space; at each link every plan is one simulation on a
 table valid for its own order, with the serial edge its edge parts need. The search
 offers each to its tracker as solver "scan", and the least of them is exact over the
-family, which is what the space bound counts for it (docs/design.md §4, §9).
+family, which is what the space bound counts for it (docs/design.md §4, §5).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from math import inf
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from flcompile.costs.intermediate import (
     ComputedPieces,
+    input_union_pixels,
     intermediate_edge_s,
     scan_orders,
     scan_pieces,
@@ -95,29 +97,52 @@ def solve_scans(
     space: SearchSpace,
     entries: list[FusedPlan],
     link: LinkModel,
-    offer,
+    offer: Callable[[FusedPlan], object],
+    ceiling: Callable[[], float],
     *,
     progress: bool = False,
 ) -> float:
-    """Score every scan plan of the space at one link; offer each (F, grid)'s best to the
+    """Score the scan plans of the space at one link; offer each (F, grid)'s best to the
     search.
+
+    A plan that cannot beat `ceiling()` (the best latency found so far) is not simulated:
+    every scan of
+    an (F, grid) sends the input pixels its tiles read once, and then runs the fuse and
+    the rest, so none finishes before `scan_floor_s`; and no plan finishes before its own
+    link seconds, or its first send and every edge part, end to end (the edge parts run in
+    order), plus the fuse and the rest.
 
     Args:
         space: the search space (intermediate reuse on).
         entries: the search's plans of `space.choices`, in order (their tables at `link`).
         link: the link.
-        offer: the tracker's `offer(plan)`.
+        offer: takes each (F, grid)'s best scan plan (the search's tracker).
+        ceiling: the latency a plan must beat to be simulated, as the search goes.
         progress: show a progress bar.
 
     Returns:
-        The least latency of the family (inf when it is empty).
+        The least latency of the family, or a value no larger than every plan of it that
+        was not simulated (the ceiling then); inf when it is empty.
     """
     best = inf
     pairs = list(zip(space.choices, entries, strict=True))
     for choice, entry in tqdm(
         pairs, desc="intermediate reuse", unit="grid", disable=not progress, leave=False
     ):
-        scored = [(*_latency(plan, entry.table, link), plan) for plan in space.scan_plans(choice)]
+        if not space.reuse_for(choice):
+            continue
+        above = ceiling()
+        if scan_floor_s(choice, entry.table, link) >= above:
+            best = min(best, above)
+            continue
+        scored = []
+        for plan in space.scan_plans(choice):
+            table = plan.table(entry.table, link)
+            if _plan_floor_s(table, plan.pieces.order) >= above:
+                best = min(best, above)
+                continue
+            order = plan.pieces.order
+            scored.append((makespan(table, order, (0,) * len(order)), table, plan))
         if not scored:
             continue
         latency, table, plan = min(scored, key=lambda s: s[0])
@@ -136,8 +161,16 @@ def solve_scans(
     return best
 
 
-def _latency(plan: ScanPlan, base: CostTable, link: LinkModel) -> tuple[float, CostTable]:
-    """A scan plan's simulated latency at `link`, and its table."""
-    table = plan.table(base, link)
-    order = plan.pieces.order
-    return makespan(table, order, (0,) * len(order)), table
+def scan_floor_s(choice: GridChoice, base: CostTable, link: LinkModel) -> float:
+    """No scan plan of `choice` finishes before its input pixels have crossed the link at
+    its rate, the fuse and the rest have run, and the results are back."""
+    sent = input_union_pixels(choice.tiling) * choice.fused.costs.tensor_bytes_per_pixel[0]
+    return float(link.without_overheads().send_s(sent)) + base.post_fuse_s + base.return_s
+
+
+def _plan_floor_s(table: CostTable, order: tuple[int, ...]) -> float:
+    """No schedule of `table` in `order` finishes before all its sends, or its first send
+    and all its edge parts on the serial edge, followed by the fuse, the rest and the return."""
+    link, edge = table.link_s[:, 0], table.edge_s[:, 0]
+    busy = max(float(link.sum()), float(link[order[0]] + edge.sum()))
+    return busy + table.post_fuse_s + table.return_s

@@ -552,7 +552,9 @@ def solve(
     _refine_boundaries(space, link, strategy, scored, tracker, progress)
     bound_space = _space_bound(entries, space_bound, tracker)
     if strategy in SCAN_STRATEGIES and space.intermediate:
-        scans = solve_scans(space, entries, link, tracker.offer, progress=progress)
+        # "scan" keeps its best plan even where NFL is faster, as every solver does.
+        ceiling = tracker.ceiling if strategy == "best" else tracker.best_fused_s
+        scans = solve_scans(space, entries, link, tracker.offer, ceiling, progress=progress)
         bound_space = min(bound_space, scans)
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
@@ -741,6 +743,10 @@ class PlanTracker:
         self.runs: list[SolverRun] = []
         self.boundaries_s = 0.0
         self.boundary_tilings = 0
+
+    def best_fused_s(self) -> float:
+        """The best latency of a plan with fused layers found so far (inf before any)."""
+        return self.best.predicted_s if self.best is not None else inf
 
     def ceiling(self) -> float:
         """The best latency found so far, NFL's included."""

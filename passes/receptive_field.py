@@ -118,6 +118,7 @@ class AxisRegions:
         out_sizes: (L,) the sizes of `out`, for vectorised cost tables.
         tensor_sizes: (T,) the sizes of `tensors`, in the block's tensor order.
         tensor_spans: (T, 2) int the (start, stop) of `tensors`, in the same order.
+        out_spans: (L, 2) int the (start, stop) of `out`.
     """
 
     out: tuple[Interval, ...]
@@ -128,6 +129,7 @@ class AxisRegions:
     out_sizes: np.ndarray
     tensor_sizes: np.ndarray
     tensor_spans: np.ndarray
+    out_spans: np.ndarray
 
 
 def make_block(graph: gs.Graph, prefix: FusablePrefix, candidate: Candidate) -> Block:
@@ -242,8 +244,17 @@ def backward(block: Block, axis: int, fused: Interval) -> AxisRegions:
     out_sizes = np.array([interval.size for interval in out], float)
     tensor_sizes = np.array([tensors[t].size for t in block.tensors], float)
     spans = np.array([(tensors[t].start, tensors[t].stop) for t in block.tensors], np.int64)
+    out_spans = np.array([(i.start, i.stop) for i in out], np.int64).reshape(-1, 2)
     return AxisRegions(
-        tuple(out), tuple(reads), tuple(pads), tensors, fused, out_sizes, tensor_sizes, spans
+        tuple(out),
+        tuple(reads),
+        tuple(pads),
+        tensors,
+        fused,
+        out_sizes,
+        tensor_sizes,
+        spans,
+        out_spans,
     )
 
 

@@ -29,7 +29,7 @@ from flcompile.costs import (
 from flcompile.costs import compute_model as compute_model  # the tools' and flcompile's one
 from flcompile.errors import FlCompileError, user_path_errors
 from flcompile.load import load_model
-from flcompile.search import DEFAULT_REUSE, DEFAULT_TILES, TILES_CHOICES
+from flcompile.search import DEFAULT_INTERMEDIATE, DEFAULT_REUSE, DEFAULT_TILES, TILES_CHOICES
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -173,7 +173,8 @@ def add_max_grid_arg(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_reuse_arg(p: argparse.ArgumentParser) -> None:
-    """--reuse/--no-reuse: edge-side reuse, as flcompile's flags (`reuse_of` resolves it)."""
+    """--reuse/--no-reuse and --intermediate-reuse/--no-intermediate-reuse, as flcompile's
+    flags (`reuse_of` and `intermediate_of` resolve them)."""
     p.add_argument(
         "--reuse",
         dest="reuse",
@@ -182,11 +183,26 @@ def add_reuse_arg(p: argparse.ArgumentParser) -> None:
         help="edge-side reuse (each path sends only what the edge does not hold); default "
         "as flcompile's: on unless --paper",
     )
+    p.add_argument(
+        "--intermediate-reuse",
+        dest="intermediate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="under reuse, the edge also keeps what it computed (scan plans); default as "
+        "flcompile's: on under reuse",
+    )
 
 
 def reuse_of(args: argparse.Namespace) -> bool:
     """--reuse/--no-reuse, else flcompile's default (off under --paper)."""
     return args.reuse if args.reuse is not None else DEFAULT_REUSE and not args.paper
+
+
+def intermediate_of(args: argparse.Namespace) -> bool:
+    """--intermediate-reuse/--no-intermediate-reuse, else flcompile's default; only under
+    reuse (`reuse_of`)."""
+    asked = getattr(args, "intermediate", None)
+    return reuse_of(args) and (DEFAULT_INTERMEDIATE if asked is None else asked)
 
 
 def add_hidden_model_args(p: argparse.ArgumentParser) -> None:

@@ -41,6 +41,7 @@ from _common import (
     format_table,
     grid_list,
     grid_text,
+    intermediate_of,
     load_analysis,
     median,
     positive_float,
@@ -139,12 +140,13 @@ def bench_search(name: str, args, compute, link) -> list[str]:
     analysis = load_analysis(name, args.width, args.size)
     times: dict[str, list[float]] = {"space": [], "uniform": [], "free": [], "boundaries": []}
     found = {}
-    options = SearchOptions(tiles="free", reuse=reuse_of(args))
+    options = SearchOptions(tiles="free", reuse=reuse_of(args), intermediate=intermediate_of(args))
     for _ in range(args.search_repeats):
         space_s, space = timed(lambda: analysis.space(compute, options))
         times["space"].append(space_s)
         for tiles in ("uniform", "free"):
-            tiled = replace(space, free_tiles=tiles == "free")
+            # A fresh memo of the intermediate-reuse plans: each search builds its own.
+            tiled = replace(space, free_tiles=tiles == "free", _scans={})
             seconds, result = timed(lambda tiled=tiled: solve(tiled, link, "best"))
             times[tiles].append(seconds)
             found[tiles] = result.predicted_s

@@ -63,6 +63,7 @@ from _common import (
     edge_label,
     format_table,
     grid_text,
+    intermediate_of,
     load_analysis,
     median,
     reuse_of,
@@ -187,7 +188,7 @@ def _record_runs(result: SearchResult, space: SearchSpace, scores: dict[str, _Sc
     the space (the boundary search's unequal tilings are not in the space)."""
     index = {(c.candidate.tensor, c.grid): i for i, c in enumerate(space.choices)}
     for run in result.runs:
-        if not run.plan.tiling.uniform:
+        if not run.plan.tiling.uniform or run.solver not in scores:  # scan plans: no table
             continue
         i = index[(run.plan.candidate.tensor, run.plan.tiling.grid)]
         scores[run.solver].latency[i] = run.predicted_s
@@ -519,7 +520,10 @@ def _sweep_models(args: argparse.Namespace, compute: ComputeModel) -> _Swept:
         t0 = time.perf_counter()
         analysis = load_analysis(name, args.width, args.size)
         options = SearchOptions(
-            max_grid=space_grid, send_dtype=args.send_dtype, reuse=reuse_of(args)
+            max_grid=space_grid,
+            send_dtype=args.send_dtype,
+            reuse=reuse_of(args),
+            intermediate=intermediate_of(args),
         )
         space = analysis.space(compute, options)
         build_s[name] = time.perf_counter() - t0
@@ -542,7 +546,8 @@ def _header(
         f"# Rate sweep: {', '.join(args.models)}",
         "",
         f"- **{edge_label(compute)}**" + (" (--paper)" if args.paper else " (flcompile's default)"),
-        f"- edge-side reuse: {'on' if reuse_of(args) else 'off (independent paths)'}",
+        f"- edge-side reuse: {'on' if reuse_of(args) else 'off (independent paths)'}"
+        + (", with intermediate reuse" if intermediate_of(args) else ""),
         f"- costs: f_end {compute.device_flops:g} FLOP/s, f_es {compute.edge_flops:g} "
         "FLOP/s (Table I), no overheads, no latency, result return ignored, "
         f"{args.send_dtype} sends",

@@ -8,7 +8,7 @@ only the part of its region of the node's output that no earlier path (in run or
 computed, as at most two rectangles (`flcompile.costs.rects.new_cover`, the same cover the
 sends use). Every pixel a new rectangle reads lies in the path's own region of the input
 tensor, which the earlier paths' pieces and the path's own cover, so the path's edge part
-can always be assembled (docs/design.md §9).
+can always be assembled (docs/design.md §4).
 
 Plans of this kind cut every path at the raw input (the device only slices out the new
 pixels of the input) and run the paths in a scan order of the grid (`scan_orders`); a
@@ -160,7 +160,21 @@ def computed_pieces(tiling: Tiling, order: Sequence[int]) -> ComputedPieces:
 
 def _spans(regions: tuple) -> np.ndarray:
     """(tiles on the axis, L, 2) each tile row's (or column's) output span of every node."""
-    return np.array([[(i.start, i.stop) for i in axis.out] for axis in regions], np.int64)
+    return np.stack([axis.out_spans for axis in regions])
+
+
+def input_union_pixels(tiling: Tiling) -> int:
+    """Pixels of the block input that some tile reads: what any order sends of it at the
+    raw-input cut under edge-side reuse (a grid's regions are rows × columns)."""
+    total = 1
+    for regions in (tiling.rows, tiling.cols):
+        covered, end = 0, None
+        for start, stop in (axis.tensor_spans[0] for axis in regions):  # the input: tensor 0
+            start = start if end is None else max(start, end)
+            covered += max(0, stop - start)
+            end = stop if end is None else max(end, stop)
+        total *= covered
+    return int(total)
 
 
 def _fresh(spans: np.ndarray, backward: bool) -> np.ndarray:
@@ -256,6 +270,8 @@ def intermediate_edge_s(
     shares = pieces.shares()
     for k in range(MAX_PIECES):
         share = shares[..., k]
+        if not share.any():  # no path has a k-th rectangle of any node (scans have one)
+            continue
         nbytes = None if costs.node_bytes is None else costs.node_bytes * share
         seconds = compute.edge_nodes_s(node_work(costs.keys, costs.flops * share, nbytes))
         total += np.where(share > 0, seconds, 0.0).sum(axis=1)

@@ -25,8 +25,12 @@ def test_each_setting_is_the_search_with_its_levers(tmp_path, capsys):
         found = solve(analysis.space(compute, options), LinkModel(rate_MBps=1.8), "best")
         assert float(row[f"{key}_s"]) == pytest.approx(found.predicted_s, rel=1e-12)
         assert found.predicted_s <= found.baselines.nfl.total_s
-    paper, reuse, fluid = (float(row[k]) for k in ("paper_s", "reuse_s", "fluid_s"))
-    assert float(row["gap_closed"]) == pytest.approx((paper - reuse) / (paper - fluid))
-    assert float(row["space_s"]) <= reuse  # the space bound lies below the default's plan
+    paper, reuse, inter, fluid = (
+        float(row[k]) for k in ("paper_s", "reuse_s", "inter_s", "fluid_s")
+    )
+    assert float(row["gap_closed"]) == pytest.approx((paper - inter) / (paper - fluid))
+    assert float(row["reuse_gap_closed"]) == pytest.approx((paper - reuse) / (paper - fluid))
+    assert inter <= reuse  # intermediate reuse only adds plans to the search
+    assert float(row["space_s"]) <= inter  # the space bound lies below the default's plan
     assert "| squeezenet |" in capsys.readouterr().out
     assert (out / "summary.md").read_text().startswith("# Levers beyond the paper")
