@@ -25,8 +25,8 @@ from flcompile.costs.intermediate import (
     ComputedPieces,
     input_union_pixels,
     intermediate_edge_s,
+    scan_all,
     scan_orders,
-    scan_pieces,
 )
 from flcompile.costs.link import LinkModel
 from flcompile.costs.table import CostTable
@@ -85,8 +85,7 @@ def scan_plans(space: SearchSpace, choice: GridChoice) -> list[ScanPlan]:
         return []
     input_bytes_per_pixel = choice.fused.costs.tensor_bytes_per_pixel[0]
     plans = []
-    for name in scan_orders(choice.grid):
-        pieces = scan_pieces(choice.tiling, name)
+    for pieces in scan_all(choice.tiling, list(scan_orders(choice.grid))):
         sent = pieces.sent_pixels() * input_bytes_per_pixel
         edge_s = intermediate_edge_s(choice.costs, space.compute, pieces)
         plans.append(ScanPlan(choice, pieces, sent, edge_s))
@@ -105,12 +104,13 @@ def solve_scans(
     """Score the scan plans of the space at one link; offer each (F, grid)'s best to the
     search.
 
-    A plan that cannot beat `ceiling()` (the best latency found so far) is not simulated:
-    every scan of
-    an (F, grid) sends the input pixels its tiles read once, and then runs the fuse and
-    the rest, so none finishes before `scan_floor_s`; and no plan finishes before its own
-    link seconds, or its first send and every edge part, end to end (the edge parts run in
-    order), plus the fuse and the rest.
+    A plan that cannot beat `ceiling()` (the best latency found so far) is not simulated.
+    Every scan of an (F, grid) sends the input pixels its tiles read once, and computes
+    each pixel of each block node once after the first path's send, before the fuse and
+    the rest run: none finishes before `scan_floor_s`. The choices go by increasing floor,
+    so the first that cannot win ends the search. Within a choice, no plan finishes before
+    its own sends, or its first send and every edge part end to end, and then the fuse
+    and the rest.
 
     Args:
         space: the search space (intermediate reuse on).
@@ -125,16 +125,20 @@ def solve_scans(
         was not simulated (the ceiling then); inf when it is empty.
     """
     best = inf
-    pairs = list(zip(space.choices, entries, strict=True))
-    for choice, entry in tqdm(
-        pairs, desc="intermediate reuse", unit="grid", disable=not progress, leave=False
+    floors = [
+        (scan_floor_s(choice, entry.table, link, space.scan_edge_floor_s(choice)), i)
+        for i, (choice, entry) in enumerate(zip(space.choices, entries, strict=True))
+        if space.reuse_for(choice)
+    ]
+    # Lowest floor first: good plans come early and prune the rest.
+    for floor, i in tqdm(
+        sorted(floors), desc="intermediate reuse", unit="grid", disable=not progress, leave=False
     ):
-        if not space.reuse_for(choice):
-            continue
+        choice, entry = space.choices[i], entries[i]
         above = ceiling()
-        if scan_floor_s(choice, entry.table, link) >= above:
+        if floor >= above:
             best = min(best, above)
-            continue
+            break  # every later choice's floor is higher still
         scored = []
         for plan in space.scan_plans(choice):
             table = plan.table(entry.table, link)
@@ -161,11 +165,21 @@ def solve_scans(
     return best
 
 
-def scan_floor_s(choice: GridChoice, base: CostTable, link: LinkModel) -> float:
+def scan_floor_s(
+    choice: GridChoice, base: CostTable, link: LinkModel, edge_floor_s: float
+) -> float:
     """No scan plan of `choice` finishes before its input pixels have crossed the link at
-    its rate, the fuse and the rest have run, and the results are back."""
-    sent = input_union_pixels(choice.tiling) * choice.fused.costs.tensor_bytes_per_pixel[0]
-    return float(link.without_overheads().send_s(sent)) + base.post_fuse_s + base.return_s
+    its rate, or before the first path (path 0 in every scan) has sent its whole region
+    and the edge parts have run after it (at least `edge_floor_s`, `scan_edge_floor_s`,
+    end to end); then the fuse and the rest run and the results go back."""
+    bytes_per_pixel = choice.fused.costs.tensor_bytes_per_pixel[0]
+    sent = input_union_pixels(choice.tiling) * bytes_per_pixel
+    link_s = float(link.without_overheads().send_s(sent))
+    row, col = choice.tiling.axes(0)
+    block_input = choice.tiling.block.input
+    first = row.tensors[block_input].size * col.tensors[block_input].size * bytes_per_pixel
+    first_s = float(base.device_s[0, 0] + link.send_s(first))
+    return max(link_s, first_s + edge_floor_s) + base.post_fuse_s + base.return_s
 
 
 def _plan_floor_s(table: CostTable, order: tuple[int, ...]) -> float:

@@ -24,6 +24,7 @@ import onnx_graphsurgeon as gs
 from tqdm import tqdm
 
 from flcompile.costs.fuse import fuse_work
+from flcompile.costs.intermediate import scan_edge_floor_s
 from flcompile.costs.link import LinkModel
 from flcompile.costs.node_cost import ComputeModel
 from flcompile.costs.reuse import MAX_REUSE_PATHS, ReuseGeometry
@@ -292,9 +293,16 @@ class SearchSpace:
 
     def scan_plans(self, choice: GridChoice) -> list[ScanPlan]:
         """The intermediate-reuse plans of one (F, grid), built once per space."""
-        key = id(choice)
+        key = ("plans", id(choice))
         if key not in self._scans:
             self._scans[key] = scan_plans(self, choice)
+        return self._scans[key]
+
+    def scan_edge_floor_s(self, choice: GridChoice) -> float:
+        """A floor on the edge seconds of any scan plan of one (F, grid), once per space."""
+        key = ("floor", id(choice))
+        if key not in self._scans:
+            self._scans[key] = scan_edge_floor_s(choice.tiling, choice.costs, self.compute)
         return self._scans[key]
 
     def table(self, choice: GridChoice, link: LinkModel) -> CostTable:

@@ -19,6 +19,7 @@ a serial edge, which is the schedule the server runs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ MAX_PIECES = 2
 SCAN_ORDERS = ("row-major", "snake", "column-major", "column snake")
 
 
+@functools.lru_cache(maxsize=1024)
 def scan_order(grid: tuple[int, int], name: str) -> tuple[int, ...]:
     """One scan of an r×c grid (paths numbered row-major) by name: row-major, column-major,
     or the snake (boustrophedon) of either."""
@@ -77,24 +79,28 @@ class ComputedPieces:
             is no rectangle, and a node with none ran in earlier paths only.
         region_pixels: (P, L) output pixels of each path's whole region of each node (what
             its copy computes without intermediate reuse).
-        sends: by path index, the rectangles of the block input it sends: its region less
-            what earlier paths sent (edge-side reuse at the raw-input cut).
+        send_boxes: (P, MAX_PIECES, 4) int, by path index, the rectangles of the block input
+            it sends (`sends`), empty ones as in `boxes`.
     """
 
     order: tuple[int, ...]
     boxes: np.ndarray
     region_pixels: np.ndarray
-    sends: tuple[tuple[Rect, ...], ...]
+    send_boxes: np.ndarray
+
+    @functools.cached_property
+    def sends(self) -> tuple[tuple[Rect, ...], ...]:
+        """By path index, the rectangles of the block input it sends: its region less what
+        earlier paths sent (edge-side reuse at the raw-input cut)."""
+        return tuple(_rects(boxes) for boxes in self.send_boxes)
 
     def sent_pixels(self) -> np.ndarray:
         """(P,) pixels of the block input each path sends."""
-        return np.array([sum(rect_area(r) for r in rects) for rects in self.sends], float)
+        return _areas(self.send_boxes).sum(axis=1)
 
     def slot_pixels(self) -> np.ndarray:
         """(P, L, MAX_PIECES) pixels of each rectangle (0 where there is none)."""
-        h = np.clip(self.boxes[..., 1] - self.boxes[..., 0], 0, None)
-        w = np.clip(self.boxes[..., 3] - self.boxes[..., 2], 0, None)
-        return (h * w).astype(float)
+        return _areas(self.boxes)
 
     def shares(self) -> np.ndarray:
         """(P, L, MAX_PIECES) each rectangle's share of its path's whole region of the node."""
@@ -108,21 +114,30 @@ class ComputedPieces:
 
     def rects(self, path: int, node: int) -> tuple[Rect, ...]:
         """The rectangles path `path` computes of node `node`'s output, in order."""
-        return tuple(
-            (int(a), int(b), int(c), int(d))
-            for a, b, c, d in self.boxes[path, node]
-            if a < b and c < d
-        )
+        return _rects(self.boxes[path, node])
 
 
-def _boxes(rects: Sequence[Sequence[Sequence[Rect]]]) -> np.ndarray:
-    """(P, L, MAX_PIECES, 4) from [path][node] rectangle lists (the rest empty)."""
-    paths, nodes = len(rects), len(rects[0]) if rects else 0
-    boxes = np.zeros((paths, nodes, MAX_PIECES, 4), np.int64)
-    for p, path in enumerate(rects):
-        for n, node in enumerate(path):
-            for k, rect in enumerate(node):
-                boxes[p, n, k] = rect
+def _areas(boxes: np.ndarray) -> np.ndarray:
+    """Pixels of each (..., 4) box, 0 for an empty one."""
+    h = np.clip(boxes[..., 1] - boxes[..., 0], 0, None)
+    w = np.clip(boxes[..., 3] - boxes[..., 2], 0, None)
+    return (h * w).astype(float)
+
+
+def _rects(boxes: np.ndarray) -> tuple[Rect, ...]:
+    """The non-empty boxes of a (K, 4) array, as rectangles in order."""
+    return tuple((int(a), int(b), int(c), int(d)) for a, b, c, d in boxes if a < b and c < d)
+
+
+def _boxes(rects: Sequence[Sequence[Rect]], shape: tuple[int, ...]) -> np.ndarray:
+    """(*shape, MAX_PIECES, 4) from nested rectangle lists of that shape (the rest empty)."""
+    boxes = np.zeros((*shape, MAX_PIECES, 4), np.int64)
+    for index in np.ndindex(*shape):
+        entry = rects
+        for i in index:
+            entry = entry[i]
+        for k, rect in enumerate(entry):
+            boxes[(*index, k)] = rect
     return boxes
 
 
@@ -152,10 +167,11 @@ def computed_pieces(tiling: Tiling, order: Sequence[int]) -> ComputedPieces:
         for h, w in (tiling.axes(p) for p in range(tiling.num_paths))
     ]
     regions_in = [(h.start, h.stop, w.start, w.stop) for h, w in inputs]
-    sends = [()] * tiling.num_paths
+    sends: list[tuple[Rect, ...]] = [()] * tiling.num_paths
     for j, p in enumerate(order):
         sends[p] = new_cover(regions_in[p], [regions_in[q] for q in order[:j]])
-    return ComputedPieces(order, _boxes(rects), area.astype(float), tuple(sends))
+    boxes = _boxes(rects, (tiling.num_paths, len(regions)))
+    return ComputedPieces(order, boxes, area.astype(float), _boxes(sends, (tiling.num_paths,)))
 
 
 def _spans(regions: tuple) -> np.ndarray:
@@ -163,18 +179,42 @@ def _spans(regions: tuple) -> np.ndarray:
     return np.stack([axis.out_spans for axis in regions])
 
 
+def _union_lengths(spans: np.ndarray) -> np.ndarray:
+    """(X,) along one axis, the length of the union of the tiles' spans (tiles on the axis,
+    X, 2) of each of X tensors (a grid's spans grow monotonically along an axis)."""
+    previous = np.concatenate([spans[:1, :, 0], spans[:-1, :, 1]])
+    return np.clip(spans[:, :, 1] - np.maximum(spans[:, :, 0], previous), 0, None).sum(axis=0)
+
+
 def input_union_pixels(tiling: Tiling) -> int:
     """Pixels of the block input that some tile reads: what any order sends of it at the
     raw-input cut under edge-side reuse (a grid's regions are rows × columns)."""
-    total = 1
-    for regions in (tiling.rows, tiling.cols):
-        covered, end = 0, None
-        for start, stop in (axis.tensor_spans[0] for axis in regions):  # the input: tensor 0
-            start = start if end is None else max(start, end)
-            covered += max(0, stop - start)
-            end = stop if end is None else max(end, stop)
-        total *= covered
-    return int(total)
+    rows, cols = _input_spans(tiling.rows), _input_spans(tiling.cols)
+    return int(_union_lengths(rows)[0] * _union_lengths(cols)[0])
+
+
+def scan_edge_floor_s(tiling: Tiling, costs: TileCosts, compute: ComputeModel) -> float:
+    """A floor on the edge seconds of all paths together in any scan order.
+
+    In a scan the paths compute each node's union of regions exactly once between them, so
+    their FLOPs add up to the union's; their activation bytes to at least the union's
+    pixels at the fewest bytes per pixel of any path. Without per-node overheads (and
+    laws' intercepts), which only add, that is a floor on `intermediate_edge_s`'s sum.
+    """
+    union = _union_lengths(_spans(tiling.rows)) * _union_lengths(_spans(tiling.cols))
+    region = _region_pixels(tiling)
+    flops = (costs.flops / region).max(axis=0) * union
+    nbytes = None if costs.node_bytes is None else (costs.node_bytes / region).min(axis=0) * union
+    work = node_work(costs.keys, flops[None], None if nbytes is None else nbytes[None])
+    return float(compute.without_overheads().edge_nodes_s(work).sum())
+
+
+def _region_pixels(tiling: Tiling) -> np.ndarray:
+    """(P, L) output pixels of each path's whole region of each node, paths row-major."""
+    rows, cols = _spans(tiling.rows), _spans(tiling.cols)
+    heights = (rows[:, :, 1] - rows[:, :, 0])[:, None, :]
+    widths = (cols[:, :, 1] - cols[:, :, 0])[None, :, :]
+    return (heights * widths).reshape(tiling.num_paths, -1).astype(float)
 
 
 def _fresh(spans: np.ndarray, backward: bool) -> np.ndarray:
@@ -234,19 +274,35 @@ def scan_pieces(tiling: Tiling, name: str) -> ComputedPieces:
     Returns:
         The pieces, equal to `computed_pieces(tiling, scan_order(tiling.grid, name))`.
     """
-    rows, cols = _spans(tiling.rows), _spans(tiling.cols)
-    boxes = np.zeros((tiling.num_paths, rows.shape[1], MAX_PIECES, 4), np.int64)
-    boxes[:, :, 0] = scan_boxes(rows, cols, name)
-    heights = (rows[:, :, 1] - rows[:, :, 0])[:, None, :]
-    widths = (cols[:, :, 1] - cols[:, :, 0])[None, :, :]
-    region_pixels = (heights * widths).reshape(tiling.num_paths, -1).astype(float)
-    input_rows = np.array([r.tensor_spans[:1] for r in tiling.rows], np.int64)
-    input_cols = np.array([c.tensor_spans[:1] for c in tiling.cols], np.int64)
-    sends = tuple(
-        ((int(a), int(b), int(c), int(d)),) if a < b and c < d else ()
-        for a, b, c, d in scan_boxes(input_rows, input_cols, name)[:, 0]
-    )
-    return ComputedPieces(scan_order(tiling.grid, name), boxes, region_pixels, sends)
+    return scan_all(tiling, (name,))[0]
+
+
+def scan_all(tiling: Tiling, names: Sequence[str]) -> list[ComputedPieces]:
+    """`scan_pieces` of several scan orders, sharing the tiling's spans.
+
+    Args:
+        tiling: the tiling.
+        names: scan orders (`SCAN_ORDERS`).
+
+    Returns:
+        One `ComputedPieces` per name.
+    """
+    # Every node's output spans, then the input's (tensor 0) as one more column.
+    rows = np.concatenate([_spans(tiling.rows), _input_spans(tiling.rows)], axis=1)
+    cols = np.concatenate([_spans(tiling.cols), _input_spans(tiling.cols)], axis=1)
+    region_pixels = _region_pixels(tiling)
+    result = []
+    for name in names:
+        boxes = np.zeros((tiling.num_paths, rows.shape[1], MAX_PIECES, 4), np.int64)
+        boxes[:, :, 0] = scan_boxes(rows, cols, name)
+        order = scan_order(tiling.grid, name)
+        result.append(ComputedPieces(order, boxes[:, :-1], region_pixels, boxes[:, -1]))
+    return result
+
+
+def _input_spans(regions: tuple) -> np.ndarray:
+    """(tiles on the axis, 1, 2) each tile row's (or column's) span of the block input."""
+    return np.stack([axis.tensor_spans[:1] for axis in regions])
 
 
 def intermediate_edge_s(

@@ -21,8 +21,10 @@ from flcompile.costs import ComputeModel
 from flcompile.costs.intermediate import (
     SCAN_ORDERS,
     computed_pieces,
+    input_union_pixels,
     intermediate_edge_s,
     node_regions,
+    scan_edge_floor_s,
     scan_order,
     scan_orders,
     scan_pieces,
@@ -171,3 +173,21 @@ def test_node_regions_are_the_tiles_outputs(name: str) -> None:
         col.out[-1].start,
         col.out[-1].stop,
     )
+
+
+@given(tilings(), st.sampled_from([0.0, 1e-4]))
+def test_the_scan_floors_hold(drawn, overhead: float) -> None:
+    """Every scan sends the input pixels its tiles read once, and its edge parts take at
+    least `scan_edge_floor_s` together (equal without per-node overheads)."""
+    graph, block, tiling = drawn
+    costs = block_costs(graph, block)
+    tiles = tile_costs(tiling, costs)
+    compute = ComputeModel(overhead_edge_s=overhead)
+    floor = scan_edge_floor_s(tiling, tiles, compute)
+    for name in scan_orders(tiling.grid):
+        pieces = scan_pieces(tiling, name)
+        assert pieces.sent_pixels().sum() == input_union_pixels(tiling)
+        seconds = intermediate_edge_s(tiles, compute, pieces).sum()
+        assert floor <= seconds * (1 + 1e-9)
+        if overhead == 0.0:
+            assert floor == pytest.approx(seconds, rel=1e-9)
