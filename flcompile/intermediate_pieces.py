@@ -84,7 +84,8 @@ class _Rewrite:
             name = piece_name(p, x, i, rects == (region,))
             out = self.variable(name, x, rect)
             interval = (Interval(rect[0], rect[1]), Interval(rect[2], rect[3]))
-            node = _slice(self.tensors[x], interval, f"{x}/p{p}/send{i}", out, self.axes(x))
+            slicer = f"{x}/p{p}/send{i}"
+            node = _slice(self.tensors[x], interval, slicer, out, self.axes(x), self.graph.opset)
             self.add(node, "device", p)
             self.pieces.setdefault(x, []).append(Piece(out, rect))
             names.append(name)

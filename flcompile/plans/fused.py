@@ -177,7 +177,10 @@ class FusedPlan:
         return lines
 
     def measured_meaning(self) -> str:
-        """The edge runs the tiles' rest, their halos and the fuse."""
+        """The edge runs the tiles' rest, their halos and the fuse (under intermediate reuse,
+        each node in small pieces and the Slices/Concats that assemble their inputs)."""
+        if self.computed is not None:
+            return "what many small node runs, the Slices/Concats assembling them and the fuse cost"
         return "what recomputed halos, smaller convolutions and the fuse cost"
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+from tiny_models import nhwc_model, opset9_ir3_model
 
 from flcompile import models
 from flcompile.cli import build_parser, main, options_from
@@ -121,3 +122,29 @@ def test_a_scan_plan_compiles_verifies_and_resimulates(small, tmp_path, send_dty
         assert stage["keeps"] == by_path[stage["path"]]["keeps"]
     device = onnx.load(str(out / "device.onnx"))
     assert {n.op_type for n in device.graph.node} <= {"Slice", "Cast"}  # it only slices
+
+
+@pytest.mark.parametrize(
+    ("build", "fuse_at"),
+    [(opset9_ir3_model, "p"), (nhwc_model, "r2")],
+    ids=["opset9-slice-attributes", "nhwc-input"],
+)
+def test_scan_plans_of_old_and_nhwc_models_verify(build, fuse_at: str, tmp_path) -> None:
+    """Slice-1 takes attributes, and an NHWC input is sliced on axes 1 and 2 before its
+    Transpose, which the edge then runs in pieces."""
+    source = tmp_path / "m.onnx"
+    onnx.save_model(build(), str(source))
+    options = CompileOptions(
+        link=LinkModel(rate_MBps=0.05),
+        search=SearchOptions(
+            solver="scan", grid=(2, 3), fuse_at=fuse_at, reuse=True, intermediate=True
+        ),
+        runs=0,
+        emit_stages=True,
+    )
+    result = compile_model(str(source), tmp_path / "out", options)
+    assert result.verify is not None and result.verify.passed
+    assert result.result.plan.computed is not None
+    device = onnx.load(str(tmp_path / "out" / "device.onnx"))
+    assert device.opset_import[0].version == build().opset_import[0].version
+    assert {n.op_type for n in device.graph.node} == {"Slice"}
