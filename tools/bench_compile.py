@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from _common import (
@@ -34,14 +35,17 @@ from _common import (
     add_hidden_model_args,
     add_max_grid_arg,
     add_models_arg,
+    add_reuse_arg,
     compute_model,
     count,
     edge_label,
     format_table,
     grid_text,
+    intermediate_of,
     median,
     model_source,
     positive_float,
+    reuse_of,
     run_main,
     write_output,
 )
@@ -95,7 +99,7 @@ def bench_model(name: str, args, options: CompileOptions, tmp: Path) -> dict:
     if args.search:
         analysis = analyse(load_model(source))
         for solver in searches:
-            search_options = SearchOptions(solver=solver, max_grid=args.max_grid)
+            search_options = replace(options.search, solver=solver)
             times = []
             for _ in range(args.repeats):
                 started = time.perf_counter()
@@ -227,6 +231,7 @@ def build_parser() -> ToolParser:
         help="skip the separate MW-only and best search timings",
     )
     add_cost_args(p)
+    add_reuse_arg(p)
     p.add_argument("-o", "--output", dest="out", help="also write DIR/bench_compile.csv")
     add_hidden_model_args(p)
     return p
@@ -242,7 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = CompileOptions(
             compute=compute,
             link=LinkModel(rate_MBps=args.rate),
-            search=SearchOptions(max_grid=args.max_grid),
+            # flcompile's defaults: reuse and intermediate reuse unless --paper says otherwise
+            search=SearchOptions(
+                max_grid=args.max_grid, reuse=reuse_of(args), intermediate=intermediate_of(args)
+            ),
             verify=args.verify,
             runs=args.runs,
         )
