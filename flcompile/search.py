@@ -172,7 +172,8 @@ class SearchResult:
         lower_bound_s: the smallest fluid bound over all F, and never above NFL.
         lower_bound_space_s: a lower bound on every plan the search can return: the least
             bound of any schedule of any (F, grid) of the space (`flcompile.space_bound`,
-            or the table's optimum where an exact solver ran), and never above NFL.
+            or the table's optimum where an exact solver ran) and, under intermediate
+            reuse, the least scan plan (that family is scored whole); never above NFL.
         best_by_solver: each solver's best predicted latency.
         stats: search effort.
         strategy: the strategy solved with (the --solver asked for).

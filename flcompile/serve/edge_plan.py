@@ -177,6 +177,7 @@ class EdgePlan:
             else:
                 feed = {name: data[name] for name in stage.sends}
                 feed.update(self.frames.wait_pieces(state, stage.held))
+                start = time.time()  # after any wait for earlier stages' results
                 names = [*stage.result, *stage.keeps]
                 values = dict(zip(names, session.run(names, feed), strict=True))
                 result = {name: values[name] for name in stage.result}
