@@ -555,16 +555,17 @@ def solve(
     tracker = PlanTracker(base.nfl.total_s)
     scored = _run_solvers(space, link, strategy, tracker, progress)
     entries = [entry for _, _, entry in scored]
+    scans = inf
+    if strategy in SCAN_STRATEGIES and space.intermediate:
+        # Before the bound-steered steps, so that a good scan plan spares them work; "scan"
+        # keeps its best plan even where NFL is faster, as every solver does.
+        ceiling = tracker.ceiling if strategy == "best" else tracker.best_fused_s
+        scans = solve_scans(space, entries, link, tracker.offer, ceiling, progress=progress)
     space_bound = SpaceBound([BoundInput.of(e.table) for e in entries])
     if strategy == "best":
         _solve_below_bound(entries, space_bound, tracker)
     _refine_boundaries(space, link, strategy, scored, tracker, progress)
-    bound_space = _space_bound(entries, space_bound, tracker)
-    if strategy in SCAN_STRATEGIES and space.intermediate:
-        # "scan" keeps its best plan even where NFL is faster, as every solver does.
-        ceiling = tracker.ceiling if strategy == "best" else tracker.best_fused_s
-        scans = solve_scans(space, entries, link, tracker.offer, ceiling, progress=progress)
-        bound_space = min(bound_space, scans)
+    bound_space = min(_space_bound(entries, space_bound, tracker), scans)
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
         raise tracker.last_refusal
