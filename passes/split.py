@@ -43,7 +43,7 @@ def extract(graph: gs.Graph, inputs: list[str], outputs: list[str], label: str) 
     Raises:
         InternalError: that part needs a tensor that is neither an input nor computed.
     """
-    sub = graph.copy()
+    sub = _copy_of_part(graph, set(inputs), outputs)
     tensors = sub.tensors()
     try:
         new_inputs = [tensors[name] for name in inputs]
@@ -62,6 +62,28 @@ def extract(graph: gs.Graph, inputs: list[str], outputs: list[str], label: str) 
                 raise InternalError(f"{label}: node {node.name} reads {t.name}, which it lacks")
         available.update(o.name for o in node.outputs)
     return sub
+
+
+def _copy_of_part(graph: gs.Graph, inputs: set[str], outputs: list[str]) -> gs.Graph:
+    """A copy of `graph` holding only the nodes that `outputs` depend on short of `inputs`
+    (copying a tiled graph whole for each of its many stages costs more than cutting it)."""
+    by_name = graph.tensors()
+    needed: dict[int, gs.Node] = {}
+    stack = [by_name[name] for name in outputs if name in by_name]
+    while stack:
+        tensor = stack.pop()
+        if tensor.name in inputs:
+            continue
+        for node in tensor.inputs:
+            if id(node) not in needed:
+                needed[id(node)] = node
+                stack.extend(t for t in node.inputs if t.name)
+    everything = graph.nodes
+    try:
+        graph.nodes = [n for n in everything if id(n) in needed]
+        return graph.copy()
+    finally:
+        graph.nodes = everything
 
 
 def split(graph: gs.Graph, device_nodes: set[str], sends: list[str]) -> tuple[gs.Graph, gs.Graph]:
