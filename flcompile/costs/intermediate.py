@@ -203,7 +203,7 @@ def scan_edge_floor_s(tiling: Tiling, costs: TileCosts, compute: ComputeModel) -
     """
     union = _union_lengths(_spans(tiling.rows)) * _union_lengths(_spans(tiling.cols))
     region = _region_pixels(tiling)
-    flops = (costs.flops / region).max(axis=0) * union
+    flops = (costs.flops / region).min(axis=0) * union  # the same per pixel on every path
     nbytes = None if costs.node_bytes is None else (costs.node_bytes / region).min(axis=0) * union
     work = node_work(costs.keys, flops[None], None if nbytes is None else nbytes[None])
     return float(compute.without_overheads().edge_nodes_s(work).sum())
