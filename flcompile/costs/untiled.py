@@ -19,6 +19,9 @@ from flcompile.costs.node_key import activation_bytes, node_key
 from flcompile.costs.wire import DEFAULT_SEND_DTYPE, wire_bytes
 from flcompile.passes.cuts import tensors_crossing_each_cut
 
+#: The label (plan.json's `nfl_plan.cut`) of the cut that runs everything on the device.
+LOCAL_ONLY = "local-only"
+
 
 @dataclass(frozen=True)
 class SingleCut:
@@ -45,7 +48,7 @@ class SingleCut:
         """ "full-offload", "local-only" or the name of the tensor sent."""
         if self.index == 0:
             return "full-offload"
-        return "local-only" if self.local else self.tensors[0]
+        return LOCAL_ONLY if self.local else self.tensors[0]
 
     @property
     def total_s(self) -> float:

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from flcompile.costs.untiled import LOCAL_ONLY
 from flcompile.deploy.protocol import model_name
 from flcompile.errors import BadInputError, user_path_errors
 from flcompile.passes.tile import tile_tensor_name
@@ -88,6 +89,11 @@ class PlanIndex:
     def predicted_s(self) -> float:
         """The plan's predicted latency, at the link and costs it was compiled for."""
         return float(self.plan["predicted_s"])
+
+    @property
+    def local(self) -> bool:
+        """Whether the plan runs the whole model on the device (local-only): nothing is sent."""
+        return not self.fused and self.plan["nfl_plan"]["cut"] == LOCAL_ONLY
 
     def stage(self, path: int) -> PathStage | None:
         """The path with grid index `path`, or None."""

@@ -34,6 +34,7 @@ from flcompile.deploy.plan_index import PathStage, PlanIndex
 from flcompile.deploy.stage_models import open_sessions
 from flcompile.device.client import Answer, EdgeClient
 from flcompile.device.pacer import Pacer
+from flcompile.passes.split import single_cut_name
 from flcompile.verify import ModelLike
 
 #: How long closing a runner waits for its sender to finish the message it is on.
@@ -132,6 +133,8 @@ class DeviceRunner:
         Returns:
             The frame's record; a server error fails the frame, it does not raise.
         """
+        if self.index.local:
+            return self._run_on_device(frame, feeds)
         sends: list[_Send] = []
         # A path that sends nothing (edge-side reuse) has no device stage and no message.
         staged = [(st, se) for st, se in zip(self.index.paths, self._sessions, strict=True) if se]
@@ -153,6 +156,24 @@ class DeviceRunner:
             if not item.done.wait(max(0.0, deadline - time.monotonic())):
                 _answered(item, Answer(None, {}, f"no answer within {self._timeout_s:g} s"))
         return _record(frame, start, sends)
+
+    def _run_on_device(self, frame: int, feeds: Mapping[str, np.ndarray]) -> FrameRecord:
+        """A local-only plan: the device computes the outputs, and nothing is sent or
+        answered, as the plan prices it (docs/design.md §11)."""
+        ((stage, session),) = zip(self.index.paths, self._sessions, strict=True)
+        start = time.time()
+        values = session.run(list(stage.sends), dict(feeds))
+        end = time.time() - start
+        restored = {single_cut_name(name): name for name in self.index.outputs}
+        return FrameRecord(
+            frame=frame,
+            ok=True,
+            error=None,
+            latency_s=end,
+            start_epoch_s=start,
+            events=({"kind": "device", "path": stage.path, "start": 0.0, "end": end},),
+            outputs={restored[s]: v for s, v in zip(stage.sends, values, strict=True)},
+        )
 
     def _send_loop(self) -> None:
         while (item := self._queue.get()) is not None:

@@ -1,7 +1,8 @@
 """Compiled plans for the deploy tests, and one live `flcompile serve` for the session.
 
 The server serves four plans: `fl` (SqueezeNet at width 0.25 and 96², a 2x2 grid, with
-stages), `nfl` (the same model without fused layers), `stream` (ResNet18 at width 0.5, a
+stages), `nfl` (the same model without fused layers; `local`, not served, is its
+local-only plan), `stream` (ResNet18 at width 0.5, a
 2x2 grid whose paths do most of their work on the device, compiled without stages) and
 `fl16` (`fl` with float16 sends; `fl16_bare` is the same plan without stages). The
 `reuse` plans (a 3x3 grid under edge-side reuse, with and without stages) are only run
@@ -35,6 +36,8 @@ COMPILES = {
     "fl": ("sq96", ["--rate", "0.5", "--grid", "2x2", "--emit-stages"]),
     "fl_bare": ("sq96", ["--rate", "0.5", "--grid", "2x2"]),
     "nfl": ("sq96", ["--rate", "0.5", "--solver", "nfl"]),
+    # At a thousandth of a MB/s any send costs seconds: the device runs everything.
+    "local": ("sq96", ["--rate", "0.001", "--solver", "nfl"]),
     "stream": ("r18", ["--rate", "0.3", "--grid", "2x2", "--device-flops", "5e9"]),
     "fl16": (
         "sq96",
@@ -74,7 +77,7 @@ def plans(tmp_path_factory: pytest.TempPathFactory, deploy_models: dict[str, Pat
     for name, (model, options) in COMPILES.items():
         outs[name] = folder / f"{name}.flc"
         argv = [str(deploy_models[model]), "-o", str(outs[name]), "--runs", "0", "-q", *options]
-        if not name.startswith(("inter", "nfl")):
+        if not name.startswith(("inter", "nfl", "local")):
             argv += NO_INTER
         assert cli.main(argv) == 0, f"compiling {name} failed"
     return outs
