@@ -307,7 +307,11 @@ def _guarded(failures: list[str], name: str, step, *step_args):
 
 def _probe(args, link: testbed.Link, link_file: Path) -> dict:
     measured = testbed.probe_link(
-        link, link_file, slowdown=args.slowdown, probe_options=["--rounds", str(args.probe_rounds)]
+        link,
+        link_file,
+        slowdown=args.slowdown,
+        probe_options=["--rounds", str(args.probe_rounds)],
+        throttle=args.throttle,
     )["link"]
     device = json.loads(link_file.read_text()).get("device") or {}
     print(
@@ -330,6 +334,7 @@ def _run(args, result: Path, source, model, link, plan, costs, tmp: Path) -> dic
         frames=args.frames,
         slowdown=args.slowdown,
         plan_link=not args.table_costs,
+        throttle=args.throttle,
     )
     compiled = load_index(out).plan
     fused = compiled["fused"]
@@ -369,6 +374,7 @@ def _parser() -> ToolParser:
         "--slowdown", dest="slowdown", type=positive_float, default=testbed.TABLE_I_SLOWDOWN
     )
     p.add_argument("--delay-ms", dest="delay_ms", type=float, default=0.0)
+    testbed.add_throttle_arg(p)
     p.add_argument(
         "--profiles",
         dest="profiles",

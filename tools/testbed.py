@@ -2,14 +2,22 @@
 
 The experiment gets its own network namespace, whose loopback is shaped with `tc` (a token
 bucket at --rate MB/s, 1 MB = 1e6 bytes, and an optional netem delay per packet); inside it
-`flcompile serve OUT` listens on 127.0.0.1 and `flcompile run OUT` runs the device side in a
-CPU cgroup whose quota makes it --slowdown times slower (cgroup v1 `cpu.cfs_quota_us`, v2
-`cpu.max`; Table I's device is 4.32e9 / 2.23e8 ≈ 19.4× slower than its edge). Traffic never
+`flcompile serve OUT` listens on 127.0.0.1 and `flcompile run OUT` runs the device side with
+a CPU cgroup whose quota makes it --slowdown times slower (cgroup v1 `cpu.cfs_quota_us`, v2
+`cpu.max`; Table I's device is 4.32e9 / 2.23e8 ≈ 19.4× slower than its edge). `--throttle
+compute` (the default) puts only the thread that runs the device stages in the cgroup
+(`flcompile run --compute-cgroup`): the quota stands for the device's FLOP rate, and its
+network stack (gRPC's threads) runs at this machine's speed, as a radio does beside a slow
+CPU. `--throttle process` puts the whole device process in it, network stack included:
+on a slow link gRPC's work while a message drains then shares the quota with the next
+stage, starving it and stretching the send. On cgroup v2 (where one thread needs a
+threaded cgroup) the testbed throttles the process, and says so. Traffic never
 leaves that loopback. The device runs unpaced (the kernel is the link); the prediction is the
 plan re-simulated at --rate. Everything it made (processes by pid, the cgroup, the namespace)
 is removed in `finally`, on SIGINT and on SIGTERM. For tools/bench_runtime.py it also
 measures the emulated link as the device sees it (`probe_link`: `flcompile profile
---server` from the device's cgroup, against a plan-less server in the namespace) and runs
+--server` as the device's network stack runs, in the device's cgroup only with `--throttle
+process`, against a plan-less server in the namespace) and runs
 a command in a throttled cgroup alone (`run_throttled`: the device's `flcompile profile`).
 
 Where the machine does not allow it (not root, no `ip` or `tc`, no cpu cgroup controller)
@@ -57,6 +65,9 @@ REPORT = "run.json"
 #: --frame-gap`): a cgroup whose quota the previous frame overspent has paid it back, so
 #: each frame starts on an idle device, as the plan's prediction assumes.
 FRAME_GAP_S = 0.1
+#: What the quota throttles: the thread that runs the device stages, or the whole process.
+THROTTLES = ("compute", "process")
+DEFAULT_THROTTLE = "compute"
 
 
 @dataclass(frozen=True)
@@ -222,6 +233,26 @@ def confinement(ns: str | None, group: CpuGroup | None) -> list[str]:
     return prefix + ([] if ns is None else ["ip", "netns", "exec", ns])
 
 
+def throttle_for(throttle: str, group: CpuGroup | None) -> str:
+    """The throttle the testbed can apply: `compute` needs cgroup v1, where a thread id
+    alone moves into a cgroup; on v2 it throttles the process, after saying so in one line."""
+    if throttle not in THROTTLES:
+        raise BadInputError(f"--throttle {throttle}: not one of {', '.join(THROTTLES)}")
+    if throttle == "compute" and group is not None and group.version != 1:
+        print("testbed: cgroup v2: throttling the whole device process (--throttle process)")
+        return "process"
+    return throttle
+
+
+def device_confinement(ns: str | None, group: CpuGroup | None, throttle: str) -> list[str]:
+    """The device's command prefix: its whole process in the cgroup (`confinement`), or with
+    `compute` only the namespace, entered with nsenter, which, unlike `ip netns exec`, keeps
+    /sys (and the cgroup `flcompile run --compute-cgroup` names) in view."""
+    if throttle == "process" or group is None:
+        return confinement(ns, group)
+    return [] if ns is None else ["nsenter", f"--net=/run/netns/{ns}"]
+
+
 def device_command(
     out: Path,
     address: str,
@@ -231,12 +262,16 @@ def device_command(
     prefix: Sequence[str] = (),
     link_rate: float | None = None,
     frame_gap: float = FRAME_GAP_S,
+    compute_cgroup: Path | None = None,
 ) -> list[str]:
-    """`flcompile run` against `address`, under `prefix` (see `confinement`)."""
+    """`flcompile run` against `address`, under `prefix` (see `device_confinement`), its
+    stages' thread in `compute_cgroup` if given."""
     run = [sys.executable, "-m", "flcompile", "run", str(out), "--server", address]
     run += ["--frames", str(frames), "--report", str(report), "--frame-gap", f"{frame_gap:g}"]
     if link_rate is not None:
         run += ["--link-rate", f"{link_rate:g}"]
+    if compute_cgroup is not None:
+        run += ["--compute-cgroup", str(compute_cgroup)]
     return [*prefix, *run]
 
 
@@ -362,12 +397,14 @@ def probe_link(
     slowdown: float = TABLE_I_SLOWDOWN,
     probe_options: Sequence[str] = (),
     timeout_s: float = 300.0,
+    throttle: str = DEFAULT_THROTTLE,
 ) -> dict:
     """Measure the emulated link as the device sees it: `flcompile profile --server`.
 
     An edge server with no plan (the probe model only) runs in the shaped namespace, and
-    the probe runs where the device would, in its cgroup; without the kernel, the probe
-    paces in the application at the link's rate, as the device then does.
+    the probe runs as the device's network stack would: unthrottled with `compute`, in the
+    device's cgroup with `process`; without the kernel, the probe paces in the application
+    at the link's rate, as the device then does.
 
     Args:
         link: the link to emulate.
@@ -375,6 +412,7 @@ def probe_link(
         slowdown: the device's cgroup quota, as in `testbed`.
         probe_options: more `flcompile profile --server` options (e.g. --rounds).
         timeout_s: how long the probe may take.
+        throttle: what the device's quota throttles (`THROTTLES`).
 
     Returns:
         The link profile written.
@@ -390,7 +428,8 @@ def probe_link(
         argv += ["-o", str(result), *probe_options]
         if reason is not None:
             argv += ["--link-rate", f"{link.rate_MBps:g}"]
-        code, text = _run_device([*confinement(ns, group), *argv], timeout_s)
+        probed = group if throttle_for(throttle, group) == "process" else None
+        code, text = _run_device([*confinement(ns, probed), *argv], timeout_s)
         if code != 0:
             raise BadInputError(f"the link probe exited {code}: {text.strip()[-500:]}")
     return json.loads(result.read_text())
@@ -449,6 +488,7 @@ def testbed(
     slowdown: float = TABLE_I_SLOWDOWN,
     timeout_s: float = 900.0,
     plan_link: bool = False,
+    throttle: str = DEFAULT_THROTTLE,
 ) -> dict:
     """Run the plan in OUT through the emulated link; returns the summary (also written).
 
@@ -461,6 +501,7 @@ def testbed(
         timeout_s: how long the device may take, start-up included.
         plan_link: predict with the plan's own link (compiled with a link profile measured
             on this emulated link, `probe_link`) instead of re-simulating at link's rate.
+        throttle: what the device's quota throttles (`THROTTLES`).
 
     Returns:
         The summary: measured median, prediction, link check and how the run was made.
@@ -475,13 +516,15 @@ def testbed(
         ns, group, reason = confined(stack, link, slowdown)
         server = _server(stack, [out], ns)
         pacing = link.rate_MBps if reason is not None else None
+        throttle = throttle_for(throttle, group)
         argv = device_command(
             out,
             server.address,
             frames=frames,
             report=report_path,
-            prefix=confinement(ns, group),
+            prefix=device_confinement(ns, group, throttle),
             link_rate=pacing,
+            compute_cgroup=group.path if group is not None and throttle == "compute" else None,
         )
         code, text = _run_device(argv, timeout_s)
         if code != 0:
@@ -490,6 +533,7 @@ def testbed(
         "out": str(out),
         "mode": "kernel" if reason is None else f"application pacing ({reason})",
         "slowdown": slowdown if reason is None else 1.0,
+        "throttle": throttle if reason is None else None,
         "frames": frames,
         **_summarise(json.loads(report_path.read_text()), index.plan, link, plan_link),
         "leftover_processes": [p.pid for p in server.leftovers],
@@ -511,8 +555,21 @@ def _parser() -> ToolParser:
         default=TABLE_I_SLOWDOWN,
         help=f"the device is K times slower (default Table I's {TABLE_I_SLOWDOWN:.1f})",
     )
+    add_throttle_arg(p)
     p.add_argument("-o", dest="result", required=True, help="directory for run.json, testbed.json")
     return p
+
+
+def add_throttle_arg(p: ToolParser) -> None:
+    """`--throttle compute|process` (see the module's doc)."""
+    p.add_argument(
+        "--throttle",
+        dest="throttle",
+        choices=THROTTLES,
+        default=DEFAULT_THROTTLE,
+        help="what the device's CPU quota throttles: the thread that runs its stages "
+        "(default) or its whole process, network stack included",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -522,7 +579,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         link = Link(args.rate, args.delay_ms)
         s = testbed(
-            Path(args.out), Path(args.result), link, frames=args.frames, slowdown=args.slowdown
+            Path(args.out),
+            Path(args.result),
+            link,
+            frames=args.frames,
+            slowdown=args.slowdown,
+            throttle=args.throttle,
         )
         link_ratio = s["link_ratio_median"]
         print(

@@ -25,6 +25,7 @@ from flcompile.arg_types import count, host_port, non_negative, positive
 from flcompile.command import OneLineParser, require_extra, run_guarded
 from flcompile.deploy.plan_index import PlanIndex, load_index
 from flcompile.deploy.stage_models import device_models
+from flcompile.device.compute_cgroup import join_compute_cgroup
 from flcompile.device.owned_files import check_writable, write_file
 from flcompile.errors import VerificationError
 from flcompile.verify import ModelLike, load_structure, make_feeds
@@ -104,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="pace the sends at this rate in the application (token bucket; 1 MB = 1e6 "
         "bytes); the prediction then uses it too. Default: unpaced, predicted at the "
         "plan's rate",
+    )
+    p.add_argument(
+        "--compute-cgroup",
+        dest="compute_cgroup",
+        metavar="DIR",
+        help="for an emulated slow device: the thread that runs the device stages (only "
+        "it, not the network's threads) joins this cpu cgroup before the first frame",
     )
     p.add_argument(
         "--report",
@@ -218,6 +226,8 @@ def _run(argv: Sequence[str]) -> int:
             timeout_s=args.timeout,
             stack=stack,
         )
+        if args.compute_cgroup:
+            join_compute_cgroup(args.compute_cgroup)
         for frame in range(args.frames):
             feeds = feeds_of(frame)
             if frame:

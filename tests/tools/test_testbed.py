@@ -136,6 +136,32 @@ def test_the_device_joins_the_cgroup_before_entering_the_namespace(tmp_path) -> 
     assert run[run.index("--frame-gap") + 1] == f"{testbed.FRAME_GAP_S:g}"
 
 
+def test_with_compute_throttle_only_the_stages_thread_joins_the_cgroup(tmp_path) -> None:
+    group = testbed.CpuGroup(tmp_path / "g", 1)
+    prefix = testbed.device_confinement("ns1", group, "compute")
+    # The process stays unthrottled; nsenter (not `ip netns exec`) keeps /sys in view.
+    assert prefix == ["nsenter", "--net=/run/netns/ns1"]
+    argv = testbed.device_command(
+        Path("p.flc"),
+        "127.0.0.1:9",
+        frames=1,
+        report=Path("r.json"),
+        prefix=prefix,
+        compute_cgroup=group.path,
+    )
+    assert argv[argv.index("--compute-cgroup") + 1] == str(group.path)
+    assert testbed.device_confinement("ns1", group, "process") == testbed.confinement("ns1", group)
+    assert testbed.device_confinement(None, None, "compute") == []
+
+
+def test_on_cgroup_v2_the_compute_throttle_falls_back_to_the_process(tmp_path, capsys) -> None:
+    assert testbed.throttle_for("compute", testbed.CpuGroup(tmp_path, 1)) == "compute"
+    assert testbed.throttle_for("compute", testbed.CpuGroup(tmp_path, 2)) == "process"
+    assert capsys.readouterr().out.startswith("testbed: cgroup v2: throttling the whole")
+    with pytest.raises(BadInputError, match="--throttle"):
+        testbed.throttle_for("device", None)
+
+
 def test_the_fallback_paces_in_the_application() -> None:
     argv = testbed.device_command(
         Path("p.flc"), "127.0.0.1:9", frames=1, report=Path("r.json"), link_rate=1.8
@@ -290,6 +316,7 @@ def test_a_real_run_takes_the_tc_rate_and_leaves_nothing_behind(small_plan, tmp_
     link = testbed.Link(SMALL_RATE)
     summary = testbed.testbed(small_plan, tmp_path / "res", link, frames=3, slowdown=4.0)
     assert summary["mode"] == "kernel" and summary["median_latency_s"] > 0
+    assert summary["throttle"] == "compute"
     big = [r for r in summary["link"] if r["bytes"] > 10_000]
     assert len(big) >= 3 * 2
     # Unshaped, loopback moves 11.6 kB in well under a millisecond; shaped, no path beats
@@ -328,6 +355,33 @@ def test_a_throttled_command_runs_in_its_own_cgroup_which_is_removed_after() -> 
     # v1 "N:cpu:/flc-tb-…" (or cpu,cpuacct), v2 "0::/flc-tb-…"; other controllers stay put.
     inside = [x for x in text.splitlines() if f":/flc-tb-{os.getpid()}-" in x]
     assert inside and all(":cpu" in x or x.startswith("0::") for x in inside), text
+    assert _ours(os.getpid()) == (set(), set())
+
+
+def test_the_compute_throttle_moves_only_the_calling_thread(tmp_path) -> None:
+    if testbed.not_permitted() is not None:
+        pytest.skip(f"needs a cpu cgroup: {testbed.not_permitted()}")
+    if testbed.cpu_controller()[1] != 1:
+        pytest.skip("a thread alone moves into a cgroup on v1 only")
+    code = (
+        "import sys, threading\n"
+        "from flcompile.device.compute_cgroup import join_compute_cgroup\n"
+        "other = threading.Thread(target=threading.Event().wait, daemon=True); other.start()\n"
+        "join_compute_cgroup(sys.argv[1])\n"
+        "read = lambda t: open(f'/proc/self/task/{t}/cgroup').read()\n"
+        "print(read(threading.get_native_id())); print('OTHER'); print(read(other.native_id))\n"
+    )
+    with contextlib.ExitStack() as stack:
+        group = testbed.make_cpu_group(testbed.namespace_name(), 4.0)
+        stack.callback(testbed.remove_cpu_group, group)
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(group.path)], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    mine, other = done.stdout.split("OTHER")
+    name = f":/{group.path.name}"
+    assert any(":cpu" in x and x.endswith(name) for x in mine.splitlines()), mine
+    assert not any(x.endswith(name) for x in other.splitlines()), other
     assert _ours(os.getpid()) == (set(), set())
 
 
