@@ -401,6 +401,7 @@ def test_the_link_probe_through_the_shaped_namespace_measures_the_tc_rate(small_
     assert _ours(os.getpid()) == (set(), set())
 
 
+@pytest.mark.slow  # the fallback's live run is tested in the default run (above)
 def test_without_the_kernel_the_link_probe_paces_in_the_application(
     any_small_plan, tmp_path, monkeypatch, capsys
 ) -> None:
