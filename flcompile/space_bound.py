@@ -52,12 +52,14 @@ min D + link_total_floor_s + min E. Without reuse all are the table's own sends.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from flcompile.costs.table import CostTable
+from flcompile.drain_bound import drain_bound
 from flcompile.errors import InternalError
 from flcompile.lower_bound import min_max
 
@@ -85,6 +87,9 @@ class BoundInput:
             sum); None: `link_floor_s`.
         empty_waits: a path that sends nothing still waits for the link to drain before
             its edge part (`CostTable.waits`, edge-side reuse), so Y charges E_b always.
+        drain: a further bound of whole paths, given a ceiling (`flcompile.drain_bound`,
+            edge-side reuse), taken where the Lagrangian one stays below the ceiling; None:
+            none.
     """
 
     device_s: np.ndarray
@@ -96,6 +101,7 @@ class BoundInput:
     link_total_floor_s: float = 0.0
     link_share_s: np.ndarray | None = None
     empty_waits: bool = False
+    drain: Callable[[float], float] | None = None
 
     @staticmethod
     def of(table: CostTable) -> BoundInput:
@@ -126,6 +132,7 @@ class BoundInput:
             table.post_fuse_s + table.return_s,
             link_share_s=table.reuse.share_s(table.grid),
             empty_waits=table.waits,
+            drain=functools.partial(drain_bound, table),
         )
 
 
@@ -298,6 +305,7 @@ class SpaceBound:
             by_shape.setdefault((np.shape(inp.device_s)[-1], inp.edge_concurrency), []).append(i)
         count = len(inputs)
         self._after = np.array([inp.after_fuse_s for inp in inputs])
+        self._drain = [inp.drain for inp in inputs]
         self._floor = np.empty(count)
         self._value = np.full(count, -np.inf)  # the largest LB(λ) found
         self._lam: list[np.ndarray | None] = [None] * count  # the λ that gave it
@@ -312,7 +320,7 @@ class SpaceBound:
             if multi.size == 0:
                 continue
             probe = int(group.index[multi[np.argmin(group.sizes[multi])]])
-            self.full(probe)
+            self._maximise(probe)
             lam = self._lam[probe]
             values = group.at(np.broadcast_to(lam, (1, len(index), len(lam))))[0]
             for t in np.flatnonzero(values > self._value[group.index]):
@@ -323,25 +331,36 @@ class SpaceBound:
         """(T,) each table's bound so far, in seconds (what follows the fuse included)."""
         return np.maximum(self._value, self._floor) + self._after
 
-    def full(self, index: int) -> float:
-        """Table `index`'s bound with LB(λ) maximised over λ (computed once).
+    def full(self, index: int, ceiling: float = np.inf) -> float:
+        """Table `index`'s bound with LB(λ) maximised over λ, and where that stays below
+        `ceiling`, the input's drain bound at that ceiling (computed once).
 
         Args:
             index: the table's position in the inputs.
+            ceiling: seconds; what the caller needs the table to be proven above.
 
         Returns:
             Seconds.
         """
-        if index not in self._full:
-            self._full.add(index)
-            group, t = self._where[index]
-            if group.sizes[t] > 1:
-                one = group.take(np.array([t]))
-                start = self._lam[index]
-                if start is None:
-                    start = np.full(group.num_terms, 1.0 / group.num_terms)
-                self._value[index], self._lam[index] = _polish(one, start, self._value[index])
+        self._maximise(index)
+        drain = self._drain[index]
+        if drain is not None and self.bounds[index] < ceiling:
+            self._drain[index] = None  # once
+            self._floor[index] = max(self._floor[index], drain(ceiling) - self._after[index])
         return float(self.bounds[index])
+
+    def _maximise(self, index: int) -> None:
+        """Table `index`'s LB(λ) maximised over λ (once)."""
+        if index in self._full:
+            return
+        self._full.add(index)
+        group, t = self._where[index]
+        if group.sizes[t] > 1:
+            one = group.take(np.array([t]))
+            start = self._lam[index]
+            if start is None:
+                start = np.full(group.num_terms, 1.0 / group.num_terms)
+            self._value[index], self._lam[index] = _polish(one, start, self._value[index])
 
     def below(self, ceiling: Callable[[], float]) -> Iterator[int]:
         """The tables whose full bound is below `ceiling()`, by increasing bound so far.
@@ -356,7 +375,7 @@ class SpaceBound:
         for i in np.argsort(start, kind="stable"):
             if start[i] >= ceiling():
                 return
-            if self.full(int(i)) < ceiling():
+            if self.full(int(i), ceiling()) < ceiling():
                 yield int(i)
 
     def value(self, ceiling: float, exact: Mapping[int, float]) -> tuple[float, int | None]:

@@ -289,6 +289,30 @@ class ReuseGeometry:
         self._axis_memo[key] = result
         return result
 
+    def region_bytes(self) -> np.ndarray:
+        """(T, P) bytes of each path's whole region of each tensor."""
+        r = self.regions
+        return (r[:, :, 1] - r[:, :, 0]) * (r[:, :, 3] - r[:, :, 2]) * self.bytes_per_pixel[:, None]
+
+    def coarse_cells(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tensor t cut into the cells between its regions' own boundaries: (P, C) bool,
+        which cells each path's region covers, and (C,) each cell's bytes. Memoised.
+
+        Args:
+            t: the tensor's index.
+        """
+        key = ("coarse cells", t)
+        entry = self._memo.get(key)
+        if entry is None:
+            regions = self.regions[t]
+            rows, cols = np.unique(regions[:, :2]), np.unique(regions[:, 2:])
+            in_rows = (regions[:, :1] <= rows[:-1]) & (rows[:-1] < regions[:, 1:2])
+            in_cols = (regions[:, 2:3] <= cols[:-1]) & (cols[:-1] < regions[:, 3:4])
+            cover = (in_rows[:, :, None] & in_cols[:, None, :]).reshape(len(regions), -1)
+            area = np.outer(np.diff(rows), np.diff(cols)).ravel() * self.bytes_per_pixel[t]
+            entry = self._memo[key] = (cover, area.astype(float))
+        return entry
+
     def min_bytes(self) -> np.ndarray:
         """(P, K) the fewest bytes each path and cut can send: every overlapping path held."""
         num_cuts = self.crossing.shape[0]

@@ -1,10 +1,14 @@
-"""The exclusive-pixel floor of edge-side reuse, against painting every region pixel by pixel."""
+"""The exclusive-pixel floor of edge-side reuse and the coarse cells of the drain bound, against
+painting every region pixel by pixel."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from flcompile.costs.reuse import reuse_geometry
 from flcompile.solvers.random_tables import random_reuse_table
 
 
@@ -62,3 +66,25 @@ def test_shares_divide_each_pixel_among_the_regions_that_hold_it(seed):
     union = int((coverage(geometry.regions[0]) > 0).sum())
     assert geometry.crossing[0].tolist() == [True] + [False] * (len(geometry.tensors) - 1)
     assert shares[:, 0].sum() == pytest.approx(union * geometry.bytes_per_pixel[0])
+
+
+@st.composite
+def region_sets(draw: st.DrawFn) -> np.ndarray:
+    """1 to 6 arbitrary (overlapping, not grid-aligned) regions of a 12×12 tensor."""
+    rects = []
+    for _ in range(draw(st.integers(1, 6))):
+        h0, w0 = draw(st.integers(0, 11)), draw(st.integers(0, 11))
+        rects.append((h0, draw(st.integers(h0 + 1, 12)), w0, draw(st.integers(w0 + 1, 12))))
+    return np.array(rects)
+
+
+@given(region_sets(), st.floats(0.5, 4.0))
+def test_coarse_cells_hold_each_region_and_their_union_exactly(regions, bytes_per_pixel):
+    geometry = reuse_geometry(
+        ["t"], regions[None], np.array([bytes_per_pixel]), np.ones((1, 1), bool)
+    )
+    cover, cell_bytes = geometry.coarse_cells(0)
+    canvas = coverage(regions)
+    assert cover.any(axis=0) @ cell_bytes == pytest.approx((canvas > 0).sum() * bytes_per_pixel)
+    assert cover @ cell_bytes == pytest.approx(geometry.region_bytes()[0])
+    assert cover.sum(axis=0) @ cell_bytes == pytest.approx(canvas.sum() * bytes_per_pixel)
