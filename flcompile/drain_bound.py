@@ -62,9 +62,10 @@ def drain_bound(table: CostTable, ceiling: float = np.inf) -> float:
             already end at T or later is left out, and the bound is at most T.
 
     Returns:
-        Seconds (what follows the fuse included); -inf for a table without reuse.
+        Seconds (what follows the fuse included); -inf for a table without reuse (or whose
+        empty sends do not wait for the link, `CostTable.waits`).
     """
-    if table.reuse is None:
+    if table.reuse is None or not table.waits:
         return -np.inf
     geometry = table.reuse.geometry
     s_per_byte = 1.0 / (table.reuse.link.rate_MBps * BYTES_PER_MB)

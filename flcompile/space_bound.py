@@ -35,7 +35,10 @@ it.
 
 `SpaceBound` bounds many tables at once: per K, every table at one probe table's best λ
 (vectorised over their concatenated paths), then each table's own best λ only where that
-can still change the minimum over the space.
+can still change the minimum over the space, and where even that stays below the ceiling,
+the table's drain bound (`BoundInput.drain`, `flcompile.drain_bound`: under reuse, what the
+link must carry before the paths with long edge parts can start, with whole paths, not
+fractions).
 
 Edge-side reuse hook. When the link carries only what earlier paths have not sent, L_p
 depends on the order. Order-free facts keep the bound valid: the first path sends its

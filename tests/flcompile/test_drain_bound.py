@@ -10,10 +10,12 @@ import pytest
 from enumeration import enumerate_all
 
 from flcompile import drain_bound as drain
+from flcompile.costs import ComputeModel
 from flcompile.costs.link import LinkModel
 from flcompile.costs.reuse import ReuseLinks, reuse_geometry
 from flcompile.costs.table import CostTable
 from flcompile.drain_bound import drain_bound
+from flcompile.search import SearchOptions
 from flcompile.simulate import makespan
 from flcompile.solvers.bf import solve_bf
 from flcompile.solvers.random_tables import random_reuse_table
@@ -113,3 +115,35 @@ def test_space_bound_takes_the_drain_only_below_the_ceiling():
     assert calls == [20.0]
     assert bound.full(1, ceiling=5.0) < 13.0  # proven above 5 by the Lagrangian bound alone
     assert calls == [20.0]
+
+
+@pytest.fixture(scope="module")
+def small_alexnet():
+    from flcompile import models
+    from flcompile.compile import analyse
+    from flcompile.load import LoadedModel, infer_shapes
+
+    model = models.build("alexnet", width=0.25, size=96)
+    return analyse(LoadedModel(infer_shapes(model, "t"), "zoo:t", "0", "t"))
+
+
+def test_the_search_bound_rises_and_stays_below_the_plan(small_alexnet, monkeypatch):
+    """Under the unlimited edge with reuse, the space bound with the drain is at or above
+    the one without it, and below the plan the search returns."""
+    compute = ComputeModel(edge_concurrency=0)
+    options = SearchOptions(reuse=True, intermediate=True)
+
+    def bound_and_plan() -> tuple[float, float]:
+        result = small_alexnet.search(compute, LinkModel(rate_MBps=1.0), options)
+        return result.lower_bound_space_s, result.predicted_s
+
+    with_drain, plan = bound_and_plan()
+    monkeypatch.setattr(BoundInput, "of", _without_drain(BoundInput.of))
+    without, same_plan = bound_and_plan()
+    assert without <= with_drain <= plan + 1e-12
+    assert with_drain > without + 1e-9
+    assert same_plan >= plan - 1e-12  # the drain only prunes tables that hold nothing better
+
+
+def _without_drain(of):
+    return staticmethod(lambda table: dataclasses.replace(of(table), drain=None))
