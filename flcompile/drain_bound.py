@@ -14,7 +14,7 @@ A schedule that cuts a set N of n paths elsewhere:
 
 - loses from the union only pixels all of whose holders in S_e are in N. A pixel held by m
   paths of S_e can only be lost if m <= n, and then each holder carries 1/m of it, so the
-  loss is at most the n largest such shares (`SHARE_LEVELS`);
+  loss is at most the n largest such shares;
 - where a moved path's new cut still leaves an edge part of e or more, it stays in S_e with
   that cut's other tensors, which only the n moved paths send: their union there is at
   least 1/n of each region;
@@ -45,9 +45,6 @@ from flcompile.costs.link import BYTES_PER_MB
 from flcompile.costs.reuse import ReuseGeometry
 from flcompile.costs.table import CostTable
 
-#: Shares are refined for up to this many paths away from a cut (a cell held by more than n
-#: paths of S_e cannot be lost by moving n of them); beyond it, the plain shares.
-SHARE_LEVELS = 8
 #: Up to this many paths every set N is tried with its exact union (2^P sets); above, the
 #: bound goes by the count n = |N| and the largest shares.
 SUBSET_PATHS = 10
@@ -189,14 +186,16 @@ def _by_count(cut: _Cut) -> float:
     held = cut.in_s.astype(float) @ cut.cover  # (J, C) how many of S_e hold each cell
     union = (held > 0) @ cut.seconds
     per_holder = np.where(held > 0, cut.seconds / np.maximum(held, 1), 0.0)
-    # n paths can take away only cells that n or fewer paths of S_e hold.
-    levels = min(SHARE_LEVELS, int(held.max()))
-    share = np.stack(
-        [np.where(held <= m, per_holder, 0.0) @ cut.cover.T for m in range(1, levels + 1)]
-        + [per_holder @ cut.cover.T]
-    )  # (levels + 1, J, P)
-    share = share[np.minimum(np.arange(num_paths), levels)] * cut.in_s  # (N, J, P), n = 1..P
-    counts = np.arange(1, num_paths + 1)[:, None, None]
+    # n paths can take away only cells that n or fewer paths of S_e hold: each path's share
+    # of those, for every n, by cells in increasing order of holders.
+    order = np.argsort(held, axis=1, kind="stable")
+    by_cell = np.take_along_axis(per_holder, order, axis=1)[:, :, None] * cut.cover.T[order]
+    running = np.concatenate([np.zeros((len(cut.e), 1, num_paths)), np.cumsum(by_cell, axis=1)], 1)
+    counts = np.arange(1, num_paths + 1)
+    upto = np.stack([np.searchsorted(row, counts, side="right") for row in np.sort(held, axis=1)])
+    share = np.take_along_axis(running, upto[:, :, None], axis=1)  # (J, N, P)
+    share = share.transpose(1, 0, 2) * cut.in_s  # (N, J, P), n = 1..P
+    counts = counts[:, None, None]
     lost = np.full((num_paths + 1, len(cut.e)), np.inf)
     for added, per_count in ((cut.added[0], True), (cut.added[1], False)):
         loss = share - (added[None] / counts if per_count else added[None])  # (N, J, P)
