@@ -70,8 +70,12 @@ def drain_bound(table: CostTable, ceiling: float = np.inf) -> float:
     floor = np.asarray(table.reuse.floor_s(table.grid), float)
     after = table.post_fuse_s + table.return_s
     allowed = device + floor + edge + after < ceiling
+    # Only the tensors of cuts some path may take can be a moved path's new tensors.
+    used = allowed.any(axis=0)
     region_s = geometry.region_bytes() * s_per_byte  # (T, P)
-    share_s = _shares(geometry) * s_per_byte
+    share_s = np.zeros_like(region_s)
+    for t in np.flatnonzero(geometry.crossing[used].any(axis=0)):
+        share_s[t] = geometry.tensor_share(int(t)) * s_per_byte
     by = _by_subset if table.num_paths <= SUBSET_PATHS else _by_count
     best = -np.inf
     for k in range(table.num_cuts):
@@ -139,12 +143,14 @@ class _Cut:
         least = np.min(edge[others], initial=e[-1])
         if least < e[-1]:
             e = np.append(e, least)
-        new = (geometry.crossing & ~geometry.crossing[k]).astype(float)  # (K, T)
-        keeps = edge[None, :, :] >= e[:, None, None]  # (J, P, K)
+        used = others.any(axis=0)  # the cuts some path may leave k for
+        new = (geometry.crossing[used] & ~geometry.crossing[k]).astype(float)  # (U, T)
+        keeps = edge[None, :, used] >= e[:, None, None]  # (J, P, U)
+        may = others[None, :, used]
         added = np.stack(
             [
-                np.where(others[None], np.where(keeps, (new @ gain).T[None], 0.0), np.inf).min(
-                    axis=2
+                np.where(may, np.where(keeps, (new @ gain).T[None], 0.0), np.inf).min(
+                    axis=2, initial=np.inf
                 )
                 for gain in (region_s, share_s)
             ]
@@ -229,13 +235,3 @@ def _by_subset(cut: _Cut) -> float:
     gain = np.maximum(per_path / np.maximum(count, 1)[:, None], shared)
     waits = np.where(stay.any(axis=2), cut.head + cut.e[None, :] + union + gain, -np.inf)
     return float(np.min(np.maximum(devices, waits.max(axis=1))))
-
-
-def _shares(geometry: ReuseGeometry) -> np.ndarray:
-    """(T, P) each path's share of each tensor: its region's bytes, each pixel divided by how
-    many paths' regions hold it (any subset's union is at least its members' shares)."""
-    out = np.zeros((len(geometry.tensors), geometry.num_paths))
-    for t in range(len(geometry.tensors)):
-        cover, cell_bytes = geometry.coarse_cells(t)
-        out[t] = (cell_bytes / np.maximum(cover.sum(axis=0), 1)) @ cover.T
-    return out

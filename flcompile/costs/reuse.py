@@ -294,6 +294,21 @@ class ReuseGeometry:
         r = self.regions
         return (r[:, :, 1] - r[:, :, 0]) * (r[:, :, 3] - r[:, :, 2]) * self.bytes_per_pixel[:, None]
 
+    def tensor_share(self, t: int) -> np.ndarray:
+        """(P,) each path's share of tensor t: its region's bytes, each pixel divided by how
+        many paths' regions hold it (a set of paths' union is at least their shares).
+        Memoised.
+
+        Args:
+            t: the tensor's index.
+        """
+        key = ("tensor share", t)
+        share = self._memo.get(key)
+        if share is None:
+            cover, cell_bytes = self.coarse_cells(t)
+            share = self._memo[key] = (cell_bytes / np.maximum(cover.sum(axis=0), 1)) @ cover.T
+        return share
+
     def coarse_cells(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Tensor t cut into the cells between its regions' own boundaries: (P, C) bool,
         which cells each path's region covers, and (C,) each cell's bytes. Memoised.

@@ -85,6 +85,10 @@ def test_coarse_cells_hold_each_region_and_their_union_exactly(regions, bytes_pe
     )
     cover, cell_bytes = geometry.coarse_cells(0)
     canvas = coverage(regions)
-    assert cover.any(axis=0) @ cell_bytes == pytest.approx((canvas > 0).sum() * bytes_per_pixel)
+    union = (canvas > 0).sum() * bytes_per_pixel
+    assert cover.any(axis=0) @ cell_bytes == pytest.approx(union)
+    assert geometry.tensor_share(0).sum() == pytest.approx(union)  # shares split the union
+    shares = painted(geometry, lambda count: 1.0 / np.maximum(count, 1))[:, 0]
+    assert geometry.tensor_share(0) == pytest.approx(shares)
     assert cover @ cell_bytes == pytest.approx(geometry.region_bytes()[0])
     assert cover.sum(axis=0) @ cell_bytes == pytest.approx(canvas.sum() * bytes_per_pixel)
