@@ -77,19 +77,53 @@ def drain_bound(table: CostTable, ceiling: float = np.inf) -> float:
     for t in np.flatnonzero(geometry.crossing[used].any(axis=0)):
         share_s[t] = geometry.tensor_share(int(t)) * s_per_byte
     by = _by_subset if table.num_paths <= SUBSET_PATHS else _by_count
+    after_device = floor + edge
+    last, head = float(np.min(after_device)), float(np.min(device))
     best = -np.inf
     for k in range(table.num_cuts):
         if not geometry.crossing[k].any():
             continue
         others = allowed.copy()
         others[:, k] = False
-        cut = _Cut.of(geometry, s_per_byte, device, edge, floor, k, others, region_s, share_s)
-        if cut.all_moved() <= best:
+        moves = _Moves(
+            device[:, k],
+            np.where(others, device, np.inf).min(axis=1),
+            np.where(others, after_device, np.inf).min(axis=1),
+            last,
+            head,
+        )
+        if moves.all_moved() <= best:
             continue  # every path elsewhere leaves no drain term: k cannot raise the bound
-        best = max(best, by(cut))
+        best = max(
+            best, by(_Cut.of(geometry, s_per_byte, edge, k, others, region_s, share_s, moves))
+        )
         if best + after >= ceiling:
             break
     return min(ceiling, best + after)
+
+
+@dataclass(frozen=True)
+class _Moves:
+    """The device side at one cut k: what each path costs there and elsewhere.
+
+    Attributes:
+        device_k: (P,) device seconds at k.
+        moved_device: (P,) least device seconds at an allowed other cut (inf: none).
+        moved_after: (P,) least exclusive send and edge seconds at an allowed other cut.
+        last: the least exclusive send and edge seconds at any cut.
+        head: the least device seconds at any cut.
+    """
+
+    device_k: np.ndarray
+    moved_device: np.ndarray
+    moved_after: np.ndarray
+    last: float
+    head: float
+
+    def all_moved(self) -> float:
+        """The device term with every path elsewhere: an upper limit of the bound at k."""
+        total = self.moved_device.sum()
+        return max(total + self.last, total + self.moved_after.min())
 
 
 @dataclass(frozen=True)
@@ -106,11 +140,7 @@ class _Cut:
             of the tensors its new cut sends and k does not (per moved path, to be divided
             by their count), and their shares among all paths; 0 where a cut with an edge
             part under e is allowed; inf where no other cut is.
-        device_k: (P,) device seconds at k.
-        moved_device: (P,) least device seconds at an allowed other cut (inf: none).
-        moved_after: (P,) least exclusive send and edge seconds at an allowed other cut.
-        last: the least exclusive send and edge seconds at any cut.
-        head: the least device seconds at any cut.
+        moves: the device side.
     """
 
     cover: np.ndarray
@@ -118,23 +148,18 @@ class _Cut:
     e: np.ndarray
     in_s: np.ndarray
     added: np.ndarray
-    device_k: np.ndarray
-    moved_device: np.ndarray
-    moved_after: np.ndarray
-    last: float
-    head: float
+    moves: _Moves
 
     @staticmethod
     def of(
         geometry: ReuseGeometry,
         s_per_byte: float,
-        device: np.ndarray,
         edge: np.ndarray,
-        floor: np.ndarray,
         k: int,
         others: np.ndarray,
         region_s: np.ndarray,
         share_s: np.ndarray,
+        moves: _Moves,
     ) -> _Cut:
         """The terms at cut k, with `others` (P, K) the cuts a path may leave k for."""
         cells = [geometry.coarse_cells(int(t)) for t in np.flatnonzero(geometry.crossing[k])]
@@ -155,37 +180,28 @@ class _Cut:
                 for gain in (region_s, share_s)
             ]
         )
-        after_device = floor + edge
         return _Cut(
             np.hstack([c for c, _ in cells]),
             np.concatenate([w for _, w in cells]) * s_per_byte,
             e,
             at_k[None, :] >= e[:, None],
             added,
-            device[:, k],
-            np.where(others, device, np.inf).min(axis=1),
-            np.where(others, after_device, np.inf).min(axis=1),
-            float(np.min(after_device)),
-            float(np.min(device)),
+            moves,
         )
-
-    def all_moved(self) -> float:
-        """The device term with every path elsewhere: an upper limit of the bound at k."""
-        total = self.moved_device.sum()
-        return max(total + self.last, total + self.moved_after.min())
 
 
 def _by_count(cut: _Cut) -> float:
     """min over n of max(X(n), max_e W_e(n)): every set N of n paths off k, by the n largest
     net losses and the n cheapest moves."""
-    num_paths = len(cut.device_k)
-    moved = np.sort(cut.moved_device - cut.device_k)
+    moves = cut.moves
+    num_paths = len(moves.device_k)
+    moved = np.sort(moves.moved_device - moves.device_k)
     devices = np.concatenate(
         [
-            [cut.device_k.sum() + cut.last],
+            [moves.device_k.sum() + moves.last],
             np.maximum(
-                cut.device_k.sum() + np.cumsum(moved) + cut.last,
-                np.cumsum(np.sort(cut.moved_device)) + cut.moved_after.min(),
+                moves.device_k.sum() + np.cumsum(moved) + moves.last,
+                np.cumsum(np.sort(moves.moved_device)) + moves.moved_after.min(),
             ),
         ]
     )
@@ -208,7 +224,7 @@ def _by_count(cut: _Cut) -> float:
         top = np.cumsum(-np.sort(-loss, axis=2), axis=2)
         top = top[np.arange(num_paths), :, np.arange(num_paths)]  # (N, J): n largest
         lost = np.minimum(lost, np.vstack([np.zeros((1, len(cut.e))), top]))
-    waits = cut.head + cut.e[None, :] + union[None, :] - lost
+    waits = moves.head + cut.e[None, :] + union[None, :] - lost
     sizes = cut.in_s.sum(axis=1)
     waits[np.arange(num_paths + 1)[:, None] >= sizes[None, :]] = -np.inf  # S_e all moved
     return float(np.min(np.maximum(devices, waits.max(axis=1))))
@@ -217,14 +233,15 @@ def _by_count(cut: _Cut) -> float:
 def _by_subset(cut: _Cut) -> float:
     """min over every set N of paths off k of max(X(N), max_e W_e(N)), with the exact union
     of the paths that stay."""
-    num_paths = len(cut.device_k)
+    moves = cut.moves
+    num_paths = len(moves.device_k)
     moved = (np.arange(1 << num_paths)[:, None] >> np.arange(num_paths)) & 1 == 1  # (S, P)
     count = moved.sum(axis=1)
-    moved_device = np.where(moved, cut.moved_device, 0.0).sum(axis=1)
-    after = np.where(moved, cut.moved_after, np.inf).min(axis=1)
+    moved_device = np.where(moved, moves.moved_device, 0.0).sum(axis=1)
+    after = np.where(moved, moves.moved_after, np.inf).min(axis=1)
     after[count == 0] = -np.inf  # no moved path: X alone
     devices = np.maximum(
-        np.where(moved, 0.0, cut.device_k).sum(axis=1) + moved_device + cut.last,
+        np.where(moved, 0.0, moves.device_k).sum(axis=1) + moved_device + moves.last,
         moved_device + after,
     )
     stay = ~moved[:, None, :] & cut.in_s[None]  # (S, J, P)
@@ -233,5 +250,5 @@ def _by_subset(cut: _Cut) -> float:
     finite = np.where(np.isfinite(cut.added), cut.added, 0.0)  # inf: such sets cannot be
     per_path, shared = (moved.astype(float) @ a.T for a in finite)  # (S, J)
     gain = np.maximum(per_path / np.maximum(count, 1)[:, None], shared)
-    waits = np.where(stay.any(axis=2), cut.head + cut.e[None, :] + union + gain, -np.inf)
+    waits = np.where(stay.any(axis=2), moves.head + cut.e[None, :] + union + gain, -np.inf)
     return float(np.min(np.maximum(devices, waits.max(axis=1))))
