@@ -244,11 +244,17 @@ def throttle_for(throttle: str, group: CpuGroup | None) -> str:
     return throttle
 
 
+def stage_cgroup(group: CpuGroup | None, throttle: str) -> Path | None:
+    """The cgroup the device's stage thread joins by itself (`flcompile run
+    --compute-cgroup`): the device's with `compute`, else None (the whole process is in it)."""
+    return group.path if group is not None and throttle == "compute" else None
+
+
 def device_confinement(ns: str | None, group: CpuGroup | None, throttle: str) -> list[str]:
     """The device's command prefix: its whole process in the cgroup (`confinement`), or with
     `compute` only the namespace, entered with nsenter, which, unlike `ip netns exec`, keeps
     /sys (and the cgroup `flcompile run --compute-cgroup` names) in view."""
-    if throttle == "process" or group is None:
+    if stage_cgroup(group, throttle) is None:
         return confinement(ns, group)
     return [] if ns is None else ["nsenter", f"--net=/run/netns/{ns}"]
 
@@ -428,7 +434,7 @@ def probe_link(
         argv += ["-o", str(result), *probe_options]
         if reason is not None:
             argv += ["--link-rate", f"{link.rate_MBps:g}"]
-        probed = group if throttle_for(throttle, group) == "process" else None
+        probed = None if stage_cgroup(group, throttle_for(throttle, group)) else group
         code, text = _run_device([*confinement(ns, probed), *argv], timeout_s)
         if code != 0:
             raise BadInputError(f"the link probe exited {code}: {text.strip()[-500:]}")
@@ -524,7 +530,7 @@ def testbed(
             report=report_path,
             prefix=device_confinement(ns, group, throttle),
             link_rate=pacing,
-            compute_cgroup=group.path if group is not None and throttle == "compute" else None,
+            compute_cgroup=stage_cgroup(group, throttle),
         )
         code, text = _run_device(argv, timeout_s)
         if code != 0:
