@@ -212,6 +212,7 @@ class FusedTensor:
         block: the block that computes F.
         costs: the block's per-pixel costs.
         rest_s: edge seconds of everything after F.
+        rest_nodes: how many nodes that is.
         whole: the costs of F as one tile (the fluid bound's input), or None when some
             pixel of F reads only padding.
         cache: the block's per-axis region memo, shared by its grids.
@@ -221,6 +222,7 @@ class FusedTensor:
     block: Block
     costs: BlockCosts
     rest_s: float
+    rest_nodes: int
     whole: TileCosts | None
     cache: AxisCache
 
@@ -412,14 +414,15 @@ def _fused_tensor(
     """One F's block, its costs (bytes in `model`'s wire dtype), and its costs as one tile."""
     block = make_block(graph, prefix, candidate)
     costs = block_costs(graph, block, model.send_dtype)
-    rest_s = model.edge_s(set(model.nodes) - set(candidate.block), compute)
+    rest = set(model.nodes) - set(candidate.block)
+    rest_s = model.edge_s(rest, compute)
     cache: AxisCache = {}
     try:
         whole = tile_costs(make_tiling(block, (1, 1), cache), costs)
     except EmptyRegionError:
         log.info("F %s: some pixel of it reads only padding; skipped", candidate.tensor)
         whole = None
-    return FusedTensor(candidate, block, costs, rest_s, whole, cache)
+    return FusedTensor(candidate, block, costs, rest_s, len(rest), whole, cache)
 
 
 class AnalysedModel(Protocol):
@@ -516,7 +519,9 @@ def _grid_choices(
         except EmptyRegionError:
             continue
         tiles = tile_costs(tiling, f.costs)
-        post_fuse_s = f.rest_s + compute.edge_total_s(fuse_work(grid, tiles.fused_bytes))
+        fuse = fuse_work(grid, tiles.fused_bytes)
+        fuse_run_s = compute.edge_run_s(float(f.rest_nodes + len(fuse.keys)))  # one edge run
+        post_fuse_s = f.rest_s + compute.edge_total_s(fuse) + fuse_run_s
         choices.append(GridChoice(f, tiling, tiles, post_fuse_s))
     bar.close()
     return choices

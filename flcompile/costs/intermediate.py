@@ -312,7 +312,8 @@ def intermediate_edge_s(
 
     Each rectangle is one node run: its FLOPs (and activation bytes) are the path's copy's
     (`TileCosts`) scaled by the rectangle's share of the copy's output pixels, priced by the
-    compute model; a node with no piece does not run.
+    compute model; a node with no piece does not run. The path's stage run adds its
+    overhead (`ComputeModel.edge_run_s`) for the node runs it has.
 
     Args:
         costs: the tiling's FLOPs and bytes per path and node.
@@ -323,6 +324,7 @@ def intermediate_edge_s(
         Seconds by path index.
     """
     total = np.zeros(costs.flops.shape[0])
+    runs = np.zeros(costs.flops.shape[0])
     shares = pieces.shares()
     for k in range(MAX_PIECES):
         share = shares[..., k]
@@ -331,4 +333,5 @@ def intermediate_edge_s(
         nbytes = None if costs.node_bytes is None else costs.node_bytes * share
         seconds = compute.edge_nodes_s(node_work(costs.keys, costs.flops * share, nbytes))
         total += np.where(share > 0, seconds, 0.0).sum(axis=1)
-    return total
+        runs += (share > 0).sum(axis=1)
+    return total + compute.edge_run_s(runs)

@@ -92,6 +92,15 @@ class ComputeModel:
         """Seconds of all the nodes of `work` (one row) on the edge, one after another."""
         return float(self.edge_s(work.flops.sum(), nodes=len(work.keys)))
 
+    def device_run_s(self, nodes: FloatOrArray) -> FloatOrArray:
+        """What one device stage run of `nodes` nodes costs beyond them (elementwise;
+        `flcompile.costs.run_overhead`): 0 in the analytic model."""
+        return nodes * 0.0
+
+    def edge_run_s(self, nodes: FloatOrArray) -> FloatOrArray:
+        """What one edge stage run of `nodes` nodes costs beyond them: 0 here."""
+        return nodes * 0.0
+
     def without_overheads(self) -> ComputeModel:
         """The model without its fixed costs per node (for the fluid lower bound)."""
         return replace(self, overhead_dev_s=0.0, overhead_edge_s=0.0)

@@ -3,7 +3,8 @@
 Each block node, tile copy, untiled node and fuse node is priced by the law of its kind
 (`flcompile.costs.node_key`): its own key's ("Conv 3x3"), else its op type's, else the
 profile's overall law (`flcompile.costs.node_key.resolve_law`), as a + b·FLOPs + c·bytes;
-a node of a size the profile timed takes its measured time (`measured_sizes`).
+a node of a size the profile timed takes its measured time (`measured_sizes`), and each
+stage run its measured run overhead (`run_overhead`).
 The cost tables carry each node's key, FLOPs and bytes, so every solver, the baselines and
 the lower bound (which drops the intercepts a) price nodes the same way without knowing it.
 A side without a profile keeps the analytic model. The overall law also fills the analytic
@@ -19,8 +20,9 @@ from typing import ClassVar
 import numpy as np
 
 from flcompile.costs.measured_sizes import MeasuredSizes
-from flcompile.costs.node_cost import ComputeModel, NodeWork
+from flcompile.costs.node_cost import ComputeModel, FloatOrArray, NodeWork
 from flcompile.costs.node_key import OVERALL, resolve_law
+from flcompile.costs.run_overhead import RunOverhead
 from flcompile.errors import BadInputError
 
 #: plan.json's words for the law of a profiled side.
@@ -36,12 +38,14 @@ class SideProfile:
         laws: law key -> law, with the overall law under `OVERALL`.
         about: what the file says of itself (schema, version, threads, machine, model).
         sizes: the sizes it measured.
+        run: what a stage run costs beyond its nodes.
     """
 
     path: str
     laws: Mapping
     about: dict
     sizes: MeasuredSizes = field(default_factory=lambda: MeasuredSizes.of({}))
+    run: RunOverhead = field(default_factory=RunOverhead)
 
     def to_json(self, keys: tuple[str, ...]) -> dict:
         """The side in plan.json: its file, and which law priced each key of the model."""
@@ -52,6 +56,7 @@ class SideProfile:
             "law": LAW_WORDS,
             "laws_used": used,
             "fallbacks": {k: v for k, v in used.items() if v != k},
+            "run": self.run.to_json(),
         }
 
 
@@ -62,7 +67,8 @@ class ProfiledComputeModel(ComputeModel):
     Attributes:
         profiles: side ("device", "edge") -> the profile file its costs came from.
         sides: side -> its laws.
-        intercepts: False drops every law's a (for the fluid lower bound).
+        intercepts: False drops every law's a and the run overheads (for the fluid lower
+            bound).
         model_keys: the law keys of the model planned, for plan.json.
     """
 
@@ -89,6 +95,19 @@ class ProfiledComputeModel(ComputeModel):
         if "edge" not in self.sides:
             return super().edge_total_s(work)
         return float(self.edge_nodes_s(work).sum())
+
+    def device_run_s(self, nodes: FloatOrArray) -> FloatOrArray:
+        """The device profile's run overhead of a stage of `nodes` nodes (elementwise)."""
+        return self._run_s("device", nodes)
+
+    def edge_run_s(self, nodes: FloatOrArray) -> FloatOrArray:
+        """The edge profile's run overhead of a stage of `nodes` nodes (elementwise)."""
+        return self._run_s("edge", nodes)
+
+    def _run_s(self, side: str, nodes: FloatOrArray) -> FloatOrArray:
+        if side not in self.sides or not self.intercepts:
+            return nodes * 0.0
+        return self.sides[side].run.seconds(nodes)
 
     def _nodes_s(self, side: SideProfile, work: NodeWork) -> np.ndarray:
         return price_nodes(side.laws, side.sizes, work, self.intercepts)
@@ -149,17 +168,18 @@ def read_side(path: str, side: str) -> SideProfile:
     Raises:
         BadInputError: the file is not a profile, or its overall law has no FLOP term.
     """
-    from flcompile.profile.profile_json import read_laws, read_sizes
+    from flcompile.profile.profile_json import read_laws, read_run, read_sizes
 
     laws, data = read_laws(path)
     sizes = read_sizes(data, path)
+    run = read_run(data, path)
     if laws[OVERALL].b_s_per_flop <= 0:
         raise BadInputError(
             f"--{side}-profile {path}: the profile's law has no cost per FLOP",
             hint="profile a model with convolutions: flcompile profile MODEL -o FILE",
         )
     about = {k: data.get(k) for k in ("schema", "version", "model", "threads", "machine")}
-    return SideProfile(str(path), laws, about, MeasuredSizes.of(sizes))
+    return SideProfile(str(path), laws, about, MeasuredSizes.of(sizes), run)
 
 
 def profiled(

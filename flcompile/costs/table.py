@@ -26,10 +26,11 @@ class CostTable:
     and sends its tile of F. Every path has the same K because all paths copy one block.
 
     Attributes:
-        device_s: (P, K) device seconds of path p with cut k: its nodes, and its own work
-            to send what crosses the cut (`LinkModel.device_s`; 0 for k = 0 when that is 0).
+        device_s: (P, K) device seconds of path p with cut k: its nodes and their stage
+            run's overhead (`ComputeModel.device_run_s`), and its own work to send what
+            crosses the cut (`LinkModel.device_s`; 0 for k = 0 when that is 0).
         link_s: (P, K) seconds to send what crosses cut k of path p (latency included).
-        edge_s: (P, K) edge seconds of the rest of path p (0 for k = K - 1).
+        edge_s: (P, K) edge seconds of the rest of path p and its stage run (0 for k = K - 1).
         post_fuse_s: edge seconds of the fuse and everything after it.
         edge_concurrency: 1 = serial edge, 0 = unlimited (paper's Eq. 4), k = k at once.
         return_s: seconds to return the results to the device after the last node (0 if ignored).
@@ -94,8 +95,11 @@ def cost_table(
     zeros = np.zeros((paths, 1))
     device_step = compute.device_nodes_s(costs.work)
     edge_step = compute.edge_nodes_s(costs.work)
+    device_nodes = np.arange(device_step.shape[1] + 1, dtype=float)  # cut k: k on the device
     device_s = np.hstack([zeros, np.cumsum(device_step, axis=1)]) + link.device_s(costs.send_bytes)
+    device_s = device_s + compute.device_run_s(device_nodes)
     edge_s = np.hstack([np.cumsum(edge_step[:, ::-1], axis=1)[:, ::-1], zeros])
+    edge_s = edge_s + compute.edge_run_s(device_nodes[::-1])
     return CostTable(
         device_s,
         link.send_s(costs.send_bytes),

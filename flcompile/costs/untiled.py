@@ -132,9 +132,11 @@ def single_cuts(costs: ModelCosts, compute: ComputeModel, link: LinkModel) -> li
     """Times of every cut at which one tensor crosses, plus full offload and local-only."""
     step_dev = compute.device_nodes_s(costs.work)
     step_edge = compute.edge_nodes_s(costs.work)
-    device = np.concatenate([[0.0], np.cumsum(step_dev)])
-    edge = np.concatenate([np.cumsum(step_edge[::-1])[::-1], [0.0]])
     last = len(costs.nodes)
+    on_device = np.arange(last + 1, dtype=float)  # cut k: k nodes on the device, one run each side
+    device = np.concatenate([[0.0], np.cumsum(step_dev)]) + compute.device_run_s(on_device)
+    edge = np.concatenate([np.cumsum(step_edge[::-1])[::-1], [0.0]])
+    edge = edge + compute.edge_run_s(last - on_device)
     result = []
     for k, tensors, nbytes in costs.cuts:
         if len(tensors) != 1 and k not in (0, last):

@@ -17,7 +17,8 @@ DESCRIPTION = """\
 Measure what each node of MODEL, and of the stage models of its tiled rewrites,
 costs on this machine with onnxruntime's profiler, fit seconds = a + b*FLOPs +
 c*bytes per node kind (op type and kernel, e.g. "Conv 3x3") and per op type,
-and write the laws as a JSON profile. Run it on the device and on the edge
+and what a stage run costs beyond its nodes (run overhead = a + b*nodes), and
+write the laws as a JSON profile. Run it on the device and on the edge
 server; plan with: flcompile MODEL --device-profile D --edge-profile E.
 The profile's accuracy (each tiled grid's stage models predicted by the laws
 fitted on the others: median and worst relative error) is printed and stored
@@ -91,12 +92,13 @@ def _profile(argv: Sequence[str]) -> int:
     if args.server is not None:
         return profile_link(args)
     from flcompile.compile import analyse
+    from flcompile.costs.run_overhead import fit_run_overhead
     from flcompile.device.owned_files import check_writable, write_file
     from flcompile.load import load_model
     from flcompile.profile.accuracy import held_out_accuracy
     from flcompile.profile.law import fit_group, fit_laws, size_table
     from flcompile.profile.profile_json import profile_dict
-    from flcompile.profile.variants import measure
+    from flcompile.profile.variants import measure, run_points
 
     out = check_writable(args.out or "device-profile.json", "json", "-o")
     loaded = load_model(args.model)
@@ -108,18 +110,22 @@ def _profile(argv: Sequence[str]) -> int:
     accuracy = held_out_accuracy(variants)
     overall = fit_group(everything)
     sizes = size_table(everything)
-    profile = profile_dict(args.model, args.threads, laws, overall, accuracy, sizes)
+    run = fit_run_overhead(run_points(variants))
+    profile = profile_dict(args.model, args.threads, laws, overall, accuracy, sizes, run)
     if args.slowdown != 1.0:
         profile["slowdown"] = args.slowdown
     text = json.dumps(profile, indent=2) + "\n"
     write_file(out, "json", "-o", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    print(_summary(out, variants, laws, accuracy))
+    print(_summary(out, variants, laws, accuracy, run))
     return 0
 
 
-def _summary(out: Path, variants, laws, accuracy) -> str:
+def _summary(out: Path, variants, laws, accuracy, run) -> str:
     measured = ", ".join(f"{v.grid[0]}x{v.grid[1]}" for v in variants)
-    line = f"profile: {len(laws)} laws from grids {measured}; wrote {out}"
+    line = (
+        f"profile: {len(laws)} laws from grids {measured}; run overhead "
+        f"{run.s_per_run * 1e3:.3g} ms + {run.s_per_node * 1e3:.3g} ms per node; wrote {out}"
+    )
     if accuracy.median() is None:
         return line + "\nheld-out accuracy: no tiled stage measured"
     per_grid = ", ".join(

@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 from flcompile import __version__
 from flcompile.costs.node_key import OVERALL
+from flcompile.costs.run_overhead import RunOverhead
 from flcompile.errors import BadInputError
 from flcompile.profile.law import CostLaw
 
@@ -45,6 +46,7 @@ def profile_dict(
     overall: CostLaw,
     accuracy: Accuracy,
     sizes: Mapping[str, np.ndarray] | None = None,
+    run: RunOverhead | None = None,
 ) -> dict:
     """The profile's content.
 
@@ -55,6 +57,7 @@ def profile_dict(
         overall: one law fitted over every node (what planning uses).
         accuracy: the held-out accuracy.
         sizes: law key -> rows of (FLOPs, bytes, seconds) measured (`law.size_table`).
+        run: what a stage run costs beyond its nodes, or None (not measured).
 
     Returns:
         The JSON object.
@@ -71,6 +74,7 @@ def profile_dict(
         "overall": overall.to_json(),
         "sizes": {key: rows.tolist() for key, rows in (sizes or {}).items()},
         "accuracy": accuracy.to_json(),
+        **({} if run is None else {"run": run.to_json()}),
     }
 
 
@@ -124,6 +128,18 @@ def read_sizes(data: dict, path: str | Path) -> dict[str, np.ndarray]:
     except (TypeError, ValueError, AttributeError) as e:
         raise BadInputError(f"{path}: malformed sizes ({e})", hint="profile again") from e
     return sizes
+
+
+def read_run(data: dict, path: str | Path) -> RunOverhead:
+    """The run overhead of a parsed profile (0 when it has none: profiles before it).
+
+    Raises:
+        BadInputError: it is malformed.
+    """
+    try:
+        return RunOverhead.from_json(data.get("run"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise BadInputError(f"{path}: malformed run overhead ({e})", hint="profile again") from e
 
 
 def read_overall(path: str | Path) -> CostLaw:

@@ -4,7 +4,8 @@ A tiled rewrite is the compiler's own: the best plan at a fixed grid, emitted in
 its per-path stages (`--emit-stages`: each path's device and edge stage, and the fuse with
 the rest of the model), so the profile measures what the runtime runs, at the tile sizes
 plans use. Each stage is timed on its own; each of its measured nodes becomes a `Sample` of
-its law key, FLOPs and bytes (`flcompile.costs`).
+its law key, FLOPs and bytes (`flcompile.costs`), and the stage's run overhead (its wall
+time less its kernels) a point of the run law (`flcompile.costs.run_overhead`).
 """
 
 from __future__ import annotations
@@ -36,10 +37,17 @@ WHOLE = "model"
 
 @dataclass(frozen=True)
 class Stage:
-    """One measured stage model ("device_p0", "edge_p0", "edge_fuse", or the whole model)."""
+    """One measured stage model ("device_p0", "edge_p0", "edge_fuse", or the whole model).
+
+    Attributes:
+        name: the stage's name.
+        samples: its measured nodes.
+        run_overhead_s: what one run of it cost beyond its kernels.
+    """
 
     name: str
     samples: tuple[Sample, ...]
+    run_overhead_s: float = 0.0
 
     @property
     def total_s(self) -> float:
@@ -63,6 +71,11 @@ class Variant:
     def total_s(self) -> float:
         """The measured seconds of all its nodes."""
         return sum(stage.total_s for stage in self.stages)
+
+
+def run_points(variants: list[Variant]) -> list[tuple[int, float]]:
+    """(nodes, run overhead) of every measured stage: the points of the run law."""
+    return [(len(s.samples), s.run_overhead_s) for v in variants for s in v.stages]
 
 
 def stage_models(analysis: Analysis, grid: tuple[int, int]) -> dict[str, onnx.ModelProto] | None:
@@ -126,8 +139,8 @@ def measure(
     """Measure the model and the stages of its tiled rewrites.
 
     Every stage is timed `repeats` times, each time in a fresh session and after all the
-    others, and each node keeps its fastest run: a machine's other load comes and goes,
-    and only ever adds time.
+    others, and each node, and each stage's run overhead, keeps its fastest run: a
+    machine's other load comes and goes, and only ever adds time.
 
     Args:
         analysis: the analysed model.
@@ -143,18 +156,20 @@ def measure(
     models = {grid: stage_models(analysis, grid) for grid in grids}
     models = {grid: stages for grid, stages in models.items() if stages is not None}
     times: dict[tuple, list[dict[str, float]]] = {}
+    overheads: dict[tuple, list[float]] = {}
     for _ in range(repeats):
         for grid, stages in models.items():
             for name, model in stages.items():
                 measured = profile_model(model, make_feeds(model), threads, runs, min)
                 times.setdefault((grid, name), []).append(
-                    {node: t.seconds * slowdown for node, t in measured.items()}
+                    {node: t.seconds * slowdown for node, t in measured.nodes.items()}
                 )
+                overheads.setdefault((grid, name), []).append(measured.run_overhead_s * slowdown)
     return [
         Variant(
             grid,
             tuple(
-                Stage(name, samples(model, _fastest(times[grid, name])))
+                Stage(name, samples(model, _fastest(times[grid, name])), min(overheads[grid, name]))
                 for name, model in stages.items()
             ),
         )

@@ -105,3 +105,31 @@ def test_the_devices_work_per_message_is_charged_on_every_cut_that_sends(block, 
     )
     np.testing.assert_array_equal(tables[1].link_s, tables[0].link_s)
     np.testing.assert_array_equal(tables[1].edge_s, tables[0].edge_s)
+
+
+def test_each_stage_run_pays_its_run_overhead_once(block, per_pixel) -> None:
+    from flcompile.costs.node_key import OVERALL
+    from flcompile.costs.profiled import ProfiledComputeModel, SideProfile
+    from flcompile.costs.run_overhead import RunOverhead
+    from flcompile.profile.law import CostLaw
+
+    costs = tile_costs(make_tiling(block, (1, 2)), per_pixel)
+    link = LinkModel(rate_MBps=1e-3)
+
+    def model(device_run: RunOverhead, edge_run: RunOverhead) -> ProfiledComputeModel:
+        device = SideProfile("d.json", {OVERALL: CostLaw(0.0, 1e-3, 1)}, {}, run=device_run)
+        edge = SideProfile("e.json", {OVERALL: CostLaw(0.0, 1e-4, 1)}, {}, run=edge_run)
+        return ProfiledComputeModel(sides={"device": device, "edge": edge})
+
+    runs = model(RunOverhead(0.5, 0.1, 9), RunOverhead(0.25, 0.01, 9))
+    plain, charged = (
+        cost_table(costs, compute, link, post_fuse_s=1.0, return_s=0.0, grid=(1, 2))
+        for compute in (model(RunOverhead(), RunOverhead()), runs)
+    )
+    # Cut k: one device run of k nodes (none for k = 0), one edge run of the other 2 - k.
+    np.testing.assert_allclose(charged.device_s - plain.device_s, [[0.0, 0.6, 0.7]] * 2)
+    np.testing.assert_allclose(charged.edge_s - plain.edge_s, [[0.27, 0.26, 0.0]] * 2)
+    np.testing.assert_array_equal(charged.link_s, plain.link_s)
+    bound = runs.without_overheads()  # the fluid bound: no run overhead
+    assert bound.device_run_s(np.array([3.0])).tolist() == [0.0]
+    assert runs.device_run_s(np.array([3.0])).tolist() == pytest.approx([0.8])

@@ -23,8 +23,10 @@ from tests.flcompile.tiny_models import conv_relu_model
 
 def test_profile_model_reads_each_node_from_a_real_onnxruntime_trace():
     model = conv_relu_model()
-    times = profile_model(model, make_feeds(model), threads=1, runs=2)
+    profile = profile_model(model, make_feeds(model), threads=1, runs=2)
+    times = profile.nodes
     assert set(times) == {"conv", "relu", "gap"}
+    assert 0 < profile.run_overhead_s < 0.05  # a run costs more than its kernels, not 50 ms
     assert times["conv"].op_type == "Conv"
     assert times["gap"].op_type == "GlobalAveragePool"
     assert all(t.seconds > 0 for t in times.values())
@@ -237,15 +239,16 @@ def test_a_size_the_profile_timed_takes_its_measured_time():
 
 def test_slowdown_multiplies_every_measured_time(tmp_path, monkeypatch):
     from flcompile.profile import variants
-    from flcompile.profile.trace import NodeTime
+    from flcompile.profile.trace import ModelProfile, NodeTime
 
     def fixed(model, feeds, threads, runs, statistic):  # 1 ms per node, whatever the load
-        return {n.name: NodeTime(n.name, n.op_type, 1e-3) for n in model.graph.node}
+        nodes = {n.name: NodeTime(n.name, n.op_type, 1e-3) for n in model.graph.node}
+        return ModelProfile(nodes, 2e-4)  # and 0.2 ms per run
 
     monkeypatch.setattr(variants, "profile_model", fixed)
     model = tmp_path / "m.onnx"
     onnx.save(conv_relu_model(), model)
-    sizes = {}
+    sizes, runs = {}, {}
     for k in (1, 3):
         out = tmp_path / f"p{k}.json"
         argv = ["profile", str(model), "-o", str(out), "--grids", "1x2", "--runs", "1"]
@@ -253,5 +256,8 @@ def test_slowdown_multiplies_every_measured_time(tmp_path, monkeypatch):
         data = json.loads(out.read_text())
         assert data.get("slowdown", 1.0) == k
         sizes[k] = np.concatenate([np.asarray(v)[:, 2] for v in data["sizes"].values()])
+        runs[k] = data["run"]
     np.testing.assert_allclose(sizes[1], 1e-3)  # each node's measured time...
     np.testing.assert_allclose(sizes[3], 3e-3)  # ...times the slowdown
+    assert runs[1]["s_per_run"] + runs[1]["s_per_node"] == pytest.approx(2e-4, rel=0.3)
+    assert runs[3]["s_per_run"] == pytest.approx(3 * runs[1]["s_per_run"])  # and each run's

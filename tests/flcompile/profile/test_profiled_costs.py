@@ -17,6 +17,7 @@ from flcompile.costs.measured_sizes import MeasuredSizes
 from flcompile.costs.node_cost import NodeWork
 from flcompile.costs.node_key import OVERALL
 from flcompile.costs.profiled import ProfiledComputeModel, price_nodes, profiled
+from flcompile.costs.run_overhead import RunOverhead
 from flcompile.errors import BadInputError
 from flcompile.profile.accuracy import Accuracy
 from flcompile.profile.law import CostLaw
@@ -26,10 +27,10 @@ from tests.flcompile.tiny_models import conv_relu_model
 A_S, B_S = 1e-4, 1e-9
 
 
-def _write_profile(path, a_s=A_S, b_s=B_S, laws=None, sizes=None):
+def _write_profile(path, a_s=A_S, b_s=B_S, laws=None, sizes=None, run=None):
     law = CostLaw(a_s, b_s, 3)
     laws = {"Conv": law} if laws is None else laws
-    data = profile_dict("m", 1, laws, law, Accuracy(()), sizes)
+    data = profile_dict("m", 1, laws, law, Accuracy(()), sizes, run)
     path.write_text(json.dumps(data))
     return str(path)
 
@@ -70,6 +71,19 @@ def test_planning_with_profiles_uses_the_measured_costs_and_says_so(tmp_path):
     # local-only: the three nodes on the device, by the device's law.
     nodes, flops = 3, analytic["baselines"]["local_s"] * ComputeModel().device_flops
     assert plan["baselines"]["local_s"] == pytest.approx(nodes * A_S + flops * B_S)
+
+
+def test_a_profiles_run_overhead_is_paid_once_per_stage_run(tmp_path):
+    plain = _compile(tmp_path, "a", "--device-profile", _write_profile(tmp_path / "d.json"))
+    run = RunOverhead(5e-3, 1e-3, 4)
+    plan = _compile(tmp_path, "r", "--device-profile", _write_profile(tmp_path / "r.json", run=run))
+    # local-only is one device run of the three nodes; full offload runs nothing there.
+    local, offload = (
+        plan["baselines"][k] - plain["baselines"][k] for k in ("local_s", "full_offload_s")
+    )
+    assert local == pytest.approx(5e-3 + 3 * 1e-3)
+    assert offload == pytest.approx(0.0)
+    assert plan["cost"]["sides"]["device"]["run"] == run.to_json()
 
 
 def test_a_profile_and_the_speed_it_measures_are_not_both_accepted(tmp_path, capsys):
@@ -162,6 +176,8 @@ def test_a_real_profile_of_a_zoo_model_plans_it_by_kernel(tmp_path, capsys):
     data = json.loads(profile.read_text())
     assert {"Conv 1x1", "Conv 3x3", "MaxPool 3x3", "Slice", "Concat"} <= set(data["laws"])
     assert {s["stage"] for s in data["accuracy"]["stages"]} >= {"device_p0", "edge_fuse"}
+    run = data["run"]  # each stage's wall time less its kernels, fitted over the stages
+    assert run["n"] >= 3 and run["s_per_run"] + run["s_per_node"] > 0
     out = tmp_path / "out"
     assert (
         main([str(model), "--rate", "1.8", "--device-profile", str(profile), "-o", str(out)]) == 0
