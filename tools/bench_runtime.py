@@ -4,8 +4,9 @@ For each model it first measures the costs, once: `flcompile profile` of the dev
 machine, 1 thread, `--slowdown` how many times slower the whole model runs in a cgroup
 --slowdown times slower, as the testbed's device runs) and of the edge (this machine, 1 thread, as
 `flcompile serve` runs). For each rate it measures the emulated link (`flcompile profile
---server` through the tc-shaped namespace, from the device's cgroup: the link's rate and
-latency, and the device's own work per message), compiles the FL plan (the default
+--server` through the tc-shaped namespace, as the device's network stack runs: outside
+the cgroup with the default `--throttle compute`, inside it with `process`; the link's rate
+and latency, and the device's own work per message), compiles the FL plan (the default
 solver) and the NFL plan (`--solver nfl`) with those three profiles (answers returning at
 the link's rate), runs each through tools/testbed.py and records the measured median
 end-to-end latency, the plan's own prediction, the measured and predicted FL-over-NFL

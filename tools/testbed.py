@@ -4,14 +4,14 @@ The experiment gets its own network namespace, whose loopback is shaped with `tc
 bucket at --rate MB/s, 1 MB = 1e6 bytes, and an optional netem delay per packet); inside it
 `flcompile serve OUT` listens on 127.0.0.1 and `flcompile run OUT` runs the device side with
 a CPU cgroup whose quota makes it --slowdown times slower (cgroup v1 `cpu.cfs_quota_us`, v2
-`cpu.max`; Table I's device is 4.32e9 / 2.23e8 ≈ 19.4× slower than its edge). `--throttle
-process` (the default) puts the whole device process in the cgroup, network stack
+`cpu.max`; Table I's device is 4.32e9 / 2.23e8 ≈ 19.4× slower than its edge).
+`--throttle compute` (the default) puts only the thread that runs the device stages in it
+(`flcompile run --compute-cgroup`): the quota then stands for the device's FLOP rate
+alone, and its network stack runs at this machine's speed, as a radio does beside a slow
+CPU. `--throttle process` puts the whole device process in the cgroup, network stack
 included: gRPC's work while a message drains then shares the quota with the stages, and
-the link probe prices that work per message. `--throttle compute` puts only the thread
-that runs the device stages in it (`flcompile run --compute-cgroup`): the quota then
-stands for the device's FLOP rate alone, and its network stack runs at this machine's
-speed, as a radio does beside a slow CPU. On cgroup v2 (where one thread needs a threaded
-cgroup) `compute` throttles the process, and says so. Traffic never
+the link probe prices that work per message. On cgroup v2 (where one thread needs a
+threaded cgroup) `compute` throttles the process, and says so. Traffic never
 leaves that loopback. The device runs unpaced (the kernel is the link); the prediction is the
 plan re-simulated at --rate. Everything it made (processes by pid, the cgroup, the namespace)
 is removed in `finally`, on SIGINT and on SIGTERM. For tools/bench_runtime.py it also
@@ -67,7 +67,7 @@ REPORT = "run.json"
 FRAME_GAP_S = 0.1
 #: What the quota throttles: the thread that runs the device stages, or the whole process.
 THROTTLES = ("compute", "process")
-DEFAULT_THROTTLE = "process"
+DEFAULT_THROTTLE = "compute"
 
 
 @dataclass(frozen=True)
@@ -573,8 +573,8 @@ def add_throttle_arg(p: ToolParser) -> None:
         dest="throttle",
         choices=THROTTLES,
         default=DEFAULT_THROTTLE,
-        help="what the device's CPU quota throttles: its whole process, network stack "
-        "included (default), or only the thread that runs its stages",
+        help="what the device's CPU quota throttles: only the thread that runs its stages "
+        "(default), or its whole process, network stack included",
     )
 
 

@@ -312,8 +312,9 @@ def test_without_the_kernel_it_says_so_and_paces_in_the_application(
     assert 0.8 < summary["link_ratio_median"] < 1.5
 
 
-# The compute throttle's own move is tested live below (one thread in, the other out).
-@pytest.mark.parametrize("throttle", ["process", pytest.param("compute", marks=pytest.mark.slow)])
+# The default throttle (compute) runs live in the default test run, the other one in the
+# slow step; the compute throttle's own move is tested live below (one thread in, one out).
+@pytest.mark.parametrize("throttle", ["compute", pytest.param("process", marks=pytest.mark.slow)])
 def test_a_real_run_takes_the_tc_rate_and_leaves_nothing_behind(
     small_plan, tmp_path, throttle: str
 ) -> None:
