@@ -5,6 +5,7 @@ plan.json names the cost model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -84,6 +85,15 @@ def test_a_profiles_run_overhead_is_paid_once_per_stage_run(tmp_path):
     assert local == pytest.approx(5e-3 + 3 * 1e-3)
     assert offload == pytest.approx(0.0)
     assert plan["cost"]["sides"]["device"]["run"] == run.to_json()
+
+
+def test_a_malformed_run_overhead_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "bad.json"
+    data = json.loads(Path(_write_profile(tmp_path / "d.json")).read_text())
+    path.write_text(json.dumps({**data, "run": {"s_per_run": -1.0, "s_per_node": 0.0, "n": 2}}))
+    with pytest.raises(BadInputError, match="malformed run overhead") as raised:
+        profiled(ComputeModel(), str(path), None)
+    assert "\n" not in raised.value.one_line()
 
 
 def test_a_profile_and_the_speed_it_measures_are_not_both_accepted(tmp_path, capsys):
