@@ -72,8 +72,25 @@ def test_real_exports(name: str, grid, real_export, tmp_path: Path) -> None:
     compile_to(real_export(name), tmp_path / "out", grid)
 
 
-@pytest.mark.parametrize("grid", [(2, 2), None], ids=["2x2", "default"])
-@pytest.mark.parametrize("name", models.NAMES)
+#: Zoo models whose default search is the longest (12 to 15 s each): their default compile
+#: runs in the slow step, their 2x2 compile in the default run.
+SLOW_DEFAULT = ("mobilenet_v2", "yolov2")
+
+
+def _zoo_cases() -> list:
+    return [
+        pytest.param(
+            name,
+            grid,
+            id=f"{name}-{label}",
+            marks=[pytest.mark.slow] if grid is None and name in SLOW_DEFAULT else [],
+        )
+        for name in models.NAMES
+        for grid, label in (((2, 2), "2x2"), (None, "default"))
+    ]
+
+
+@pytest.mark.parametrize(("name", "grid"), _zoo_cases())
 def test_zoo_models(name: str, grid, small_zoo: dict[str, Path], tmp_path: Path) -> None:
     compile_to(small_zoo[name], tmp_path / "out", grid)
 

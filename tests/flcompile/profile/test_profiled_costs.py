@@ -9,16 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_graphsurgeon as gs
 import pytest
 
 from flcompile.cli import main
 from flcompile.costs import ComputeModel
 from flcompile.costs.fuse import fuse_work
+from flcompile.costs.link import LinkModel
 from flcompile.costs.measured_sizes import MeasuredSizes
 from flcompile.costs.node_cost import NodeWork
 from flcompile.costs.node_key import OVERALL
 from flcompile.costs.profiled import ProfiledComputeModel, price_nodes, profiled
 from flcompile.costs.run_overhead import RunOverhead
+from flcompile.costs.untiled import baselines, model_costs
 from flcompile.errors import BadInputError
 from flcompile.profile.accuracy import Accuracy
 from flcompile.profile.law import CostLaw
@@ -75,16 +78,18 @@ def test_planning_with_profiles_uses_the_measured_costs_and_says_so(tmp_path):
 
 
 def test_a_profiles_run_overhead_is_paid_once_per_stage_run(tmp_path):
-    plain = _compile(tmp_path, "a", "--device-profile", _write_profile(tmp_path / "d.json"))
+    costs = model_costs(gs.import_onnx(conv_relu_model()))
+    link = LinkModel(rate_MBps=1.8)
     run = RunOverhead(5e-3, 1e-3, 4)
-    plan = _compile(tmp_path, "r", "--device-profile", _write_profile(tmp_path / "r.json", run=run))
-    # local-only is one device run of the three nodes; full offload runs nothing there.
-    local, offload = (
-        plan["baselines"][k] - plain["baselines"][k] for k in ("local_s", "full_offload_s")
+    plain, charged = (
+        profiled(ComputeModel(), _write_profile(tmp_path / f"{name}.json", run=law), None)
+        for name, law in (("d", None), ("r", run))
     )
-    assert local == pytest.approx(5e-3 + 3 * 1e-3)
-    assert offload == pytest.approx(0.0)
-    assert plan["cost"]["sides"]["device"]["run"] == run.to_json()
+    before, after = baselines(costs, plain, link), baselines(costs, charged, link)
+    # local-only is one device run of the three nodes; full offload runs nothing there.
+    assert after.local.total_s - before.local.total_s == pytest.approx(5e-3 + 3 * 1e-3)
+    assert after.full_offload.total_s == pytest.approx(before.full_offload.total_s)
+    assert charged.to_json()["sides"]["device"]["run"] == run.to_json()  # plan.json's cost
 
 
 def test_a_malformed_run_overhead_is_refused_in_one_line(tmp_path):
