@@ -8,10 +8,14 @@ import pytest
 from tiny_models import conv_relu_model
 
 from flcompile.costs import ComputeModel, LinkModel
+from flcompile.costs.node_key import OVERALL
+from flcompile.costs.profiled import ProfiledComputeModel, SideProfile
+from flcompile.costs.run_overhead import RunOverhead
 from flcompile.costs.table import cost_table
 from flcompile.costs.tiles import block_costs, tile_costs
 from flcompile.passes.fusable import find_candidates, find_prefix
 from flcompile.passes.receptive_field import make_block, make_tiling
+from flcompile.profile.law import CostLaw
 
 
 @pytest.fixture
@@ -108,11 +112,6 @@ def test_the_devices_work_per_message_is_charged_on_every_cut_that_sends(block, 
 
 
 def test_each_stage_run_pays_its_run_overhead_once(block, per_pixel) -> None:
-    from flcompile.costs.node_key import OVERALL
-    from flcompile.costs.profiled import ProfiledComputeModel, SideProfile
-    from flcompile.costs.run_overhead import RunOverhead
-    from flcompile.profile.law import CostLaw
-
     costs = tile_costs(make_tiling(block, (1, 2)), per_pixel)
     link = LinkModel(rate_MBps=1e-3)
 
