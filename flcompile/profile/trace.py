@@ -76,11 +76,8 @@ def parse_trace(
     """
     runs: dict[str, list[float]] = defaultdict(list)
     ops: dict[str, str] = {}
-    for event in events:
-        name = event.get("name", "")
-        if event.get("cat") != "Node" or not name.endswith(KERNEL_SUFFIX):
-            continue
-        node = name[: -len(KERNEL_SUFFIX)]
+    for event in filter(_is_kernel, events):
+        node = event["name"][: -len(KERNEL_SUFFIX)]
         runs[node].append(float(event["dur"]) * 1e-6)
         ops[node] = event.get("args", {}).get("op_name", "")
     return {
@@ -88,6 +85,11 @@ def parse_trace(
         for node, times in runs.items()
         if len(times) > warmup
     }
+
+
+def _is_kernel(event: Mapping) -> bool:
+    """Whether a trace event is one node's kernel run."""
+    return event.get("cat") == "Node" and event.get("name", "").endswith(KERNEL_SUFFIX)
 
 
 def run_overheads(events: Iterable[Mapping], walls_s: list[float]) -> list[float]:
@@ -98,13 +100,14 @@ def run_overheads(events: Iterable[Mapping], walls_s: list[float]) -> list[float
         walls_s: each run's wall seconds, in run order (as many as the trace's runs).
 
     Returns:
-        Seconds per run, at least 0; empty when the trace has no run events.
+        Seconds per run, at least 0; empty when the trace's runs are not as many as
+        `walls_s`.
     """
     events = list(events)
     runs = sorted((e for e in events if e.get("name") == RUN_EVENT), key=lambda e: e["ts"])
     if len(runs) != len(walls_s):
         return []
-    kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith(KERNEL_SUFFIX)]
+    kernels = [e for e in events if _is_kernel(e)]
     result = []
     for run, wall in zip(runs, walls_s, strict=True):
         start, end = run["ts"], run["ts"] + run["dur"]
