@@ -79,6 +79,12 @@ OPT_SHORTLIST_REUSE = 8  # under edge-side reuse, where opt costs ten times more
 # reuse, where opt costs more and the bound is looser.
 BELOW_BOUND_RUNS = 24
 BELOW_BOUND_RUNS_REUSE = 4
+# Under edge-side reuse, `--solver best` also runs the independent search (the paper's
+# paths, `--no-reuse`) and scores its plan under reuse when the best plan after MW, opt's
+# shortlist and the scan plans is more than this factor above the space bound: there the
+# bound leaves room that the reuse search, with fewer exact runs, may miss.
+INDEPENDENT_SEARCH_ABOVE = 1.05
+INDEPENDENT_SOLVER = "independent"  # what plan.json's `solver` says of that plan
 # Edge-side reuse unless --no-reuse (or --paper) says otherwise.
 DEFAULT_REUSE = True
 # Under edge-side reuse, intermediate reuse too unless --no-intermediate-reuse says otherwise.
@@ -127,7 +133,7 @@ class SearchStats:
     """How much the search did (plan.json's search{}).
 
     Attributes:
-        plans_evaluated: the solver runs (`SearchResult.runs`).
+        plans_evaluated: the solver runs (`SearchResult.runs` and `independent_runs`).
         boundaries_s: seconds of the boundary searches (`--tiles free`), their final solves
             included.
         boundary_tilings: how many tilings the boundary searches scored.
@@ -178,10 +184,13 @@ class SearchResult:
         stats: search effort.
         strategy: the strategy solved with (the --solver asked for).
         notes: things the user should hear (why no FL plan, what a forced choice costs).
-        runs: every solver run, in the order they ran.
+        runs: every solver run on this space's tables, in the order they ran.
         send_dtype: the wire dtype the plan's sends are counted (and emitted) in.
         nfl_float32: NFL with float32 sends, for a fair comparison when `send_dtype` is not
             float32 (None when it is: `baselines.nfl` is that already).
+        independent_runs: under reuse, the solver runs of the independent search on its
+            own tables, where `best` ran it (`INDEPENDENT_SEARCH_ABOVE`); `plans_evaluated`
+            counts them too.
     """
 
     plan: Plan
@@ -196,6 +205,7 @@ class SearchResult:
     runs: tuple[SolverRun, ...] = field(default=())
     send_dtype: str = DEFAULT_SEND_DTYPE
     nfl_float32: SingleCut | None = None
+    independent_runs: tuple[SolverRun, ...] = field(default=())
 
     @property
     def predicted_s(self) -> float:
@@ -558,19 +568,8 @@ def solve(
     if strategy != "nfl" and space.no_fused_reason is not None:
         notes.append(f"no tensor to fuse at: {space.no_fused_reason}")
     tracker = PlanTracker(base.nfl.total_s)
-    scored = _run_solvers(space, link, strategy, tracker, progress)
-    entries = [entry for _, _, entry in scored]
-    scans = inf
-    if strategy in SCAN_STRATEGIES and space.intermediate:
-        # Before the bound-steered steps, so that a good scan plan spares them work; "scan"
-        # keeps its best plan even where NFL is faster, as every solver does.
-        ceiling = tracker.ceiling if strategy == "best" else tracker.best_fused_s
-        scans = solve_scans(space, entries, link, tracker.offer, ceiling, progress=progress)
-    space_bound = SpaceBound([BoundInput.of(e.table) for e in entries])
-    if strategy == "best":
-        _solve_below_bound(entries, space_bound, tracker)
-    _refine_boundaries(space, link, strategy, scored, tracker, progress)
-    bound_space = min(_space_bound(entries, space_bound, tracker), scans)
+    entries, space_bound, apart = _search(space, link, strategy, tracker, progress)
+    bound_space = min(_space_bound(entries, space_bound, tracker), apart)
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
         raise tracker.last_refusal
@@ -605,7 +604,40 @@ def solve(
         tuple(tracker.runs),
         space.model.send_dtype,
         _nfl_float32(space, link),
+        tuple(tracker.aside),
     )
+
+
+def _search(
+    space: SearchSpace, link: LinkModel, strategy: str, tracker: PlanTracker, progress: bool
+) -> tuple[list[FusedPlan], SpaceBound, float]:
+    """Run the strategy's steps, handing every plan to `tracker`.
+
+    Returns:
+        The space's uniform (F, grid) plans (unsolved), their space bound, and a bound on
+        the plans scored apart from those tables (inf when none was): the best
+        intermediate-reuse plan's latency (that family is scored whole) and the bound of
+        the independent search's plan's table under reuse.
+    """
+    scored = _run_solvers(space, link, strategy, tracker, progress)
+    entries = [entry for _, _, entry in scored]
+    scans = inf
+    if strategy in SCAN_STRATEGIES and space.intermediate:
+        # Before the bound-steered steps, so that a good scan plan spares them work; "scan"
+        # keeps its best plan even where NFL is faster, as every solver does.
+        ceiling = tracker.ceiling if strategy == "best" else tracker.best_fused_s
+        scans = solve_scans(space, entries, link, tracker.offer, ceiling, progress=progress)
+    space_bound = SpaceBound([BoundInput.of(e.table) for e in entries])
+    apart = scans
+    if strategy == "best" and space.reuse:
+        # Polishing the bound here also orders the bound-steered runs by their full bound.
+        floor = min(_space_bound(entries, space_bound, tracker), scans)
+        if tracker.ceiling() > INDEPENDENT_SEARCH_ABOVE * floor:
+            apart = min(apart, _independent_search(space, link, tracker, progress))
+    if strategy == "best":
+        _solve_below_bound(entries, space_bound, tracker)
+    _refine_boundaries(space, link, strategy, scored, tracker, progress)
+    return entries, space_bound, apart
 
 
 def _nfl_float32(space: SearchSpace, link: LinkModel) -> SingleCut | None:
@@ -671,6 +703,44 @@ def _refine_boundaries(
         space, link, strategy, scored, tracker.run, progress=progress
     )
     tracker.boundaries_s = time.perf_counter() - started
+
+
+def _independent_search(
+    space: SearchSpace, link: LinkModel, tracker: PlanTracker, progress: bool
+) -> float:
+    """Under edge-side reuse, the independent search's best plan, scored under reuse.
+
+    A path never sends more under reuse than its whole region, so the independent plan's
+    schedule costs at most its independent latency there: the plan returned is never slower
+    than `--no-reuse` finds. The independent search gives opt more tables (opt costs ten
+    times less without reuse), which can find a table the reuse search ranked too low.
+
+    Returns:
+        The bound (or the optimum) of the plan's reuse table, for the space bound (inf
+        when the independent search found no plan with fused layers).
+    """
+    independent = replace(space, reuse=False, intermediate=False, _scans={})
+    # Its bound-steered steps stop at the best plan so far (as its "NFL"). They run as in
+    # the `--no-reuse` search until that search's plan is found, if it beats that plan;
+    # if it does not, the plan so far already does.
+    own = PlanTracker(tracker.ceiling())
+    _search(independent, link, "best", own, progress)
+    tracker.plans += own.plans
+    tracker.aside.extend(own.runs)
+    tracker.boundaries_s += own.boundaries_s
+    tracker.boundary_tilings += own.boundary_tilings
+    plan = own.best
+    if plan is None:
+        return inf
+    choice = next(
+        c for c in space.choices if c.candidate == plan.candidate and c.grid == plan.tiling.grid
+    )  # the boundary search keeps its choice's post-fuse seconds (`tile_search`)
+    table = space.table(replace(choice, tiling=plan.tiling, costs=plan.costs), link)
+    schedule = plan.schedule
+    predicted = makespan(table, schedule.order, schedule.cuts)
+    rescored = replace(plan, table=table, solver=INDEPENDENT_SOLVER, predicted_s=predicted)
+    tracker.offer(rescored)
+    return SpaceBound([BoundInput.of(table)]).value(tracker.ceiling(), {})[0]
 
 
 def _space_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: PlanTracker) -> float:
@@ -756,6 +826,7 @@ class PlanTracker:
         self.refused = 0
         self.last_refusal: SolverLimitError | None = None
         self.runs: list[SolverRun] = []
+        self.aside: list[SolverRun] = []  # the independent search's (its tables, not ours)
         self.boundaries_s = 0.0
         self.boundary_tilings = 0
 

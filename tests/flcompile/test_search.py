@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from math import inf
+
 import pytest
 
-from flcompile import models
+from flcompile import models, search
 from flcompile.compile import analyse
 from flcompile.costs import ComputeModel, LinkModel
 from flcompile.errors import UsageError
@@ -176,3 +178,38 @@ def test_best_gives_opt_every_table_whose_bound_is_below_its_plan(analysis) -> N
         if table_bound(space.table(choice, link)) < result.predicted_s * (1 - 1e-9):
             assert (choice.candidate.tensor, choice.grid) in with_opt
     assert result.lower_bound_space_s <= result.predicted_s
+
+
+@pytest.mark.parametrize("rate", [0.5, 1.8])
+def test_reuse_search_keeps_the_independent_plan_where_its_bound_leaves_room(
+    analysis, monkeypatch, rate: float
+) -> None:
+    link, options = LinkModel(rate), SearchOptions(reuse=True, max_grid=(3, 3))
+    space = analysis.space(ComputeModel(), options)
+    monkeypatch.setattr(search, "INDEPENDENT_SEARCH_ABOVE", inf)  # never
+    alone = solve(space, link, "best")
+    assert not alone.independent_runs
+
+    monkeypatch.setattr(search, "INDEPENDENT_SEARCH_ABOVE", 0.0)  # always
+    result = solve(space, link, "best")
+    assert all(r.plan.table.reuse is None for r in result.independent_runs)
+    assert all(r.plan.table.reuse is not None for r in result.runs)  # this space's tables
+    best_independent = min(result.independent_runs, key=lambda r: r.predicted_s)
+    no_reuse = run(analysis, rate, reuse=False, max_grid=(3, 3))
+    # It stops at the reuse search's plan, and finds the --no-reuse plan wherever that is faster.
+    if no_reuse.fused.predicted_s < alone.predicted_s:
+        assert best_independent.predicted_s == pytest.approx(no_reuse.fused.predicted_s, rel=1e-12)
+    assert best_independent.predicted_s >= no_reuse.fused.predicted_s * (1 - 1e-12)
+    # Its schedule, on the same tiling, scored under reuse: never slower.
+    rescored = [
+        r
+        for r in result.runs
+        if r.plan.tiling is best_independent.plan.tiling
+        and r.plan.schedule == best_independent.plan.schedule
+    ]
+    assert rescored and rescored[0].predicted_s <= best_independent.predicted_s + 1e-12
+    assert result.fused.predicted_s <= no_reuse.fused.predicted_s + 1e-12
+    assert result.fused.table.reuse is not None
+    assert result.lower_bound_space_s <= result.predicted_s + 1e-12
+    runs = len(result.runs) + len(result.independent_runs)
+    assert result.stats.plans_evaluated == runs
