@@ -568,8 +568,8 @@ def solve(
     if strategy != "nfl" and space.no_fused_reason is not None:
         notes.append(f"no tensor to fuse at: {space.no_fused_reason}")
     tracker = PlanTracker(base.nfl.total_s)
-    entries, space_bound, apart = _search(space, link, strategy, tracker, progress)
-    bound_space = min(_space_bound(entries, space_bound, tracker), apart)
+    entries, space_bound, scans = _search(space, link, strategy, tracker, progress)
+    bound_space = min(_space_bound(entries, space_bound, tracker), scans)
     best = tracker.best
     if tracker.refused and tracker.plans == 0 and tracker.last_refusal is not None:
         raise tracker.last_refusal
@@ -614,10 +614,9 @@ def _search(
     """Run the strategy's steps, handing every plan to `tracker`.
 
     Returns:
-        The space's uniform (F, grid) plans (unsolved), their space bound, and a bound on
-        the plans scored apart from those tables (inf when none was): the best
-        intermediate-reuse plan's latency (that family is scored whole) and the bound of
-        the independent search's plan's table under reuse.
+        The space's uniform (F, grid) plans (unsolved), their space bound, and the best
+        intermediate-reuse plan's latency (inf when none was scored; that family is scored
+        whole, so it bounds itself).
     """
     scored = _run_solvers(space, link, strategy, tracker, progress)
     entries = [entry for _, _, entry in scored]
@@ -628,16 +627,15 @@ def _search(
         ceiling = tracker.ceiling if strategy == "best" else tracker.best_fused_s
         scans = solve_scans(space, entries, link, tracker.offer, ceiling, progress=progress)
     space_bound = SpaceBound([BoundInput.of(e.table) for e in entries])
-    apart = scans
     if strategy == "best" and space.reuse:
         # Polishing the bound here also orders the bound-steered runs by their full bound.
         floor = min(_space_bound(entries, space_bound, tracker), scans)
         if tracker.ceiling() > INDEPENDENT_SEARCH_ABOVE * floor:
-            apart = min(apart, _independent_search(space, link, tracker, progress))
+            _independent_search(space, link, tracker, progress)
     if strategy == "best":
         _solve_below_bound(entries, space_bound, tracker)
     _refine_boundaries(space, link, strategy, scored, tracker, progress)
-    return entries, space_bound, apart
+    return entries, space_bound, scans
 
 
 def _nfl_float32(space: SearchSpace, link: LinkModel) -> SingleCut | None:
@@ -699,25 +697,24 @@ def _refine_boundaries(
     if not (space.free_tiles and scored) or strategy == "scan":
         return
     started = time.perf_counter()
-    tracker.boundary_tilings = refine_boundaries(
+    tracker.boundary_tilings += refine_boundaries(
         space, link, strategy, scored, tracker.run, progress=progress
     )
-    tracker.boundaries_s = time.perf_counter() - started
+    tracker.boundaries_s += time.perf_counter() - started
 
 
 def _independent_search(
     space: SearchSpace, link: LinkModel, tracker: PlanTracker, progress: bool
-) -> float:
-    """Under edge-side reuse, the independent search's best plan, scored under reuse.
+) -> None:
+    """Under edge-side reuse, offer `tracker` the independent search's best plan, scored
+    under reuse on the same tiling.
 
     A path never sends more under reuse than its whole region, so the independent plan's
-    schedule costs at most its independent latency there: the plan returned is never slower
-    than `--no-reuse` finds. The independent search gives opt more tables (opt costs ten
-    times less without reuse), which can find a table the reuse search ranked too low.
-
-    Returns:
-        The bound (or the optimum) of the plan's reuse table, for the space bound (inf
-        when the independent search found no plan with fused layers).
+    schedule costs at most its independent latency there: the search never returns a plan
+    slower than the one `--no-reuse` finds. The independent search gives opt more tables
+    (opt costs ten times less without reuse), which can find a table the reuse search
+    ranked too low. The plan's reuse table joins the space bound with the boundary
+    search's tilings (`_space_bound`).
     """
     independent = replace(space, reuse=False, intermediate=False, _scans={})
     # Its bound-steered steps stop at the best plan so far (as its "NFL"). They run as in
@@ -731,7 +728,7 @@ def _independent_search(
     tracker.boundary_tilings += own.boundary_tilings
     plan = own.best
     if plan is None:
-        return inf
+        return
     choice = next(
         c for c in space.choices if c.candidate == plan.candidate and c.grid == plan.tiling.grid
     )  # the boundary search keeps its choice's post-fuse seconds (`tile_search`)
@@ -740,12 +737,12 @@ def _independent_search(
     predicted = makespan(table, schedule.order, schedule.cuts)
     rescored = replace(plan, table=table, solver=INDEPENDENT_SOLVER, predicted_s=predicted)
     tracker.offer(rescored)
-    return SpaceBound([BoundInput.of(table)]).value(tracker.ceiling(), {})[0]
 
 
 def _space_bound(entries: list[FusedPlan], bound: SpaceBound, tracker: PlanTracker) -> float:
-    """The least bound (or proven optimum) over the uniform tables and every unequal tiling
-    the boundary search solved: every table a plan can come from."""
+    """The least bound (or proven optimum) over the uniform tables and every other table a
+    plan was scored on (the boundary search's tilings, the independent search's plan under
+    reuse): every table a plan can come from."""
     known = {id(e.table) for e in entries}
     free = {
         id(r.plan.table): r.plan
