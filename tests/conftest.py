@@ -88,7 +88,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
-    with _turn(item.config, alone=is_alone(item.nodeid.split("@")[0])):
+    with _turn(item.config, alone=is_alone(item.nodeid)):  # xdist's "@alone" suffix ends it
         yield
 
 
